@@ -1,0 +1,1 @@
+"""Shared parts of every process: settings, tables, the unit of work, credentials."""

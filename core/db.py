@@ -1,0 +1,19 @@
+"""Engine construction: one per process, built by its entry point, never at import."""
+
+from sqlalchemy import Engine, create_engine
+
+from core.settings import Settings
+
+
+def make_engine(settings: Settings, *, pool_size: int | None = None) -> Engine:
+    """Return an engine on psycopg2 with a bounded pool and pre-ping (survives a restart)."""
+    url = settings.database_url
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+    return create_engine(
+        url,
+        pool_size=pool_size or settings.db_pool_size,
+        max_overflow=5,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+    )

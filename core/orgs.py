@@ -1,0 +1,81 @@
+"""Organisations and their SCIM credentials. The org of a SCIM request comes from its token alone."""
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Connection, Engine, select, update
+
+from core import credentials
+from core.tables import orgs, scim_tokens
+
+SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+class OrgError(ValueError):
+    """A request about orgs that cannot be honoured; the message says why."""
+
+
+@dataclass(frozen=True)
+class Org:
+    id: str
+    slug: str
+    name: str
+    scim_enabled: bool = True
+
+
+def scim_base_url(public_url: str, slug: str) -> str:
+    return f"{public_url.rstrip('/')}/scim/{slug}/v2"
+
+
+def create(engine: Engine, slug: str, name: str | None = None) -> tuple[Org, str]:
+    """Create an org and its first SCIM token; returns the token in clear, once."""
+    if not SLUG.match(slug):
+        raise OrgError("slug must be 1-63 lowercase letters, digits or hyphens")
+    org = Org(id=str(uuid.uuid4()), slug=slug, name=name or slug)
+    token = credentials.new_token()
+    with engine.begin() as conn:
+        if conn.execute(select(orgs.c.id).where(orgs.c.slug == slug)).first():
+            raise OrgError(f"org {slug!r} already exists")
+        conn.execute(orgs.insert().values(id=org.id, slug=slug, name=org.name))
+        conn.execute(scim_tokens.insert().values(org_id=org.id, token_hash=credentials.token_hash(token)))
+    return org, token
+
+
+def get(conn: Connection, slug: str) -> Org:
+    row = conn.execute(select(orgs).where(orgs.c.slug == slug)).first()
+    if row is None:
+        raise OrgError(f"no org {slug!r}")
+    return Org(id=row.id, slug=row.slug, name=row.name, scim_enabled=row.scim_enabled)
+
+
+def rotate_token(engine: Engine, slug: str, overlap_seconds: int) -> str:
+    """Issue a new token; older tokens keep working for `overlap_seconds`, then stop."""
+    token = credentials.new_token()
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        org = get(conn, slug)
+        conn.execute(
+            update(scim_tokens)
+            .where(scim_tokens.c.org_id == org.id)
+            .where((scim_tokens.c.expires_at.is_(None)) | (scim_tokens.c.expires_at > now + timedelta(seconds=overlap_seconds)))
+            .values(expires_at=now + timedelta(seconds=overlap_seconds))
+        )
+        conn.execute(scim_tokens.insert().values(org_id=org.id, token_hash=credentials.token_hash(token)))
+    return token
+
+
+def authenticate(conn: Connection, token: str) -> Org | None:
+    """Return the org a live token belongs to, or None."""
+    digest = credentials.token_hash(token)
+    row = conn.execute(
+        select(orgs, scim_tokens.c.token_hash, scim_tokens.c.expires_at)
+        .join(scim_tokens, scim_tokens.c.org_id == orgs.c.id)
+        .where(scim_tokens.c.token_hash == digest)
+    ).first()
+    if row is None or not credentials.matches(token, row.token_hash):
+        return None
+    if row.expires_at is not None and row.expires_at <= datetime.now(UTC):
+        return None
+    return Org(id=row.id, slug=row.slug, name=row.name, scim_enabled=row.scim_enabled)

@@ -1,0 +1,45 @@
+"""Settings of every process, read once in each entry point and passed down."""
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """One place for configuration; environment variables are prefixed `PROVISIONER_`.
+
+    `DATABASE_URL` and `KAFKA_BOOTSTRAP_SERVERS` are also read without the prefix, the
+    names every tool in the ecosystem uses.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="PROVISIONER_", extra="ignore")
+
+    database_url: str = Field(
+        "postgresql://provisioner:provisioner@127.0.0.1:5433/provisioner",
+        validation_alias=AliasChoices("DATABASE_URL", "PROVISIONER_DATABASE_URL"),
+    )
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:9092",
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "PROVISIONER_KAFKA_BOOTSTRAP_SERVERS"),
+    )
+    public_url: str = "http://127.0.0.1:8000"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+
+    topic_lifecycle: str = "provisioner.lifecycle"
+    topic_billing: str = "billing"
+    topic_dead_letter: str = "provisioner.dead-letter"
+    topic_partitions: int = 6
+    topic_replication: int = 1
+
+    token_overlap_seconds: int = 3600
+    max_body_bytes: int = 1_048_576
+    max_results: int = 1000
+    db_pool_size: int = 10
+
+    relay_batch_size: int = 500
+    relay_poll_seconds: float = 0.5
+    consumer_group_prefix: str = "provisioner"
+    worker_batch_size: int = 500
+
+    metrics_port_relay: int = 9101
+    metrics_port_membership: int = 9102

@@ -1,0 +1,171 @@
+"""The PostgreSQL schema, declared once; Alembic migrations are generated from it."""
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+
+metadata = MetaData()
+
+_now = {"server_default": func.now(), "nullable": False}
+
+orgs = Table(
+    "orgs",
+    metadata,
+    Column("id", UUID(as_uuid=False), primary_key=True),
+    Column("slug", Text, nullable=False, unique=True),
+    Column("name", Text, nullable=False),
+    Column("manual_provisioning", Boolean, nullable=False, server_default=text("true")),
+    Column("sso_provisioning", Boolean, nullable=False, server_default=text("false")),
+    Column("scim_enabled", Boolean, nullable=False, server_default=text("true")),
+    Column("created_at", DateTime(timezone=True), **_now),
+)
+
+# A bearer token is kept only as its SHA-256; `expires_at` is set when a newer token replaces it.
+scim_tokens = Table(
+    "scim_tokens",
+    metadata,
+    Column("token_hash", LargeBinary, primary_key=True),
+    Column("org_id", UUID(as_uuid=False), ForeignKey("orgs.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", DateTime(timezone=True), **_now),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Index("ix_scim_tokens_org", "org_id"),
+)
+
+# SCIM resources as the IdP sees them, with the attributes that filters look up by, extracted
+# and indexed (RFC 7643: userName is case-insensitive, externalId is case-exact).
+scim_resources = Table(
+    "scim_resources",
+    metadata,
+    Column("org_id", UUID(as_uuid=False), ForeignKey("orgs.id", ondelete="CASCADE"), nullable=False),
+    Column("id", Text, nullable=False),
+    Column("resource_type", Text, nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("data", JSONB, nullable=False),
+    Column("user_name_ci", Text),
+    Column("external_id", Text),
+    Column("display_name_ci", Text),
+    Column("emails_ci", ARRAY(Text), nullable=False, server_default=text("'{}'")),
+    Column("created_at", DateTime(timezone=True), **_now),
+    Column("updated_at", DateTime(timezone=True), **_now),
+    PrimaryKeyConstraint("org_id", "id"),
+    Index(
+        "ux_scim_resources_user_name",
+        "org_id",
+        "user_name_ci",
+        unique=True,
+        postgresql_where=text("resource_type = 'User'"),
+    ),
+    Index("ix_scim_resources_external_id", "org_id", "resource_type", "external_id"),
+    Index("ix_scim_resources_display_name", "org_id", "resource_type", "display_name_ci"),
+    Index("ix_scim_resources_emails", "emails_ci", postgresql_using="gin"),
+    Index("ix_scim_resources_type_id", "org_id", "resource_type", "id"),
+)
+
+# Group members live in rows, so membership changes are inserts and deletes of single rows
+# and two concurrent PATCHes can never lose each other's members.
+scim_group_members = Table(
+    "scim_group_members",
+    metadata,
+    Column("org_id", UUID(as_uuid=False), nullable=False),
+    Column("group_id", Text, nullable=False),
+    Column("member_id", Text, nullable=False),
+    Column("member_type", Text, nullable=False, server_default="User"),
+    Column("display", Text),
+    PrimaryKeyConstraint("org_id", "group_id", "member_id"),
+    Index("ix_scim_group_members_member", "org_id", "member_id"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("event_id", UUID(as_uuid=False), nullable=False, unique=True),
+    Column("topic", Text, nullable=False),
+    Column("key", Text, nullable=False),
+    Column("payload", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), **_now),
+)
+
+# One row per (consumer, event): written in the same transaction as the event's effect.
+processed_events = Table(
+    "processed_events",
+    metadata,
+    Column("consumer", Text, nullable=False),
+    Column("event_id", UUID(as_uuid=False), nullable=False),
+    Column("processed_at", DateTime(timezone=True), **_now),
+    PrimaryKeyConstraint("consumer", "event_id"),
+)
+
+# The org's membership, as the membership worker applies it from lifecycle events.
+members = Table(
+    "members",
+    metadata,
+    Column("id", UUID(as_uuid=False), primary_key=True),
+    Column("org_id", UUID(as_uuid=False), ForeignKey("orgs.id", ondelete="CASCADE"), nullable=False),
+    Column("scim_user_id", Text),
+    Column("user_name", Text),
+    Column("email", Text),
+    Column("email_ci", Text),
+    Column("display_name", Text),
+    Column("status", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("seq", BigInteger, nullable=False, server_default=text("0")),
+    Column("first_login_at", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), **_now),
+    Column("updated_at", DateTime(timezone=True), **_now),
+    UniqueConstraint("org_id", "scim_user_id", name="ux_members_scim_user"),
+    Index("ix_members_org_email", "org_id", "email_ci"),
+    Index("ix_members_org_status", "org_id", "status"),
+)
+
+member_groups = Table(
+    "member_groups",
+    metadata,
+    Column("org_id", UUID(as_uuid=False), nullable=False),
+    Column("group_id", Text, nullable=False),
+    Column("display_name", Text),
+    Column("deleted", Boolean, nullable=False, server_default=text("false")),
+    Column("seq", BigInteger, nullable=False),
+    PrimaryKeyConstraint("org_id", "group_id"),
+)
+
+member_group_links = Table(
+    "member_group_links",
+    metadata,
+    Column("org_id", UUID(as_uuid=False), nullable=False),
+    Column("group_id", Text, nullable=False),
+    Column("scim_user_id", Text, nullable=False),
+    Column("present", Boolean, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    PrimaryKeyConstraint("org_id", "group_id", "scim_user_id"),
+)
+
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("consumer", Text, nullable=False),
+    Column("topic", Text, nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    Column("key", Text),
+    Column("value", LargeBinary),
+    Column("error", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), **_now),
+    Column("redriven_at", DateTime(timezone=True)),
+)

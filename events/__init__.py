@@ -1,0 +1,1 @@
+"""Event contracts, the outbox and the relay that publishes it to Kafka."""

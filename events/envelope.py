@@ -1,0 +1,105 @@
+"""The one envelope on Kafka: CloudEvents 1.0, structured JSON mode.
+
+Extensions (lowercase, per the CloudEvents naming rule): `orgid`, `orgslug`, `partitionkey`
+(the Kafka key; the CloudEvents partitioning extension), `resourceversion` (the version of the
+resource the event is about: consumers drop an event older than what they applied), and
+`correlationid` (the request that caused it).
+"""
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from events.catalogue import BY_TYPE, EventType
+
+SPECVERSION = "1.0"
+_NAMESPACE = uuid.UUID("6f1b2a52-6a4e-4c43-9a38-7b7e5c1d0e11")
+
+
+def deterministic_id(*parts: object) -> str:
+    """An event id derived from what makes the fact unique, so a re-emission is the same event."""
+    return str(uuid.uuid5(_NAMESPACE, "\x1f".join(str(p) for p in parts)))
+
+
+class EnvelopeError(ValueError):
+    """A record that is not a valid envelope: the consumer dead-letters it."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """A fact about an org, ready for the outbox."""
+
+    kind: EventType
+    org_id: str
+    org_slug: str
+    subject: str
+    key: str
+    resource_version: int
+    data: dict[str, Any]
+    id: str = ""
+    time: datetime = field(default_factory=lambda: datetime.now(UTC))
+    correlation_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            object.__setattr__(
+                self,
+                "id",
+                deterministic_id(self.kind.type, self.org_id, self.subject, self.resource_version),
+            )
+
+    @property
+    def type(self) -> str:
+        return self.kind.type
+
+    def to_cloudevent(self) -> dict[str, Any]:
+        ce: dict[str, Any] = {
+            "specversion": SPECVERSION,
+            "id": self.id,
+            "source": f"/provisioner/orgs/{self.org_id}",
+            "type": self.kind.type,
+            "subject": self.subject,
+            "time": self.time.isoformat().replace("+00:00", "Z"),
+            "datacontenttype": "application/json",
+            "dataschema": f"https://provisioner.dev/schemas/events/{self.kind.schema}",
+            "orgid": self.org_id,
+            "orgslug": self.org_slug,
+            "partitionkey": self.key,
+            "resourceversion": self.resource_version,
+            "data": self.data,
+        }
+        if self.correlation_id:
+            ce["correlationid"] = self.correlation_id
+        return ce
+
+
+def encode(event: Event) -> bytes:
+    return orjson.dumps(event.to_cloudevent())
+
+
+def decode(raw: bytes) -> Event:
+    """Parse a structured CloudEvent; anything malformed raises EnvelopeError."""
+    try:
+        ce = orjson.loads(raw)
+        kind = BY_TYPE[ce["type"]]
+        if ce.get("specversion") != SPECVERSION:
+            raise EnvelopeError(f"unsupported specversion {ce.get('specversion')!r}")
+        return Event(
+            kind=kind,
+            org_id=ce["orgid"],
+            org_slug=ce.get("orgslug", ""),
+            subject=ce["subject"],
+            key=ce["partitionkey"],
+            resource_version=int(ce["resourceversion"]),
+            data=dict(ce["data"]),
+            id=str(ce["id"]),
+            time=datetime.fromisoformat(ce["time"].replace("Z", "+00:00")),
+            correlation_id=ce.get("correlationid"),
+        )
+    except EnvelopeError:
+        raise
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise EnvelopeError(f"not a provisioner CloudEvent: {exc!r}") from exc

@@ -1,0 +1,33 @@
+"""The transactional outbox: events are rows written in the same transaction as their cause."""
+
+from collections.abc import Iterable
+
+from sqlalchemy import Connection, text
+from sqlalchemy.dialects.postgresql import insert
+
+from core.tables import outbox
+from events.envelope import Event
+
+NOTIFY_CHANNEL = "provisioner_outbox"
+
+
+def add(conn: Connection, events: Iterable[Event], topics: dict[str, str]) -> int:
+    """Stage events for publication; a re-staged event (same id) is ignored.
+
+    `topics` maps a topic role to its configured name. A NOTIFY wakes the relay when the
+    transaction commits (PostgreSQL delivers notifications only on commit).
+    """
+    rows = [
+        {
+            "event_id": e.id,
+            "topic": topics[e.kind.topic_role],
+            "key": e.key,
+            "payload": e.to_cloudevent(),
+        }
+        for e in events
+    ]
+    if not rows:
+        return 0
+    conn.execute(insert(outbox).on_conflict_do_nothing(index_elements=["event_id"]), rows)
+    conn.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+    return len(rows)

@@ -1,0 +1,1 @@
+"""The thin ingest layer: authenticate, validate, write the resource and its events, answer."""

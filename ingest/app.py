@@ -1,0 +1,53 @@
+"""The ingest process's composition root: `create_app(settings)` wires every route."""
+
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import Engine, text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from core.db import make_engine
+from core.settings import Settings
+from ingest.scim.routes import ScimEndpoint
+
+_SCIM_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+
+def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
+    engine = engine or make_engine(settings)
+    scim = ScimEndpoint(settings, engine)
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    def _db_ready() -> bool:
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return True
+        except Exception:
+            return False
+
+    async def readyz(_: Request) -> Response:
+        from starlette.concurrency import run_in_threadpool
+
+        ready = await run_in_threadpool(_db_ready)
+        return JSONResponse({"status": "ready" if ready else "database unavailable"}, status_code=200 if ready else 503)
+
+    async def metrics(_: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    routes: list[Any] = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics),
+        Route("/scim/{org}", scim.handle, methods=_SCIM_METHODS),
+        Route("/scim/{org}/{path:path}", scim.handle, methods=_SCIM_METHODS),
+    ]
+    app = Starlette(routes=routes)
+    app.state.engine = engine
+    app.state.settings = settings
+    return app

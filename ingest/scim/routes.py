@@ -1,0 +1,133 @@
+"""Route glue: an HTTP request on `/scim/{org}/v2/...` becomes a scim2-server request, served in
+one PostgreSQL transaction with the org's storage.
+
+The org comes from the bearer token alone; a token of another org, an unknown org in the
+path, or a disabled SCIM integration all get the same 401 (no oracle for org slugs).
+"""
+
+import logging
+import uuid
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+from scim2_models import InvalidSyntaxException, PayloadTooLargeException, SCIMException, UnauthorizedException
+from scim2_server.applications.base import BaseApplication
+from scim2_server.handler import ScimHandler
+from scim2_server.requests import ScimRequest
+from scim2_server.responses import ScimResponse
+from scim2_server.routing import Operation
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from core import orgs
+from core.settings import Settings
+from ingest.scim import quirks
+from ingest.scim.changes import OrgRef
+from ingest.scim.provider import build_service
+from ingest.scim.storage import PgStorage
+
+log = logging.getLogger("provisioner.scim")
+
+_WRITES = {"POST", "PUT", "PATCH", "DELETE"}
+_RESOURCE_TYPES = {"Users": "User", "Groups": "Group"}
+
+
+class ScimEndpoint:
+    """An ASGI endpoint serving every org's SCIM root."""
+
+    def __init__(self, settings: Settings, engine: Engine):
+        self.settings = settings
+        self.engine = engine
+        self.service, self.models = build_service(settings)
+        self.topics = {"lifecycle": settings.topic_lifecycle, "billing": settings.topic_billing}
+
+    async def handle(self, request: Request) -> Response:
+        slug = request.path_params["org"]
+        body = await _read_limited(request, self.settings.max_body_bytes)
+        scim_request = ScimRequest(
+            method=request.method,
+            base_url=orgs.scim_base_url(self.settings.public_url, slug),
+            path=BaseApplication.split_path("/" + request.path_params.get("path", "")),
+            query=dict(parse_qsl(request.url.query, keep_blank_values=True)),
+            headers=list(request.headers.items()),
+            body=body,
+        )
+        correlation_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        response = await run_in_threadpool(self.serve, slug, scim_request, correlation_id)
+        response.headers.setdefault("Location", scim_request.url)
+        response.headers.setdefault("Cache-Control", "no-cache")
+        response.headers["X-Request-Id"] = correlation_id
+        content = b"" if response.body is None else orjson.dumps(response.body)
+        return Response(content, status_code=int(response.status), headers=response.headers)
+
+    def serve(self, slug: str, request: ScimRequest, correlation_id: str) -> ScimResponse:
+        try:
+            operation = self.service.match(request).operation
+            if operation is Operation.service_provider_config:
+                return ScimHandler(self.service, _NoStorage()).handle(request)
+            if len(request.body) > self.settings.max_body_bytes:
+                raise PayloadTooLargeException(detail=f"the body exceeds {self.settings.max_body_bytes} bytes")
+            self._normalise(request)
+            with self.engine.connect() as conn:
+                org = self._authenticate(conn, slug, request)
+                storage = PgStorage(
+                    conn,
+                    OrgRef(org.id, org.slug, correlation_id),
+                    self.models,
+                    self.topics,
+                    lock=request.method.upper() in _WRITES,
+                )
+                with conn.begin():
+                    return ScimHandler(self.service, storage).handle(request)
+        except SCIMException as exc:
+            return self.service.error_response(exc)
+        except Exception:
+            log.exception("SCIM request failed", extra={"org": slug, "correlation_id": correlation_id})
+            return self.service.error_response(RuntimeError("internal error"))
+
+    def _authenticate(self, conn: Any, slug: str, request: ScimRequest) -> orgs.Org:
+        scheme, _, token = (request.header("Authorization") or "").partition(" ")
+        org = orgs.authenticate(conn, token.strip()) if scheme.lower() == "bearer" and token else None
+        conn.commit()
+        if org is None or org.slug != slug or not org.scim_enabled:
+            raise UnauthorizedException(detail="a valid bearer token for this org is required")
+        return org
+
+    def _normalise(self, request: ScimRequest) -> None:
+        """Let the documented shapes of real IdPs through (see ingest/scim/quirks.py)."""
+        if request.method.upper() not in ("POST", "PUT", "PATCH") or not request.body:
+            return
+        endpoint = request.path.strip("/").split("/")[0]
+        resource_type = _RESOURCE_TYPES.get(endpoint)
+        if resource_type is None:
+            return
+        try:
+            body = orjson.loads(request.body)
+        except orjson.JSONDecodeError:
+            raise InvalidSyntaxException(detail="the body is not valid JSON") from None
+        if isinstance(body, dict):
+            request.body = orjson.dumps(quirks.normalize_body(resource_type, request.method.upper(), body))
+
+
+class _NoStorage:
+    """/ServiceProviderConfig needs no storage; any access would be a bug."""
+
+    supports_cursors = False
+    _search_takes_position = True
+    _get_takes_response_parameters = True
+
+    def operation(self) -> Any:
+        raise RuntimeError("no storage for discovery")
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    """Read at most limit+1 bytes, so the service answers 413 to a larger body without buffering it."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            break
+    return body

@@ -1,0 +1,298 @@
+"""A scim2-server storage on PostgreSQL, scoped to one org and one request's transaction.
+
+It stores each resource as JSONB with its looked-up attributes in indexed columns, keeps
+group members as rows, and stages the lifecycle events of every write in the outbox within
+the same transaction (ARCHITECTURE §3.1). The request's connection is owned by the caller,
+which commits after the response is built, or rolls back on any error.
+"""
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from scim2_models import (
+    InvalidValueException,
+    Meta,
+    NotFoundException,
+    PreconditionFailedException,
+    Resource,
+    ResourceType,
+    ResponseParameters,
+    ScimFilter,
+    SearchRequest,
+    UniquenessException,
+)
+from scim2_server.memory import _page
+from scim2_server.storage import ScimStorage, SearchPage
+from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from core.tables import scim_group_members as gm
+from core.tables import scim_resources as t
+from events import outbox
+from ingest.scim import changes
+from ingest.scim.search import lowered, narrowing
+
+# Attributes the service never keeps: password is write-only and this system never needs it;
+# groups on a User is derived from the groups' members.
+_DROPPED = ("password", "groups", "meta", "id")
+
+
+def _etag(version: int) -> str:
+    return f'W/"{version}"'
+
+
+def _version_of(etag: str | None) -> int | None:
+    if not etag:
+        return None
+    try:
+        return int(etag.removeprefix("W/").strip('"'))
+    except ValueError:
+        return -1
+
+
+class PgStorage(ScimStorage):
+    """Resources of one org. `lock=True` reads rows FOR UPDATE, so a read-modify-write is serialised."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        org: changes.OrgRef,
+        models: dict[str, type[Resource[Any]]],
+        topics: dict[str, str],
+        *,
+        lock: bool = False,
+    ):
+        self.conn = conn
+        self.org = org
+        self.models = models
+        self.topics = topics
+        self.lock = lock
+        self._members_cache: dict[str, dict[str, str]] = {}
+
+    # -- reading -----------------------------------------------------------------------
+
+    def _row(self, resource_type: ResourceType, resource_id: str) -> Any:
+        query = select(t).where(t.c.org_id == self.org.id, t.c.id == resource_id, t.c.resource_type == resource_type.name)
+        if self.lock:
+            query = query.with_for_update()
+        row = self.conn.execute(query).first()
+        if row is None:
+            raise NotFoundException(detail=f"{resource_type.name} {resource_id!r} not found")
+        return row
+
+    def _members(self, group_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        found: dict[str, list[dict[str, Any]]] = {gid: [] for gid in group_ids}
+        if not group_ids:
+            return found
+        rows = self.conn.execute(
+            select(gm.c.group_id, gm.c.member_id, gm.c.member_type, gm.c.display)
+            .where(gm.c.org_id == self.org.id, gm.c.group_id.in_(group_ids))
+            .order_by(gm.c.group_id, gm.c.member_id)
+        )
+        for r in rows:
+            member = {"value": r.member_id, "type": r.member_type, "$ref": f"{r.member_type}s/{r.member_id}"}
+            if r.display:
+                member["display"] = r.display
+            found[r.group_id].append(member)
+        return found
+
+    def _resource(self, row: Any, members: list[dict[str, Any]] | None = None) -> Resource[Any]:
+        data = dict(row.data)
+        if row.resource_type == "Group" and members:
+            data["members"] = members
+        resource = self.models[row.resource_type].model_validate(data)
+        resource.id = row.id
+        resource.meta = Meta(
+            resource_type=row.resource_type,
+            created=row.created_at,
+            last_modified=row.updated_at,
+            version=_etag(row.version),
+        )
+        return resource
+
+    def _load(self, rows: list[Any], response_parameters: ResponseParameters[Any] | None = None) -> list[Resource[Any]]:
+        group_ids = [r.id for r in rows if r.resource_type == "Group"]
+        members = self._members(group_ids) if group_ids and _wants_members(response_parameters) else {}
+        for gid, found in members.items():
+            self._members_cache[gid] = {m["value"]: m["type"] for m in found}
+        return [self._resource(r, members.get(r.id)) for r in rows]
+
+    def get(self, resource_type: ResourceType, resource_id: str, *, response_parameters: ResponseParameters[Any] | None = None) -> Resource[Any]:
+        return self._load([self._row(resource_type, resource_id)], response_parameters)[0]
+
+    def search(self, resource_types: list[ResourceType], search_request: SearchRequest[Any], *, position: Any = None) -> SearchPage:
+        names = sorted({rt.name for rt in resource_types})
+        scim_filter = search_request.filter
+        base = select(t).where(t.c.org_id == self.org.id, t.c.resource_type.in_(names))
+        if scim_filter is None and search_request.sort_by is None:
+            return self._plain_page(base, search_request)
+        condition = narrowing(scim_filter)
+        if condition is not None:
+            base = base.where(condition)
+        candidates = self._load(list(self.conn.execute(base)))
+        if scim_filter is not None and not scim_filter.models:
+            scim_filter = ScimFilter(str(scim_filter))
+        found = [r for r in candidates if scim_filter is None or scim_filter.match(r)]
+        return _page(search_request, position, found)
+
+    def _plain_page(self, base: Any, search_request: SearchRequest[Any]) -> SearchPage:
+        """An unfiltered, unsorted listing pages in SQL (stable order: the id)."""
+        total = self.conn.execute(select(func.count()).select_from(base.subquery())).scalar_one()
+        start = search_request.start_index_0 or 0
+        query = base.order_by(t.c.id).offset(start)
+        if search_request.count is not None:
+            query = query.limit(search_request.count)
+        rows = list(self.conn.execute(query)) if search_request.count != 0 else []
+        return SearchPage(total, self._load(rows))
+
+    # -- writing -----------------------------------------------------------------------
+
+    def _columns(self, resource_type: str, data: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "user_name_ci": data.get("userName", "").lower() if resource_type == "User" else None,
+            "external_id": data.get("externalId"),
+            "display_name_ci": (data.get("displayName") or "").lower() or None,
+            "emails_ci": lowered([e.get("value", "") for e in data.get("emails") or []]),
+        }
+
+    @staticmethod
+    def _stored_data(resource: Resource[Any]) -> tuple[dict[str, Any], dict[str, str], dict[str, str | None]]:
+        """The JSONB body (without members), the members by id with type, and their display names."""
+        data = resource.model_dump(mode="json")
+        for key in _DROPPED:
+            data.pop(key, None)
+        members = data.pop("members", None) or []
+        types = {m["value"]: m.get("type") or "User" for m in members if m.get("value")}
+        displays = {m["value"]: m.get("display") for m in members if m.get("value")}
+        return data, types, displays
+
+    def _check_unique(self, resource_type: str, data: dict[str, Any], resource_id: str) -> None:
+        if resource_type != "User":
+            return
+        taken = self.conn.execute(
+            select(t.c.id).where(
+                t.c.org_id == self.org.id,
+                t.c.resource_type == "User",
+                t.c.user_name_ci == data.get("userName", "").lower(),
+                t.c.id != resource_id,
+            )
+        ).first()
+        if taken:
+            raise UniquenessException(detail=f"userName {data.get('userName')!r} is already taken")
+
+    def _stage(self, events: list[Any]) -> None:
+        outbox.add(self.conn, events, self.topics)
+
+    def create(self, resource_type: ResourceType, resource: Resource[Any]) -> Resource[Any]:
+        name = resource_type.name
+        resource_id = uuid.uuid4().hex
+        data, member_types, displays = self._stored_data(resource)
+        self._check_unique(name, data, resource_id)
+        now = datetime.now(UTC)
+        try:
+            with self.conn.begin_nested():
+                self.conn.execute(
+                    insert(t).values(
+                        org_id=self.org.id, id=resource_id, resource_type=name, version=1, data=data,
+                        created_at=now, updated_at=now, **self._columns(name, data),
+                    )
+                )
+        except IntegrityError:
+            raise UniquenessException(detail=f"userName {data.get('userName')!r} is already taken") from None
+        self._write_members(resource_id, {}, member_types, displays)
+        if name == "User":
+            self._stage(changes.user_events(self.org, resource_id, None, data, 1))
+        else:
+            self._stage(changes.group_events(self.org, resource_id, None, data, {}, member_types, 1))
+        return self.get(resource_type, resource_id)
+
+    def update(self, resource_type: ResourceType, resource: Resource[Any], *, expected_version: str | None = None) -> Resource[Any]:
+        name = resource_type.name
+        resource_id = str(resource.id)
+        row = self._locked(resource_type, resource_id, expected_version)
+        data, member_types, displays = self._stored_data(resource)
+        self._check_unique(name, data, resource_id)
+        version = row.version + 1
+        self.conn.execute(
+            update(t)
+            .where(t.c.org_id == self.org.id, t.c.id == resource_id)
+            .values(version=version, data=data, updated_at=datetime.now(UTC), **self._columns(name, data))
+        )
+        if name == "User":
+            self._stage(changes.user_events(self.org, resource_id, dict(row.data), data, version))
+        else:
+            before = self._current_members(resource_id)
+            self._write_members(resource_id, before, member_types, displays)
+            self._stage(changes.group_events(self.org, resource_id, dict(row.data), data, before, member_types, version))
+        return self.get(resource_type, resource_id)
+
+    def delete(self, resource_type: ResourceType, resource_id: str, *, expected_version: str | None = None) -> None:
+        row = self._locked(resource_type, resource_id, expected_version)
+        version = row.version + 1
+        self.conn.execute(delete(t).where(t.c.org_id == self.org.id, t.c.id == resource_id))
+        if resource_type.name == "User":
+            self.conn.execute(delete(gm).where(gm.c.org_id == self.org.id, gm.c.member_id == resource_id))
+            self._stage(changes.user_events(self.org, resource_id, dict(row.data), None, version))
+        else:
+            self.conn.execute(delete(gm).where(gm.c.org_id == self.org.id, gm.c.group_id == resource_id))
+            self._stage(changes.group_events(self.org, resource_id, dict(row.data), None, {}, {}, version))
+
+    def _locked(self, resource_type: ResourceType, resource_id: str, expected_version: str | None) -> Any:
+        row = self.conn.execute(
+            select(t)
+            .where(t.c.org_id == self.org.id, t.c.id == resource_id, t.c.resource_type == resource_type.name)
+            .with_for_update()
+        ).first()
+        if row is None:
+            raise NotFoundException(detail=f"{resource_type.name} {resource_id!r} not found")
+        wanted = _version_of(expected_version)
+        if wanted is not None and wanted != row.version:
+            raise PreconditionFailedException(detail=f"version is {_etag(row.version)}, not {expected_version}")
+        return row
+
+    def _current_members(self, group_id: str) -> dict[str, str]:
+        rows = self.conn.execute(
+            select(gm.c.member_id, gm.c.member_type).where(gm.c.org_id == self.org.id, gm.c.group_id == group_id)
+        )
+        return {r.member_id: r.member_type for r in rows}
+
+    def _existing_members(self, ids: list[str]) -> dict[str, str]:
+        """The resource type of each new member; a member that is not in this org is refused."""
+        rows = self.conn.execute(
+            select(t.c.id, t.c.resource_type).where(t.c.org_id == self.org.id, t.c.id.in_(ids))
+        )
+        found = {r.id: r.resource_type for r in rows}
+        missing = [m for m in ids if m not in found]
+        if missing:
+            raise InvalidValueException(detail=f"members {', '.join(sorted(missing)[:5])} are not resources of this org")
+        return found
+
+    def _write_members(self, group_id: str, before: dict[str, str], after: dict[str, str], displays: dict[str, str | None]) -> None:
+        """Apply the membership difference as row inserts and deletes, never a rewrite of the list."""
+        added = [m for m in after if m not in before]
+        removed = [m for m in before if m not in after]
+        if added:
+            after = {**after, **self._existing_members(added)}
+        if removed:
+            self.conn.execute(delete(gm).where(gm.c.org_id == self.org.id, gm.c.group_id == group_id, gm.c.member_id.in_(removed)))
+        if added:
+            self.conn.execute(
+                insert(gm),
+                [
+                    {"org_id": self.org.id, "group_id": group_id, "member_id": m, "member_type": after[m], "display": displays.get(m)}
+                    for m in added
+                ],
+            )
+
+
+def _wants_members(response_parameters: ResponseParameters[Any] | None) -> bool:
+    if response_parameters is None:
+        return True
+    excluded = {str(a).lower() for a in (response_parameters.excluded_attributes or [])}
+    if "members" in excluded or any(a.endswith(":members") for a in excluded):
+        return False
+    attributes = response_parameters.attributes
+    if attributes:
+        return any("members" in str(a).lower() for a in attributes)
+    return True
