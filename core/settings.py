@@ -11,7 +11,7 @@ class Settings(BaseSettings):
     names every tool in the ecosystem uses.
     """
 
-    model_config = SettingsConfigDict(env_prefix="PROVISIONER_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="PROVISIONER_", extra="ignore", populate_by_name=True)
 
     database_url: str = Field(
         "postgresql://provisioner:provisioner@127.0.0.1:5433/provisioner",
@@ -43,3 +43,11 @@ class Settings(BaseSettings):
 
     metrics_port_relay: int = 9101
     metrics_port_membership: int = 9102
+
+
+def to_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a child process build the same Settings."""
+    env = {f"PROVISIONER_{name.upper()}": str(value) for name, value in settings.model_dump().items()}
+    env["DATABASE_URL"] = settings.database_url
+    env["KAFKA_BOOTSTRAP_SERVERS"] = settings.kafka_bootstrap_servers
+    return env

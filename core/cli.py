@@ -1,0 +1,141 @@
+"""The `provisioner` command: operate orgs, inspect members, run each process."""
+
+import json
+import logging
+import sys
+
+import typer
+
+from core import orgs
+from core.db import make_engine
+from core.settings import Settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Provisioner: SCIM/SSO provisioning pipeline.")
+org_app = typer.Typer(no_args_is_help=True, help="Organisations and their SCIM credentials.")
+members_app = typer.Typer(no_args_is_help=True, help="An org's members, as the membership worker applied them.")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+topics_app = typer.Typer(no_args_is_help=True, help="Kafka topics.")
+app.add_typer(org_app, name="org")
+app.add_typer(members_app, name="members")
+app.add_typer(db_app, name="db")
+app.add_typer(topics_app, name="topics")
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+@org_app.command("create")
+def org_create(slug: str, name: str = typer.Option(None, help="Display name"), as_json: bool = typer.Option(False, "--json")) -> None:
+    """Create an org and print its SCIM base URL and bearer token (shown once)."""
+    settings = _settings()
+    try:
+        org, token = orgs.create(make_engine(settings), slug, name)
+    except orgs.OrgError as exc:
+        _fail(str(exc))
+    out = {"id": org.id, "slug": org.slug, "scim_base_url": orgs.scim_base_url(settings.public_url, org.slug), "scim_token": token}
+    typer.echo(json.dumps(out) if as_json else "\n".join(f"{k}: {v}" for k, v in out.items()))
+
+
+@org_app.command("rotate-token")
+def org_rotate_token(slug: str, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Issue a new SCIM token; the old ones keep working for the configured overlap."""
+    settings = _settings()
+    try:
+        token = orgs.rotate_token(make_engine(settings), slug, settings.token_overlap_seconds)
+    except orgs.OrgError as exc:
+        _fail(str(exc))
+    out = {"slug": slug, "scim_token": token, "previous_tokens_valid_for_seconds": settings.token_overlap_seconds}
+    typer.echo(json.dumps(out) if as_json else "\n".join(f"{k}: {v}" for k, v in out.items()))
+
+
+@members_app.command("list")
+def members_list(
+    slug: str,
+    as_json: bool = typer.Option(False, "--json"),
+    status: str = typer.Option(None, help="Only members with this status"),
+    include_removed: bool = typer.Option(False, "--all", help="Include removed members"),
+) -> None:
+    """List an org's members with email, status and source."""
+    from core.members import list_members
+
+    engine = make_engine(_settings())
+    with engine.connect() as conn:
+        try:
+            org = orgs.get(conn, slug)
+        except orgs.OrgError as exc:
+            _fail(str(exc))
+        found = list_members(conn, org.id, status=status, include_removed=include_removed)
+    if as_json:
+        typer.echo(json.dumps(found))
+    else:
+        for m in found:
+            typer.echo(f"{m['email'] or m['user_name']}\t{m['status']}\t{m['source']}")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the schema migrations."""
+    from core.migrate import upgrade
+
+    upgrade(_settings())
+
+
+@topics_app.command("create")
+def topics_create() -> None:
+    """Create the Kafka topics that are missing."""
+    from events.kafka import ensure_topics
+
+    created = ensure_topics(_settings())
+    typer.echo(f"created: {', '.join(created) or 'none (all present)'}")
+
+
+@app.command("serve")
+def serve() -> None:
+    """Run the ingest HTTP server (SCIM, health, metrics)."""
+    import uvicorn
+
+    from ingest.app import create_app
+
+    settings = _settings()
+    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_level="warning", access_log=False)
+
+
+@app.command("relay")
+def relay() -> None:
+    """Run the outbox relay."""
+    from events.main import run_relay
+
+    run_relay(_settings())
+
+
+@app.command("worker")
+def worker(name: str = typer.Argument(..., help="membership")) -> None:
+    """Run one worker of a consumer group."""
+    from workers.main import WORKERS, run_worker
+
+    if name not in WORKERS:
+        _fail(f"unknown worker {name!r}; known: {', '.join(WORKERS)}")
+    run_worker(name, _settings())
+
+
+@app.command("run")
+def run(roles: list[str] = typer.Argument(None, help="Roles to run (default: all)")) -> None:
+    """Run ingest, the relay and every worker in the foreground; Ctrl-C stops all."""
+    from core.supervisor import supervise
+
+    raise typer.Exit(supervise(roles))
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+"""Read side of the org's membership, for the CLI and the admin API."""
+
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from core.tables import members
+
+
+def list_members(conn: Connection, org_id: str, *, status: str | None = None, include_removed: bool = False) -> list[dict[str, Any]]:
+    query = select(members).where(members.c.org_id == org_id).order_by(members.c.created_at, members.c.id)
+    if status:
+        query = query.where(members.c.status == status)
+    elif not include_removed:
+        query = query.where(members.c.status != "removed")
+    return [
+        {
+            "id": r.id,
+            "email": r.email,
+            "user_name": r.user_name,
+            "display_name": r.display_name,
+            "status": r.status,
+            "source": r.source,
+            "scim_user_id": r.scim_user_id,
+            "first_login_at": r.first_login_at.isoformat() if r.first_login_at else None,
+            "created_at": r.created_at.isoformat(),
+            "updated_at": r.updated_at.isoformat(),
+        }
+        for r in conn.execute(query)
+    ]

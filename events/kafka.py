@@ -1,0 +1,70 @@
+"""Kafka clients and topics, configured in one place (kafka-python)."""
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from core.settings import Settings
+
+
+def producer(settings: Settings, **overrides: object) -> KafkaProducer:
+    """An idempotent producer that waits for every in-sync replica (acks=all)."""
+    config: dict[str, object] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers.split(","),
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": 5,
+        "batch_size": 256 * 1024,
+        "compression_type": None,
+        "request_timeout_ms": 15000,
+        "delivery_timeout_ms": 30000,
+        "client_id": "provisioner",
+    }
+    config.update(overrides)
+    return KafkaProducer(**config)
+
+
+def consumer(settings: Settings, group_id: str, topics: list[str], **overrides: object) -> KafkaConsumer:
+    """A group member that commits offsets itself, after its database commit."""
+    config: dict[str, object] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers.split(","),
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "isolation_level": "read_committed",
+        "max_poll_records": settings.worker_batch_size,
+        "client_id": group_id,
+    }
+    config.update(overrides)
+    c = KafkaConsumer(**config)
+    c.subscribe(topics)
+    return c
+
+
+def topic_names(settings: Settings) -> list[str]:
+    return [settings.topic_lifecycle, settings.topic_billing, settings.topic_dead_letter]
+
+
+def ensure_topics(settings: Settings) -> list[str]:
+    """Create the topics that are missing; returns the names created."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers.split(","), client_id="provisioner-admin")
+    try:
+        existing = set(admin.list_topics())
+        wanted = [
+            NewTopic(
+                name=name,
+                num_partitions=settings.topic_partitions,
+                replication_factor=settings.topic_replication,
+                topic_configs={"min.insync.replicas": str(max(1, min(2, settings.topic_replication - 1)))},
+            )
+            for name in topic_names(settings)
+            if name not in existing
+        ]
+        if wanted:
+            try:
+                admin.create_topics(wanted)
+            except TopicAlreadyExistsError:
+                pass
+        return [t.name for t in wanted]
+    finally:
+        admin.close()

@@ -1,0 +1,187 @@
+"""Fixtures on the real PostgreSQL and Kafka that `make test` starts.
+
+Each test session gets its own database (`<db>_test`), topic names and consumer groups, so
+it never touches a running `make run` stack; each test gets its own org.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import pytest
+from sqlalchemy import Engine, create_engine, text
+
+from core import orgs
+from core.db import make_engine
+from core.migrate import upgrade
+from core.settings import Settings, to_env
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _test_database_url(url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "_test"))
+
+
+def _ensure_database(url: str) -> None:
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin = create_engine(
+        urlunsplit(parts._replace(path="/postgres")).replace("postgresql://", "postgresql+psycopg2://", 1),
+        isolation_level="AUTOCOMMIT",
+    )
+    with admin.connect() as conn:
+        if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first():
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    base = Settings()
+    run = uuid.uuid4().hex[:8]
+    port = _free_port()
+    url = os.environ.get("PROVISIONER_TEST_DATABASE_URL") or _test_database_url(base.database_url)
+    return Settings(
+        database_url=url,
+        kafka_bootstrap_servers=base.kafka_bootstrap_servers,
+        topic_lifecycle=f"test-{run}.lifecycle",
+        topic_billing=f"test-{run}.billing",
+        topic_dead_letter=f"test-{run}.dead-letter",
+        consumer_group_prefix=f"test-{run}",
+        http_port=port,
+        public_url=f"http://127.0.0.1:{port}",
+        metrics_port_relay=_free_port(),
+        metrics_port_membership=_free_port(),
+        relay_poll_seconds=0.2,
+    )
+
+
+@pytest.fixture(scope="session")
+def engine(settings: Settings) -> Iterator[Engine]:
+    _ensure_database(settings.database_url)
+    upgrade(settings)
+    engine = make_engine(settings)
+    yield engine
+    engine.dispose()
+
+
+class Processes:
+    """Child processes started with the test settings; all stopped at session end."""
+
+    def __init__(self, settings: Settings):
+        self.env = {**os.environ, **to_env(settings)}
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen([sys.executable, "-m", "core.cli", *args], env=self.env)
+        self.children[name] = proc
+        return proc
+
+    def kill(self, name: str) -> None:
+        self.children[name].kill()
+        self.children[name].wait()
+
+    def stop_all(self) -> None:
+        for proc in self.children.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.children.values():
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, message: str = "condition"):
+    """Poll until predicate() is truthy; returns its value or fails the test."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def processes(settings: Settings) -> Iterator[Processes]:
+    procs = Processes(settings)
+    yield procs
+    procs.stop_all()
+
+
+@pytest.fixture(scope="session")
+def server(settings: Settings, engine: Engine, processes: Processes) -> str:
+    """The ingest HTTP server, a real uvicorn process; returns its URL."""
+    processes.start("ingest", "serve")
+    wait_for(lambda: _http_ok(f"{settings.public_url}/readyz"), timeout=30, message="ingest /readyz")
+    return settings.public_url
+
+
+@pytest.fixture(scope="session")
+def pipeline(settings: Settings, server: str, processes: Processes) -> Processes:
+    """Topics, the relay and the membership worker, on the real Kafka."""
+    from events.kafka import ensure_topics
+
+    ensure_topics(settings)
+    processes.start("relay", "relay")
+    processes.start("membership", "worker", "membership")
+    wait_for(lambda: _http_ok(f"http://127.0.0.1:{settings.metrics_port_relay}/metrics"), timeout=30, message="relay")
+    wait_for(lambda: _http_ok(f"http://127.0.0.1:{settings.metrics_port_membership}/metrics"), timeout=30, message="worker")
+    return processes
+
+
+@dataclass
+class ScimOrg:
+    id: str
+    slug: str
+    token: str
+    base_url: str
+    client: httpx.Client
+
+
+def make_org(settings: Settings, engine: Engine) -> ScimOrg:
+    slug = "t-" + uuid.uuid4().hex[:12]
+    org, token = orgs.create(engine, slug)
+    base = orgs.scim_base_url(settings.public_url, slug)
+    client = httpx.Client(
+        base_url=base,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"},
+        timeout=10,
+    )
+    return ScimOrg(org.id, slug, token, base, client)
+
+
+@pytest.fixture
+def scim_org(settings: Settings, engine: Engine, server: str) -> Iterator[ScimOrg]:
+    org = make_org(settings, engine)
+    yield org
+    org.client.close()
+
+
+@pytest.fixture
+def other_org(settings: Settings, engine: Engine, server: str) -> Iterator[ScimOrg]:
+    org = make_org(settings, engine)
+    yield org
+    org.client.close()

@@ -1,0 +1,263 @@
+"""The SCIM service provider over real HTTP and the real PostgreSQL (RFC 7644)."""
+
+import concurrent.futures
+import json
+
+import pytest
+from sqlalchemy import text
+
+USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
+PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+
+pytestmark = pytest.mark.integration
+
+
+def new_user(client, user_name, **extra):
+    body = {"schemas": [USER], "userName": user_name, "active": True, **extra}
+    r = client.post("/Users", json=body)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def outbox_types(engine, org_id):
+    with engine.connect() as conn:
+        return [
+            row[0]
+            for row in conn.execute(
+                text("SELECT payload->>'type' FROM outbox WHERE payload->>'orgid' = :o ORDER BY id"), {"o": org_id}
+            )
+        ]
+
+
+def test_discovery_endpoints(scim_org):
+    spc = scim_org.client.get("/ServiceProviderConfig").json()
+    assert spc["patch"]["supported"] is True and spc["etag"]["supported"] is True
+    assert spc["filter"]["maxResults"] > 0
+    types = scim_org.client.get("/ResourceTypes").json()
+    assert {r["name"] for r in types["Resources"]} == {"User", "Group"}
+    schemas = scim_org.client.get("/Schemas").json()
+    assert ENTERPRISE in {s["id"] for s in schemas["Resources"]}
+
+
+def test_create_then_lookup_by_username_externalid_and_email(scim_org):
+    c = scim_org.client
+    assert c.get("/Users", params={"filter": 'userName eq "ALICE@example.com"'}).json()["totalResults"] == 0
+    user = new_user(c, "alice@example.com", externalId="ext-1", emails=[{"value": "Alice@Example.com", "type": "work", "primary": True}])
+    assert user["meta"]["location"].endswith(f"/Users/{user['id']}")
+    for expr in ('userName eq "ALICE@example.com"', 'externalId eq "ext-1"', 'emails[type eq "work"].value eq "alice@example.com"', 'emails.value eq "ALICE@EXAMPLE.COM"'):
+        found = c.get("/Users", params={"filter": expr}).json()
+        assert found["totalResults"] == 1, expr
+        assert found["Resources"][0]["id"] == user["id"]
+    assert c.get("/Users", params={"filter": 'externalId eq "EXT-1"'}).json()["totalResults"] == 0  # case-exact
+
+
+def test_every_filter_operator(scim_org):
+    c = scim_org.client
+    new_user(c, "ann", displayName="Ann A", title="Engineer")
+    new_user(c, "bob", displayName="Bob B")
+    new_user(c, "carl", displayName="Carl C", title="Manager", active=False)
+
+    def names(expr):
+        r = c.get("/Users", params={"filter": expr})
+        assert r.status_code == 200, r.text
+        return sorted(u["userName"] for u in r.json()["Resources"])
+
+    assert names('userName ne "bob"') == ["ann", "carl"]
+    assert names('displayName co "b b"') == ["bob"]
+    assert names('userName sw "c"') == ["carl"]
+    assert names('userName ew "b"') == ["bob"]
+    assert names("title pr") == ["ann", "carl"]
+    assert names('userName gt "ann"') == ["bob", "carl"]
+    assert names('userName ge "bob"') == ["bob", "carl"]
+    assert names('userName lt "bob"') == ["ann"]
+    assert names('userName le "bob"') == ["ann", "bob"]
+    assert names('title pr and not (active eq false)') == ["ann"]
+    assert names('(userName eq "ann" or userName eq "bob") and displayName sw "B"') == ["bob"]
+
+
+def test_pagination_sorting_and_attribute_selection(scim_org):
+    c = scim_org.client
+    for name in ("u3", "u1", "u2", "u5", "u4"):
+        new_user(c, name)
+    page = c.get("/Users", params={"sortBy": "userName", "sortOrder": "descending", "startIndex": 2, "count": 2}).json()
+    assert page["totalResults"] == 5 and page["startIndex"] == 2 and page["itemsPerPage"] == 2
+    assert [u["userName"] for u in page["Resources"]] == ["u4", "u3"]
+    plain = c.get("/Users", params={"count": 2, "attributes": "userName"}).json()
+    assert plain["totalResults"] == 5 and len(plain["Resources"]) == 2
+    assert set(plain["Resources"][0]) <= {"id", "userName", "schemas"}
+    excluded = c.get("/Users", params={"excludedAttributes": "emails,meta", "filter": 'userName eq "u1"'}).json()
+    assert "meta" not in excluded["Resources"][0]
+
+
+def test_post_search_endpoint(scim_org):
+    new_user(scim_org.client, "searched")
+    r = scim_org.client.post(
+        "/Users/.search",
+        json={"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "filter": 'userName eq "searched"'},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["totalResults"] == 1
+
+
+def test_put_replaces_and_patch_paths(scim_org):
+    c = scim_org.client
+    user = new_user(c, "dora", name={"givenName": "Dora"}, emails=[{"value": "d@x.com", "type": "work"}])
+    put = c.put(f"/Users/{user['id']}", json={"schemas": [USER], "userName": "dora", "displayName": "Dora E", "active": True})
+    assert put.status_code == 200, put.text
+    assert "emails" not in put.json() and put.json()["displayName"] == "Dora E"
+    ops = [
+        {"op": "add", "path": "emails", "value": [{"value": "dora@work.com", "type": "work", "primary": True}]},
+        {"op": "replace", "path": "name.familyName", "value": "Explorer"},
+        {"op": "replace", "path": f"{ENTERPRISE}:department", "value": "R&D"},
+    ]
+    r = c.patch(f"/Users/{user['id']}", json={"schemas": [PATCH], "Operations": ops})
+    assert r.status_code in (200, 204), r.text
+    got = c.get(f"/Users/{user['id']}").json()
+    assert got["name"]["familyName"] == "Explorer"
+    assert got[ENTERPRISE]["department"] == "R&D"
+    assert got["emails"][0]["value"] == "dora@work.com"
+
+
+def test_etags_and_if_match(scim_org):
+    c = scim_org.client
+    user = new_user(c, "eve")
+    r = c.get(f"/Users/{user['id']}")
+    etag = r.headers["ETag"]
+    assert etag == user["meta"]["version"]
+    patch = {"schemas": [PATCH], "Operations": [{"op": "replace", "path": "displayName", "value": "Eve"}]}
+    assert c.patch(f"/Users/{user['id']}", json=patch, headers={"If-Match": 'W/"999"'}).status_code == 412
+    assert c.patch(f"/Users/{user['id']}", json=patch, headers={"If-Match": etag}).status_code in (200, 204)
+    assert c.get(f"/Users/{user['id']}", headers={"If-None-Match": etag}).status_code == 200  # changed since
+    fresh = c.get(f"/Users/{user['id']}").headers["ETag"]
+    assert fresh != etag
+    assert c.get(f"/Users/{user['id']}", headers={"If-None-Match": fresh}).status_code == 304
+
+
+def test_delete_then_404_and_event(scim_org, engine):
+    c = scim_org.client
+    user = new_user(c, "fred")
+    assert c.delete(f"/Users/{user['id']}").status_code == 204
+    assert c.get(f"/Users/{user['id']}").status_code == 404
+    assert outbox_types(engine, scim_org.id)[-1] == "io.provisioner.user.deleted"
+
+
+def test_each_write_commits_its_events(scim_org, engine):
+    c = scim_org.client
+    user = new_user(c, "gina")
+    patch = {"schemas": [PATCH], "Operations": [{"op": "replace", "path": "active", "value": False}]}
+    assert c.patch(f"/Users/{user['id']}", json=patch).status_code in (200, 204)
+    group = c.post("/Groups", json={"schemas": [GROUP], "displayName": "Ops", "members": [{"value": user["id"]}]})
+    assert group.status_code == 201, group.text
+    assert outbox_types(engine, scim_org.id) == [
+        "io.provisioner.user.created",
+        "io.provisioner.user.deactivated",
+        "io.provisioner.group.created",
+        "io.provisioner.group.member.added",
+    ]
+
+
+def test_concurrent_member_patches_lose_nobody(scim_org):
+    c = scim_org.client
+    users = [new_user(c, f"m{i}")["id"] for i in range(24)]
+    group = c.post("/Groups", json={"schemas": [GROUP], "displayName": "Everyone"}).json()
+
+    def add(uid):
+        body = {"schemas": [PATCH], "Operations": [{"op": "add", "path": "members", "value": [{"value": uid}]}]}
+        return c.patch(f"/Groups/{group['id']}", json=body).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(add, users))
+    assert all(s in (200, 204) for s in statuses), statuses
+    members = c.get(f"/Groups/{group['id']}").json()["members"]
+    assert sorted(m["value"] for m in members) == sorted(users)
+
+
+def test_remove_one_member_keeps_the_others(scim_org):
+    c = scim_org.client
+    a, b, d = (new_user(c, n)["id"] for n in ("ra", "rb", "rd"))
+    group = c.post("/Groups", json={"schemas": [GROUP], "displayName": "Trio", "members": [{"value": a}, {"value": b}, {"value": d}]}).json()
+    body = {"schemas": [PATCH], "Operations": [{"op": "remove", "path": f'members[value eq "{b}"]'}]}
+    assert c.patch(f"/Groups/{group['id']}", json=body).status_code in (200, 204)
+    assert sorted(m["value"] for m in c.get(f"/Groups/{group['id']}").json()["members"]) == sorted([a, d])
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "scim_type"),
+    [
+        ("POST", "/Users", b"{not json", 400, "invalidSyntax"),
+        ("POST", "/Users", json.dumps({"schemas": [USER]}).encode(), 400, None),
+        ("POST", "/Users", json.dumps({"schemas": ["urn:wrong"], "userName": "x"}).encode(), 400, None),
+        ("GET", '/Users?filter=userName eq', None, 400, "invalidFilter"),
+        ("GET", '/Users?filter=nosuch eq "x"', None, 400, "invalidFilter"),
+    ],
+)
+def test_bad_input_gets_scim_error_and_changes_nothing(scim_org, engine, method, path, body, status, scim_type):
+    r = scim_org.client.request(method, path, content=body)
+    assert r.status_code == status, r.text
+    error = r.json()
+    assert error["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+    if scim_type:
+        assert error["scimType"] == scim_type
+    assert outbox_types(engine, scim_org.id) == []
+
+
+def test_patch_on_unknown_or_readonly_path_is_refused(scim_org, engine):
+    c = scim_org.client
+    user = new_user(c, "hank")
+    for op, status in (
+        ({"op": "replace", "path": "nosuchattr", "value": "x"}, 400),
+        ({"op": "replace", "path": "id", "value": "x"}, 400),
+        ({"op": "explode", "path": "userName", "value": "x"}, 400),
+    ):
+        r = c.patch(f"/Users/{user['id']}", json={"schemas": [PATCH], "Operations": [op]})
+        assert r.status_code == status, (op, r.text)
+    assert outbox_types(engine, scim_org.id) == ["io.provisioner.user.created"]
+
+
+def test_duplicate_username_is_409_uniqueness(scim_org):
+    new_user(scim_org.client, "ivy")
+    r = scim_org.client.post("/Users", json={"schemas": [USER], "userName": "IVY"})
+    assert r.status_code == 409 and r.json()["scimType"] == "uniqueness"
+
+
+def test_oversized_body_is_413(scim_org, settings):
+    big = {"schemas": [USER], "userName": "big", "displayName": "x" * (settings.max_body_bytes + 10)}
+    assert scim_org.client.post("/Users", json=big).status_code == 413
+
+
+def test_wrong_or_missing_token_is_401(scim_org):
+    for headers in ({"Authorization": "Bearer nope"}, {"Authorization": ""}, {"Authorization": f"Basic {scim_org.token}"}):
+        r = scim_org.client.get("/Users", headers=headers)
+        assert r.status_code == 401
+        assert r.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_tenant_isolation(scim_org, other_org):
+    mine = new_user(scim_org.client, "shared-name")
+    theirs = new_user(other_org.client, "shared-name")  # same userName in two orgs is fine
+    assert mine["id"] != theirs["id"]
+    assert other_org.client.get(f"/Users/{mine['id']}").status_code == 404
+    assert other_org.client.delete(f"/Users/{mine['id']}").status_code == 404
+    patch = {"schemas": [PATCH], "Operations": [{"op": "replace", "path": "active", "value": False}]}
+    assert other_org.client.patch(f"/Users/{mine['id']}", json=patch).status_code == 404
+    found = other_org.client.get("/Users").json()
+    assert [u["id"] for u in found["Resources"]] == [theirs["id"]]
+    # a token used on another org's URL is refused outright
+    r = other_org.client.get(scim_org.base_url + "/Users")
+    assert r.status_code == 401
+    # another org's user cannot become a member of my group
+    g = other_org.client.post("/Groups", json={"schemas": [GROUP], "displayName": "G", "members": [{"value": mine["id"]}]})
+    assert g.status_code == 400
+
+
+def test_token_rotation_keeps_old_token_during_overlap(scim_org, engine, settings):
+    from core import orgs
+
+    new = orgs.rotate_token(engine, scim_org.slug, overlap_seconds=3600)
+    assert scim_org.client.get("/Users").status_code == 200
+    assert scim_org.client.get("/Users", headers={"Authorization": f"Bearer {new}"}).status_code == 200
+    newer = orgs.rotate_token(engine, scim_org.slug, overlap_seconds=0)
+    assert scim_org.client.get("/Users").status_code == 401
+    assert scim_org.client.get("/Users", headers={"Authorization": f"Bearer {newer}"}).status_code == 200

@@ -1,0 +1,1 @@
+"""Kafka consumer groups that apply events idempotently to PostgreSQL."""
