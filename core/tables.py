@@ -86,6 +86,7 @@ scim_group_members = Table(
     Column("member_id", Text, nullable=False),
     Column("member_type", Text, nullable=False, server_default="User"),
     Column("display", Text),
+    Column("added_at", DateTime(timezone=True), server_default=text("clock_timestamp()"), nullable=False),
     PrimaryKeyConstraint("org_id", "group_id", "member_id"),
     Index("ix_scim_group_members_member", "org_id", "member_id"),
 )

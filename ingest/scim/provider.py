@@ -15,6 +15,7 @@ from scim2_models import (
     Reference,
     Resource,
     ResourceType,
+    ScimPolicy,
     ScimProvider,
     ServiceProviderConfig,
     Sort,
@@ -53,11 +54,28 @@ def build_provider(settings: Settings) -> ScimProvider:
             ResourceType.from_resource(Group),
         ],
         config=config,
+        # Entra replaces `emails[type eq "work"].value` on users that have no work email yet
+        # and expects it created (its known-issues page); RFC 7644 §3.5.2.3 would say noTarget.
+        policy=ScimPolicy(unmatched_path_filter=ScimPolicy.UnmatchedPathFilter.create),
     )
+
+
+def _accept_directory_domains() -> None:
+    """Accept emails on `.local` and `.test` domains, as directories hold them.
+
+    Corporate directories use `.local` domains, and Okta's published SCIM test suite
+    provisions `test.user@okta.local`; email-validator refuses special-use names by default.
+    """
+    import email_validator
+
+    email_validator.SPECIAL_USE_DOMAIN_NAMES = [
+        name for name in email_validator.SPECIAL_USE_DOMAIN_NAMES if name not in ("local", "test")
+    ]
 
 
 def build_service(settings: Settings) -> tuple[ScimService, dict[str, type[Resource[Any]]]]:
     """The protocol service, and the model of each resource type by name."""
+    _accept_directory_domains()
     provider = build_provider(settings)
     service = ScimService(provider)
     models = {rt.name: service.get_model(rt) for rt in provider.resource_types}

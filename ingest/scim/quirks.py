@@ -97,12 +97,15 @@ def _drop_undeclared_schemas(resource_type: str, body: dict) -> dict:
     library refuses one it does not know. Entra's tutorial sends
     ``http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group``
     when it creates a group, and ``...:enterprise:2.0User`` (sic) in Example 2.
+    A body that does not name the core schema is left alone: it is refused.
     """
     schemas = body.get("schemas")
     if not isinstance(schemas, list):
         return body
     keys = {k.lower() for k in body}
     core = _CORE_SCHEMAS[resource_type].lower()
+    if core not in {s.lower() for s in schemas if isinstance(s, str)}:
+        return body
     kept = [s for s in schemas if not isinstance(s, str) or s.lower() == core or s.lower() in keys]
     return {**body, "schemas": kept}
 
@@ -129,16 +132,20 @@ def _normalize_manager(value: Any) -> Any:
     array ``[{"$ref": ..., "value": id}]``. OneLogin's SCIM v2 Enterprise
     template sends ``{"value": id, "displayName": ...}``, with an empty value
     when the user has no manager. Shapes not recognised are returned as is.
+    RFC 7643 §4.3 makes ``$ref`` required and no IdP sends it, so it is derived
+    from the id, relative to the SCIM root (the server turns it into a URL).
     """
     if isinstance(value, list) and len(value) == 1:
         value = value[0]
     if isinstance(value, str):
-        return {"value": value} if value.strip() else None
+        value = {"value": value}
     if isinstance(value, dict):
         value = {k: v for k, v in value.items() if v is not None}
         ident = next((v for k, v in value.items() if k.lower() == "value"), None)
         if isinstance(ident, str) and not ident.strip():
             return None
+        if isinstance(ident, str) and not any(k.lower() == "$ref" for k in value):
+            value["$ref"] = f"Users/{ident}"
     return value
 
 
@@ -235,6 +242,9 @@ def _normalize_pathless_manager(operation: dict) -> list[dict]:
             else:
                 value[key] = manager
         elif lowered == ENTERPRISE_USER.lower() and isinstance(value[key], dict):
+            had_manager = any(k.lower() == "manager" for k in value[key])
             value[key] = _normalize_extension(value[key])
+            if had_manager and not any(k.lower() == "manager" for k in value[key]):
+                removes.append({"op": "remove", "path": f"{ENTERPRISE_USER}:manager"})
     kept = [{**operation, "value": value}] if value else []
     return kept + removes

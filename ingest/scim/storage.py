@@ -88,7 +88,7 @@ class PgStorage(ScimStorage):
         rows = self.conn.execute(
             select(gm.c.group_id, gm.c.member_id, gm.c.member_type, gm.c.display)
             .where(gm.c.org_id == self.org.id, gm.c.group_id.in_(group_ids))
-            .order_by(gm.c.group_id, gm.c.member_id)
+            .order_by(gm.c.group_id, gm.c.added_at, gm.c.member_id)
         )
         for r in rows:
             member = {"value": r.member_id, "type": r.member_type, "$ref": f"{r.member_type}s/{r.member_id}"}

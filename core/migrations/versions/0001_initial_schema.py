@@ -78,6 +78,7 @@ def upgrade() -> None:
     sa.Column('member_id', sa.Text(), nullable=False),
     sa.Column('member_type', sa.Text(), server_default='User', nullable=False),
     sa.Column('display', sa.Text(), nullable=True),
+    sa.Column('added_at', sa.DateTime(timezone=True), server_default=sa.text('clock_timestamp()'), nullable=False),
     sa.PrimaryKeyConstraint('org_id', 'group_id', 'member_id')
     )
     op.create_index('ix_scim_group_members_member', 'scim_group_members', ['org_id', 'member_id'], unique=False)
