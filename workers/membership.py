@@ -65,6 +65,12 @@ def apply_user(event: Event, conn: Connection) -> str:
         return "stale"
     values["status"] = _status_after(event, row.first_login_at)
     conn.execute(update(members).where(members.c.id == row.id).values(**values))
+    if event.kind is c.USER_DELETED:
+        conn.execute(
+            update(member_group_links)
+            .where(member_group_links.c.org_id == event.org_id, member_group_links.c.scim_user_id == data["user_id"])
+            .values(present=False)
+        )
     return "applied"
 
 
@@ -90,6 +96,15 @@ def apply_group(event: Event, conn: Connection) -> str:
 def apply_link(event: Event, conn: Connection) -> str:
     if event.data.get("member_type", "User") != "User":
         return "ignored"
+    deleted_at = conn.execute(
+        select(member_groups.c.seq).where(
+            member_groups.c.org_id == event.org_id,
+            member_groups.c.group_id == event.data["group_id"],
+            member_groups.c.deleted.is_(True),
+        )
+    ).scalar()
+    if deleted_at is not None and event.resource_version <= deleted_at:
+        return "stale"  # the group is gone (its deletion travelled on another partition)
     key = {"org_id": event.org_id, "group_id": event.data["group_id"], "scim_user_id": event.data["member_id"]}
     present = event.kind is c.GROUP_MEMBER_ADDED
     values = {"present": present, "seq": event.resource_version}

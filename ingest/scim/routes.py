@@ -6,6 +6,7 @@ path, or a disabled SCIM integration all get the same 401 (no oracle for org slu
 """
 
 import logging
+import re
 import uuid
 from typing import Any
 from urllib.parse import parse_qsl
@@ -55,7 +56,7 @@ class ScimEndpoint:
             headers=list(request.headers.items()),
             body=body,
         )
-        correlation_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        correlation_id = _correlation_id(request.headers.get("x-request-id"))
         response = await run_in_threadpool(self.serve, slug, scim_request, correlation_id)
         response.headers.setdefault("Location", scim_request.url)
         response.headers.setdefault("Cache-Control", "no-cache")
@@ -121,6 +122,14 @@ class _NoStorage:
 
     def operation(self) -> Any:
         raise RuntimeError("no storage for discovery")
+
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+def _correlation_id(offered: str | None) -> str:
+    """The caller's X-Request-Id when it is a plain short token, else a fresh one."""
+    return offered if offered and _REQUEST_ID.match(offered) else uuid.uuid4().hex
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:

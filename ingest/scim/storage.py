@@ -200,7 +200,7 @@ class PgStorage(ScimStorage):
                 )
         except IntegrityError:
             raise UniquenessException(detail=f"userName {data.get('userName')!r} is already taken") from None
-        self._write_members(resource_id, {}, member_types, displays)
+        member_types = self._write_members(resource_id, {}, member_types, displays)
         if name == "User":
             self._stage(changes.user_events(self.org, resource_id, None, data, 1))
         else:
@@ -223,7 +223,7 @@ class PgStorage(ScimStorage):
             self._stage(changes.user_events(self.org, resource_id, dict(row.data), data, version))
         else:
             before = self._current_members(resource_id)
-            self._write_members(resource_id, before, member_types, displays)
+            member_types = self._write_members(resource_id, before, member_types, displays)
             self._stage(changes.group_events(self.org, resource_id, dict(row.data), data, before, member_types, version))
         return self.get(resource_type, resource_id)
 
@@ -231,8 +231,8 @@ class PgStorage(ScimStorage):
         row = self._locked(resource_type, resource_id, expected_version)
         version = row.version + 1
         self.conn.execute(delete(t).where(t.c.org_id == self.org.id, t.c.id == resource_id))
+        self.conn.execute(delete(gm).where(gm.c.org_id == self.org.id, gm.c.member_id == resource_id))
         if resource_type.name == "User":
-            self.conn.execute(delete(gm).where(gm.c.org_id == self.org.id, gm.c.member_id == resource_id))
             self._stage(changes.user_events(self.org, resource_id, dict(row.data), None, version))
         else:
             self.conn.execute(delete(gm).where(gm.c.org_id == self.org.id, gm.c.group_id == resource_id))
@@ -260,7 +260,7 @@ class PgStorage(ScimStorage):
     def _existing_members(self, ids: list[str]) -> dict[str, str]:
         """The resource type of each new member; a member that is not in this org is refused."""
         rows = self.conn.execute(
-            select(t.c.id, t.c.resource_type).where(t.c.org_id == self.org.id, t.c.id.in_(ids))
+            select(t.c.id, t.c.resource_type).where(t.c.org_id == self.org.id, t.c.id.in_(ids)).with_for_update(read=True)
         )
         found = {r.id: r.resource_type for r in rows}
         missing = [m for m in ids if m not in found]
@@ -268,8 +268,13 @@ class PgStorage(ScimStorage):
             raise InvalidValueException(detail=f"members {', '.join(sorted(missing)[:5])} are not resources of this org")
         return found
 
-    def _write_members(self, group_id: str, before: dict[str, str], after: dict[str, str], displays: dict[str, str | None]) -> None:
-        """Apply the membership difference as row inserts and deletes, never a rewrite of the list."""
+    def _write_members(
+        self, group_id: str, before: dict[str, str], after: dict[str, str], displays: dict[str, str | None]
+    ) -> dict[str, str]:
+        """Apply the membership difference as row inserts and deletes, never a rewrite of the list.
+
+        Returns the members with their stored resource types (what the events announce).
+        """
         added = [m for m in after if m not in before]
         removed = [m for m in before if m not in after]
         if added:
@@ -284,6 +289,7 @@ class PgStorage(ScimStorage):
                     for m in added
                 ],
             )
+        return after
 
 
 def _wants_members(response_parameters: ResponseParameters[Any] | None) -> bool:

@@ -6,6 +6,9 @@ import json
 import pytest
 from sqlalchemy import text
 
+from events.catalogue import BY_TYPE
+from tests.unit.test_event_schemas import validator
+
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -19,6 +22,14 @@ def new_user(client, user_name, **extra):
     r = client.post("/Users", json=body)
     assert r.status_code == 201, r.text
     return r.json()
+
+
+def outbox_payloads(engine, org_id):
+    with engine.connect() as conn:
+        return [
+            row[0]
+            for row in conn.execute(text("SELECT payload FROM outbox WHERE payload->>'orgid' = :o ORDER BY id"), {"o": org_id})
+        ]
 
 
 def outbox_types(engine, org_id):
@@ -156,6 +167,20 @@ def test_each_write_commits_its_events(scim_org, engine):
         "io.provisioner.group.created",
         "io.provisioner.group.member.added",
     ]
+    for payload in outbox_payloads(engine, scim_org.id):  # what the relay will publish meets the contract
+        validator(BY_TYPE[payload["type"]].schema).validate(payload)
+
+
+def test_member_events_announce_the_stored_resource_type(scim_org, engine):
+    c = scim_org.client
+    inner = c.post("/Groups", json={"schemas": [GROUP], "displayName": "Inner"}).json()
+    outer = c.post("/Groups", json={"schemas": [GROUP], "displayName": "Outer", "members": [{"value": inner["id"]}]})
+    assert outer.status_code == 201, outer.text
+    added = [p for p in outbox_payloads(engine, scim_org.id) if p["type"] == "io.provisioner.group.member.added"]
+    assert [(p["data"]["member_id"], p["data"]["member_type"]) for p in added] == [(inner["id"], "Group")]
+    # deleting the inner group takes it out of the outer one
+    assert c.delete(f"/Groups/{inner['id']}").status_code == 204
+    assert "members" not in c.get(f"/Groups/{outer.json()['id']}").json()
 
 
 def test_concurrent_member_patches_lose_nobody(scim_org):
