@@ -35,10 +35,11 @@ prepare: install stack
 	  $(BIN)/provisioner db upgrade && $(BIN)/provisioner topics create && \
 	  ( $(BIN)/provisioner org create demo --json 2>/dev/null > .local/demo-org.json || true )
 
+# Ctrl-C stops the processes, then Kafka and PostgreSQL (those this project started).
 run: prepare
 	@set -a; eval "$$(bash $(STACK) env)"; set +a; \
 	  bash deploy/local/banner.sh; \
-	  exec $(BIN)/provisioner run
+	  trap 'true' INT TERM; $(BIN)/provisioner run; bash $(STACK) down
 
 up: prepare
 	@set -a; eval "$$(bash $(STACK) env)"; set +a; \

@@ -134,6 +134,7 @@ def run(roles: list[str] = typer.Argument(None, help="Roles to run (default: all
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)
     app()
 
 
