@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     relay_poll_seconds: float = 0.5
     consumer_group_prefix: str = "provisioner"
     worker_batch_size: int = 500
+    # A crashed worker's partitions move to the others after this long (Kafka's default is 45 s).
+    consumer_session_timeout_ms: int = 10000
 
     metrics_port_relay: int = 9101
     metrics_port_membership: int = 9102

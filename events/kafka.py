@@ -33,6 +33,8 @@ def consumer(settings: Settings, group_id: str, topics: list[str], **overrides: 
         "auto_offset_reset": "earliest",
         "isolation_level": "read_committed",
         "max_poll_records": settings.worker_batch_size,
+        "session_timeout_ms": settings.consumer_session_timeout_ms,
+        "heartbeat_interval_ms": max(1000, settings.consumer_session_timeout_ms // 5),
         "client_id": group_id,
     }
     config.update(overrides)

@@ -160,3 +160,45 @@ def test_poison_record_is_dead_lettered_and_blocks_nobody(pipeline, scim_org, en
             ).scalar()
 
     assert "not a provisioner CloudEvent" in wait_for(dead, message="dead letter")
+
+
+def test_kill_9_of_relay_and_worker_loses_nothing_and_applies_once(pipeline, scim_org, engine, settings):
+    """At-least-once relay + tracking rows: kill -9 mid-stream, restart, every user applied once."""
+    import concurrent.futures
+
+    names = [f"crash-{i:03d}" for i in range(150)]
+
+    def create(name):
+        r = scim_org.client.post("/Users", json={"schemas": [USER], "userName": name})
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        first = list(pool.map(create, names[:75]))
+        pipeline.kill("relay")
+        pipeline.kill("membership")
+        second = list(pool.map(create, names[75:]))
+    pipeline.start("relay", "relay")
+    pipeline.start("membership", "worker", "membership")
+    ids = first + second
+
+    def applied():
+        with engine.connect() as conn:
+            return conn.execute(
+                text("SELECT count(*) FROM members WHERE org_id = :o AND status = 'provisioned'"), {"o": scim_org.id}
+            ).scalar() == len(ids)
+
+    wait_for(applied, timeout=60, message="every user applied after the restarts")
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT scim_user_id, count(*) FROM members WHERE org_id = :o GROUP BY scim_user_id"), {"o": scim_org.id}
+        ).all()
+        outbox_left = conn.execute(text("SELECT count(*) FROM outbox WHERE payload->>'orgid' = :o"), {"o": scim_org.id}).scalar()
+    assert sorted(r[0] for r in rows) == sorted(ids)
+    assert all(r[1] == 1 for r in rows)
+    wait_for(lambda: outbox_left == 0 or _outbox_empty(engine, scim_org.id), timeout=30, message="outbox drained")
+
+
+def _outbox_empty(engine, org_id):
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT count(*) FROM outbox WHERE payload->>'orgid' = :o"), {"o": org_id}).scalar() == 0
