@@ -21,6 +21,15 @@ app.add_typer(db_app, name="db")
 app.add_typer(topics_app, name="topics")
 
 
+def _sso_app() -> typer.Typer:
+    from ingest.sso.cli import sso_app
+
+    return sso_app
+
+
+app.add_typer(_sso_app(), name="sso")
+
+
 def _settings() -> Settings:
     return Settings()
 

@@ -3,6 +3,7 @@
 import re
 import uuid
 from dataclasses import dataclass
+from typing import Any
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, Engine, select, update
@@ -23,6 +24,19 @@ class Org:
     slug: str
     name: str
     scim_enabled: bool = True
+    sso_provisioning: bool = False
+    manual_provisioning: bool = True
+
+    @classmethod
+    def of(cls, row: Any) -> "Org":
+        return cls(
+            id=row.id,
+            slug=row.slug,
+            name=row.name,
+            scim_enabled=row.scim_enabled,
+            sso_provisioning=row.sso_provisioning,
+            manual_provisioning=row.manual_provisioning,
+        )
 
 
 def scim_base_url(public_url: str, slug: str) -> str:
@@ -47,7 +61,7 @@ def get(conn: Connection, slug: str) -> Org:
     row = conn.execute(select(orgs).where(orgs.c.slug == slug)).first()
     if row is None:
         raise OrgError(f"no org {slug!r}")
-    return Org(id=row.id, slug=row.slug, name=row.name, scim_enabled=row.scim_enabled)
+    return Org.of(row)
 
 
 def rotate_token(engine: Engine, slug: str, overlap_seconds: int) -> str:
@@ -78,4 +92,20 @@ def authenticate(conn: Connection, token: str) -> Org | None:
         return None
     if row.expires_at is not None and row.expires_at <= datetime.now(UTC):
         return None
-    return Org(id=row.id, slug=row.slug, name=row.name, scim_enabled=row.scim_enabled)
+    return Org.of(row)
+
+
+SETTINGS = ("manual_provisioning", "sso_provisioning", "scim_enabled")
+
+
+def update_settings(engine: Engine, slug: str, **changes: bool | None) -> Org:
+    """Change the provisioning toggles given (None leaves one as it is)."""
+    values = {k: v for k, v in changes.items() if v is not None}
+    unknown = set(values) - set(SETTINGS)
+    if unknown:
+        raise OrgError(f"unknown settings: {', '.join(sorted(unknown))}")
+    with engine.begin() as conn:
+        org = get(conn, slug)
+        if values:
+            conn.execute(update(orgs).where(orgs.c.id == org.id).values(**values))
+        return get(conn, slug)

@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     http_port: int = 8000
 
     topic_lifecycle: str = "provisioner.lifecycle"
+    topic_members: str = "provisioner.members"
     topic_billing: str = "billing"
     topic_dead_letter: str = "provisioner.dead-letter"
     topic_partitions: int = 6
@@ -43,8 +44,22 @@ class Settings(BaseSettings):
     # A crashed worker's partitions move to the others after this long (Kafka's default is 45 s).
     consumer_session_timeout_ms: int = 10000
 
+    def topics(self) -> dict[str, str]:
+        """Topic name by role (the catalogue names roles; names are configuration)."""
+        return {
+            "lifecycle": self.topic_lifecycle,
+            "members": self.topic_members,
+            "billing": self.topic_billing,
+            "dead_letter": self.topic_dead_letter,
+        }
+
     metrics_port_relay: int = 9101
     metrics_port_membership: int = 9102
+    metrics_port_billing: int = 9103
+
+    # Where a successful sign-in sends the browser; `{org}` is replaced by the org's slug.
+    app_url: str = "http://127.0.0.1:8000/app/{org}"
+    sso_state_ttl_seconds: int = 600
 
 
 def to_env(settings: Settings) -> dict[str, str]:

@@ -170,3 +170,73 @@ dead_letters = Table(
     Column("created_at", DateTime(timezone=True), **_now),
     Column("redriven_at", DateTime(timezone=True)),
 )
+
+
+# Credentials of the SaaS app's own backend, for the internal API (logins, accounts).
+service_tokens = Table(
+    "service_tokens",
+    metadata,
+    Column("token_hash", LargeBinary, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), **_now),
+)
+
+# An org's SSO connection, one per protocol ("oidc", "saml"); `config` holds the IdP's settings.
+sso_configs = Table(
+    "sso_configs",
+    metadata,
+    Column("org_id", UUID(as_uuid=False), ForeignKey("orgs.id", ondelete="CASCADE"), nullable=False),
+    Column("protocol", Text, nullable=False),
+    Column("config", JSONB, nullable=False),
+    Column("updated_at", DateTime(timezone=True), **_now),
+    PrimaryKeyConstraint("org_id", "protocol"),
+)
+
+# Sign-ins in flight: OIDC state/nonce/PKCE verifier, or a SAML AuthnRequest id (InResponseTo).
+sso_states = Table(
+    "sso_states",
+    metadata,
+    Column("state", Text, primary_key=True),
+    Column("org_id", UUID(as_uuid=False), ForeignKey("orgs.id", ondelete="CASCADE"), nullable=False),
+    Column("protocol", Text, nullable=False),
+    Column("data", JSONB, nullable=False, server_default=text("'{}'")),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+# SAML assertion ids already consumed, kept until their NotOnOrAfter (replay protection).
+saml_seen_assertions = Table(
+    "saml_seen_assertions",
+    metadata,
+    Column("org_id", UUID(as_uuid=False), nullable=False),
+    Column("assertion_id", Text, nullable=False),
+    Column("not_on_or_after", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("org_id", "assertion_id"),
+)
+
+# A login whose member is not applied yet (its SCIM create is still in flight); applied when it is.
+pending_logins = Table(
+    "pending_logins",
+    metadata,
+    Column("org_id", UUID(as_uuid=False), nullable=False),
+    Column("email_ci", Text, nullable=False),
+    Column("event_id", UUID(as_uuid=False), nullable=False),
+    Column("logged_in_at", DateTime(timezone=True), nullable=False),
+    Column("method", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), **_now),
+    PrimaryKeyConstraint("org_id", "email_ci"),
+)
+
+# The billing worker's facts: one row per (org, person) ever billed. The primary key is the
+# uniqueness fact behind "exactly one first-login billing event per membership".
+billing_accounts = Table(
+    "billing_accounts",
+    metadata,
+    Column("org_id", UUID(as_uuid=False), nullable=False),
+    Column("email_ci", Text, nullable=False),
+    Column("member_id", UUID(as_uuid=False), nullable=False),
+    Column("first_login_at", DateTime(timezone=True), nullable=False),
+    Column("first_login_event_id", UUID(as_uuid=False), nullable=False, unique=True),
+    Column("seat_active", Boolean, nullable=False),
+    Column("updated_at", DateTime(timezone=True), **_now),
+    PrimaryKeyConstraint("org_id", "email_ci"),
+)

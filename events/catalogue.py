@@ -32,6 +32,21 @@ GROUP_DELETED = _t("GroupDeleted", "group.deleted")
 GROUP_MEMBER_ADDED = _t("GroupMemberAdded", "group.member.added")
 GROUP_MEMBER_REMOVED = _t("GroupMemberRemoved", "group.member.removed")
 
+# Sign-ins, from SSO or the app's own login (keyed by org and email).
+LOGIN_SUCCEEDED = _t("LoginSucceeded", "login.succeeded")
+LOGIN_REFUSED = _t("LoginRefused", "login.refused")
+
+# Member-level facts the membership worker emits (keyed by member) for the billing worker.
+MEMBER_LOGGED_IN_FIRST_TIME = _t("MemberLoggedInFirstTime", "member.first_login", "members")
+MEMBER_DEACTIVATED = _t("MemberDeactivated", "member.deactivated", "members")
+MEMBER_REACTIVATED = _t("MemberReactivated", "member.reactivated", "members")
+MEMBER_REMOVED = _t("MemberRemoved", "member.removed", "members")
+
+# What billing systems consume, on the `billing` topic.
+BILLING_FIRST_LOGIN = _t("BillingFirstLogin", "billing.member.first_login", "billing")
+BILLING_SEAT_RELEASED = _t("BillingSeatReleased", "billing.seat.released", "billing")
+BILLING_SEAT_RESTORED = _t("BillingSeatRestored", "billing.seat.restored", "billing")
+
 ALL: tuple[EventType, ...] = (
     USER_CREATED,
     USER_UPDATED,
@@ -43,5 +58,14 @@ ALL: tuple[EventType, ...] = (
     GROUP_DELETED,
     GROUP_MEMBER_ADDED,
     GROUP_MEMBER_REMOVED,
+    LOGIN_SUCCEEDED,
+    LOGIN_REFUSED,
+    MEMBER_LOGGED_IN_FIRST_TIME,
+    MEMBER_DEACTIVATED,
+    MEMBER_REACTIVATED,
+    MEMBER_REMOVED,
+    BILLING_FIRST_LOGIN,
+    BILLING_SEAT_RELEASED,
+    BILLING_SEAT_RESTORED,
 )
 BY_TYPE: dict[str, EventType] = {e.type: e for e in ALL}

@@ -44,7 +44,7 @@ def consumer(settings: Settings, group_id: str, topics: list[str], **overrides: 
 
 
 def topic_names(settings: Settings) -> list[str]:
-    return [settings.topic_lifecycle, settings.topic_billing, settings.topic_dead_letter]
+    return list(settings.topics().values())
 
 
 def ensure_topics(settings: Settings) -> list[str]:

@@ -43,7 +43,7 @@ class ScimEndpoint:
         self.settings = settings
         self.engine = engine
         self.service, self.models = build_service(settings)
-        self.topics = {"lifecycle": settings.topic_lifecycle, "billing": settings.topic_billing}
+        self.topics = settings.topics()
 
     async def handle(self, request: Request) -> Response:
         slug = request.path_params["org"]
