@@ -87,6 +87,86 @@ def members_list(
             typer.echo(f"{m['email'] or m['user_name']}\t{m['status']}\t{m['source']}")
 
 
+service_token_app = typer.Typer(no_args_is_help=True, help="Service tokens for the internal API.")
+app.add_typer(service_token_app, name="service-token")
+
+
+@service_token_app.command("create")
+def service_token_create(name: str = typer.Option("app", help="Who uses it"), as_json: bool = typer.Option(False, "--json")) -> None:
+    """Issue a service token for the internal API (shown once)."""
+    from core import service_tokens
+
+    token = service_tokens.create(make_engine(_settings()), name)
+    typer.echo(json.dumps({"token": token, "name": name}) if as_json else token)
+
+
+@org_app.command("settings")
+def org_settings(
+    slug: str,
+    manual_provisioning: str = typer.Option(None, "--manual-provisioning", help="on|off"),
+    sso_provisioning: str = typer.Option(None, "--sso-provisioning", help="on|off"),
+    scim: str = typer.Option(None, "--scim", help="on|off"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Show or change an org's provisioning toggles."""
+
+    def flag(value: str | None, name: str) -> bool | None:
+        if value is None:
+            return None
+        if value.lower() not in ("on", "off"):
+            _fail(f"--{name} takes on or off")
+        return value.lower() == "on"
+
+    try:
+        org = orgs.update_settings(
+            make_engine(_settings()),
+            slug,
+            manual_provisioning=flag(manual_provisioning, "manual-provisioning"),
+            sso_provisioning=flag(sso_provisioning, "sso-provisioning"),
+            scim_enabled=flag(scim, "scim"),
+        )
+    except orgs.OrgError as exc:
+        _fail(str(exc))
+    out = {
+        "slug": org.slug,
+        "manual_provisioning": org.manual_provisioning,
+        "sso_provisioning": org.sso_provisioning,
+        "scim": org.scim_enabled,
+    }
+    typer.echo(json.dumps(out) if as_json else "\n".join(f"{k}: {v}" for k, v in out.items()))
+
+
+billing_app = typer.Typer(no_args_is_help=True, help="Billing events.")
+app.add_typer(billing_app, name="billing")
+
+
+@billing_app.command("verify")
+def billing_verify(
+    wait: float = typer.Option(30.0, help="Seconds to wait for events still in the outbox"),
+    org: list[str] = typer.Option(None, "--org", help="Only these orgs (slugs); default all"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Check the billing topic against PostgreSQL's facts; exits 1 on any mismatch or duplicate."""
+    from workers.billing_verify import verify_until_settled
+
+    settings = _settings()
+    engine = make_engine(settings)
+    org_ids = None
+    if org:
+        with engine.connect() as conn:
+            try:
+                org_ids = [orgs.get(conn, slug).id for slug in org]
+            except orgs.OrgError as exc:
+                _fail(str(exc))
+    report = verify_until_settled(settings, engine, wait, org_ids)
+    if as_json:
+        typer.echo(json.dumps(report.as_dict()))
+    else:
+        for key, value in report.as_dict().items():
+            typer.echo(f"{key}: {value}")
+    raise typer.Exit(0 if report.clean and not report.pending else 1)
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply the schema migrations."""
@@ -124,7 +204,7 @@ def relay() -> None:
 
 
 @app.command("worker")
-def worker(name: str = typer.Argument(..., help="membership")) -> None:
+def worker(name: str = typer.Argument(..., help="membership or billing")) -> None:
     """Run one worker of a consumer group."""
     from workers.main import WORKERS, run_worker
 

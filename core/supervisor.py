@@ -14,6 +14,7 @@ ROLES: dict[str, list[str]] = {
     "ingest": ["serve"],
     "relay": ["relay"],
     "membership": ["worker", "membership"],
+    "billing": ["worker", "billing"],
 }
 
 

@@ -126,6 +126,8 @@ members = Table(
     Column("status", Text, nullable=False),
     Column("source", Text, nullable=False),
     Column("seq", BigInteger, nullable=False, server_default=text("0")),
+    # Incremented with every member event the worker emits (their resourceversion).
+    Column("version", BigInteger, nullable=False, server_default=text("0")),
     Column("first_login_at", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), **_now),
     Column("updated_at", DateTime(timezone=True), **_now),

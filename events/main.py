@@ -12,8 +12,7 @@ from events.relay import Relay
 
 def run_relay(settings: Settings) -> None:
     engine = make_engine(settings, pool_size=2)
-    producer = kafka.producer(settings)
-    relay = Relay(settings, engine, producer)
+    relay = Relay(settings, engine, lambda: kafka.producer(settings))
 
     def stop(*_: object) -> None:
         relay.running = False
@@ -24,5 +23,5 @@ def run_relay(settings: Settings) -> None:
     try:
         relay.run()
     finally:
-        producer.close(timeout=10)
+        relay.producer.close(timeout=10)
         engine.dispose()

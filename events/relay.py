@@ -1,7 +1,10 @@
 """The outbox relay: publishes committed outbox rows to Kafka, in id order, then deletes them.
 
-At-least-once: rows are deleted only after Kafka acknowledged them (acks=all, idempotent
-producer); a crash in between re-publishes, and consumers drop the duplicate by event id.
+Rows are deleted only after Kafka acknowledged them (acks=all, idempotent producer). A crash
+between the acknowledgement and the delete would re-publish the batch, so before publishing
+anything a new leader (and a relay recovering from a publish error) reads the tail of each
+partition it is about to write to and drops the outbox rows whose event ids are already there:
+no duplicates on the topics from relay crashes. Consumers dedupe by event id anyway.
 One relay is active at a time (a PostgreSQL advisory lock), so per-key order holds; extra
 replicas wait as hot standbys. A NOTIFY on commit wakes it; a short poll is the fallback.
 """
@@ -10,8 +13,11 @@ import logging
 import select as _select
 import time
 
+from collections.abc import Callable
+
 import orjson
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
 from sqlalchemy import Engine, text
 
 from core.settings import Settings
@@ -22,13 +28,59 @@ log = logging.getLogger("provisioner.relay")
 _LOCK_KEY = 0x70726F76  # "prov": the relay's advisory lock
 
 
+def published_ids(settings: Settings, topics: list[str], depth: int) -> set[str]:
+    """Event ids among the last `depth` records of every partition of these topics."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers.split(","), group_id=None, enable_auto_commit=False
+    )
+    try:
+        partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or [])]
+        if not partitions:
+            return set()
+        consumer.assign(partitions)
+        end = consumer.end_offsets(partitions)
+        start = consumer.beginning_offsets(partitions)
+        for tp in partitions:
+            consumer.seek(tp, max(start[tp], end[tp] - depth))
+        ids: set[str] = set()
+        while any(consumer.position(tp) < end[tp] for tp in partitions):
+            for records in consumer.poll(timeout_ms=1000).values():
+                for record in records:
+                    try:
+                        ids.add(str(orjson.loads(record.value)["id"]))
+                    except (orjson.JSONDecodeError, KeyError, TypeError):
+                        continue
+        return ids
+    finally:
+        consumer.close(autocommit=False)
+
+
 class Relay:
-    def __init__(self, settings: Settings, engine: Engine, producer: KafkaProducer):
+    def __init__(self, settings: Settings, engine: Engine, make_producer: Callable[[], KafkaProducer]):
         self.settings = settings
         self.engine = engine
-        self.producer = producer
+        self.make_producer = make_producer
+        self.producer = make_producer()
         self.running = True
         self.published = 0
+        self.skipped = 0
+
+    def recover(self) -> int:
+        """Drop the outbox rows a previous attempt already published; returns how many."""
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                text("SELECT id, topic, event_id FROM outbox ORDER BY id LIMIT :n"), {"n": self.settings.relay_batch_size}
+            ).all()
+            if not rows:
+                return 0
+            seen = published_ids(self.settings, sorted({r.topic for r in rows}), self.settings.relay_batch_size)
+            done = [r.id for r in rows if str(r.event_id) in seen]
+            if done:
+                conn.execute(text("DELETE FROM outbox WHERE id = ANY(:ids)"), {"ids": done})
+        self.skipped += len(done)
+        if done:
+            log.warning("relay recovery: %d outbox rows were already on Kafka; not re-published", len(done))
+        return len(done)
 
     def publish_batch(self) -> int:
         """Publish one batch of committed rows; returns how many were published."""
@@ -49,6 +101,18 @@ class Relay:
         self.published += len(rows)
         return len(rows)
 
+    def _publish_or_recover(self) -> int:
+        """Publish a batch; after a Kafka error, start a fresh producer and recover first."""
+        try:
+            return self.publish_batch()
+        except KafkaError as exc:
+            log.warning("publish failed (%s); recovering with a new producer", exc)
+            self.producer.close(timeout=5)
+            time.sleep(1.0)
+            self.producer = self.make_producer()
+            self.recover()
+            return 0
+
     def run(self) -> None:
         """Hold the leader lock, then drain the outbox whenever it is notified or polled."""
         raw = self.engine.raw_connection()
@@ -62,8 +126,9 @@ class Relay:
                 time.sleep(1.0)
             cur.execute(f"LISTEN {NOTIFY_CHANNEL}")
             log.info("relay is the active publisher")
+            self.recover()
             while self.running:
-                while self.running and self.publish_batch() == self.settings.relay_batch_size:
+                while self.running and self._publish_or_recover() == self.settings.relay_batch_size:
                     pass
                 ready, _, _ = _select.select([raw.connection], [], [], self.settings.relay_poll_seconds)
                 if ready:

@@ -11,7 +11,9 @@ from starlette.routing import Route
 
 from core.db import make_engine
 from core.settings import Settings
+from ingest.internal import internal_routes
 from ingest.scim.routes import ScimEndpoint
+from ingest.sso import oidc, saml
 
 _SCIM_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
@@ -46,6 +48,9 @@ def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
         Route("/metrics", metrics),
         Route("/scim/{org}", scim.handle, methods=_SCIM_METHODS),
         Route("/scim/{org}/{path:path}", scim.handle, methods=_SCIM_METHODS),
+        *internal_routes(settings, engine),
+        *oidc.routes(settings, engine),
+        *saml.routes(settings, engine),
     ]
     app = Starlette(routes=routes)
     app.state.engine = engine

@@ -24,7 +24,7 @@ from core.migrate import upgrade
 from core.settings import Settings, to_env
 
 
-_SPEEDS = {"unit": 0, "integration": 1, "e2e": 2}
+_SPEEDS = {"unit": 0, "integration": 1, "sso": 1, "e2e": 2}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -42,21 +42,40 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _test_database_url(url: str) -> str:
+def _test_database_url(url: str, run: str) -> str:
     parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "_test"))
+    return urlunsplit(parts._replace(path=f"{parts.path.rstrip('/')}_test_{run}"))
 
 
-def _ensure_database(url: str) -> None:
+def _admin_engine(url: str) -> Engine:
     parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    admin = create_engine(
+    return create_engine(
         urlunsplit(parts._replace(path="/postgres")).replace("postgresql://", "postgresql+psycopg2://", 1),
         isolation_level="AUTOCOMMIT",
     )
+
+
+def _create_database(url: str) -> None:
+    """A fresh database for this session; databases of earlier, dead sessions are dropped."""
+    name = urlsplit(url).path.lstrip("/")
+    prefix = name.rsplit("_test_", 1)[0] + "_test_"
+    admin = _admin_engine(url)
     with admin.connect() as conn:
-        if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first():
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        stale = conn.execute(
+            text("SELECT datname FROM pg_database WHERE starts_with(datname, :p) AND datname <> :n"), {"p": prefix, "n": name}
+        ).scalars()
+        for old in stale:
+            in_use = conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE datname = :d"), {"d": old}).scalar()
+            if not in_use:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{old}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+
+
+def _drop_database(url: str) -> None:
+    admin = _admin_engine(url)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{urlsplit(url).path.lstrip("/")}" WITH (FORCE)'))
     admin.dispose()
 
 
@@ -65,11 +84,12 @@ def settings() -> Settings:
     base = Settings()
     run = uuid.uuid4().hex[:8]
     port = _free_port()
-    url = os.environ.get("PROVISIONER_TEST_DATABASE_URL") or _test_database_url(base.database_url)
+    url = os.environ.get("PROVISIONER_TEST_DATABASE_URL") or _test_database_url(base.database_url, run)
     return Settings(
         database_url=url,
         kafka_bootstrap_servers=base.kafka_bootstrap_servers,
         topic_lifecycle=f"test-{run}.lifecycle",
+        topic_members=f"test-{run}.members",
         topic_billing=f"test-{run}.billing",
         topic_dead_letter=f"test-{run}.dead-letter",
         consumer_group_prefix=f"test-{run}",
@@ -77,17 +97,30 @@ def settings() -> Settings:
         public_url=f"http://127.0.0.1:{port}",
         metrics_port_relay=_free_port(),
         metrics_port_membership=_free_port(),
+        metrics_port_billing=_free_port(),
         relay_poll_seconds=0.2,
     )
 
 
 @pytest.fixture(scope="session")
 def engine(settings: Settings) -> Iterator[Engine]:
-    _ensure_database(settings.database_url)
+    owned = "PROVISIONER_TEST_DATABASE_URL" not in os.environ
+    if owned:
+        _create_database(settings.database_url)
     upgrade(settings)
     engine = make_engine(settings)
     yield engine
     engine.dispose()
+    if owned:
+        _drop_database(settings.database_url)
+
+
+def _die_with_parent() -> None:
+    """Children get SIGTERM when the test run dies, so none outlives it (Linux prctl)."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class Processes:
@@ -98,7 +131,7 @@ class Processes:
         self.children: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen([sys.executable, "-m", "core.cli", *args], env=self.env)
+        proc = subprocess.Popen([sys.executable, "-m", "core.cli", *args], env=self.env, preexec_fn=_die_with_parent)
         self.children[name] = proc
         return proc
 
@@ -137,7 +170,8 @@ def _http_ok(url: str) -> bool:
 
 
 @pytest.fixture(scope="session")
-def processes(settings: Settings) -> Iterator[Processes]:
+def processes(settings: Settings, engine: Engine) -> Iterator[Processes]:
+    """Depends on engine, so every child stops before the session's database is dropped."""
     procs = Processes(settings)
     yield procs
     procs.stop_all()
@@ -153,14 +187,19 @@ def server(settings: Settings, engine: Engine, processes: Processes) -> str:
 
 @pytest.fixture(scope="session")
 def pipeline(settings: Settings, server: str, processes: Processes) -> Processes:
-    """Topics, the relay and the membership worker, on the real Kafka."""
+    """Topics, the relay and the workers, on the real Kafka."""
     from events.kafka import ensure_topics
 
     ensure_topics(settings)
     processes.start("relay", "relay")
     processes.start("membership", "worker", "membership")
-    wait_for(lambda: _http_ok(f"http://127.0.0.1:{settings.metrics_port_relay}/metrics"), timeout=30, message="relay")
-    wait_for(lambda: _http_ok(f"http://127.0.0.1:{settings.metrics_port_membership}/metrics"), timeout=30, message="worker")
+    processes.start("billing", "worker", "billing")
+    for name, port in (
+        ("relay", settings.metrics_port_relay),
+        ("membership", settings.metrics_port_membership),
+        ("billing", settings.metrics_port_billing),
+    ):
+        wait_for(lambda port=port: _http_ok(f"http://127.0.0.1:{port}/metrics"), timeout=30, message=name)
     return processes
 
 

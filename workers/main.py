@@ -8,18 +8,22 @@ from prometheus_client import start_http_server
 from core.db import make_engine
 from core.settings import Settings
 from events import kafka
-from workers import membership, runtime
+from workers import billing, membership, runtime
 
 log = logging.getLogger("provisioner.worker")
 
+# name: (consumer name, handler factory, topic role consumed, metrics port setting)
 WORKERS = {
-    "membership": (membership.CONSUMER, membership.handle, "metrics_port_membership"),
+    "membership": (membership.CONSUMER, membership.Membership, "lifecycle", "metrics_port_membership"),
+    "billing": (billing.CONSUMER, billing.Billing, "members", "metrics_port_billing"),
 }
 
 
 def run_worker(name: str, settings: Settings) -> None:
-    """Consume the lifecycle topic as member of the worker's consumer group until SIGTERM/SIGINT."""
-    consumer_name, handler, port_setting = WORKERS[name]
+    """Consume the worker's topic as a member of its consumer group until SIGTERM/SIGINT."""
+    consumer_name, factory, role, port_setting = WORKERS[name]
+    topics = settings.topics()
+    handler = factory(topics)
     engine = make_engine(settings, pool_size=2)
     state = {"running": True}
 
@@ -30,8 +34,8 @@ def run_worker(name: str, settings: Settings) -> None:
     signal.signal(signal.SIGINT, stop)
     start_http_server(getattr(settings, port_setting), addr="127.0.0.1")
     group = f"{settings.consumer_group_prefix}-{consumer_name}"
-    consumer = kafka.consumer(settings, group, [settings.topic_lifecycle])
-    log.info("worker %s consuming %s as group %s", name, settings.topic_lifecycle, group)
+    consumer = kafka.consumer(settings, group, [topics[role]])
+    log.info("worker %s consuming %s as group %s", name, topics[role], group)
     try:
         runtime.run(engine, consumer, consumer_name, handler, lambda: state["running"])
     finally:

@@ -7,15 +7,113 @@ applied one) is stale and changes nothing, so redelivery and reordering are harm
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, delete, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
-from core.tables import member_group_links, member_groups, members
+from core.tables import member_group_links, member_groups, members, pending_logins
 from events import catalogue as c
 from events.envelope import Event
+from workers import member_events
 
 CONSUMER = "membership"
+
+
+class Membership:
+    """The handlers, bound to the topic names member events go to."""
+
+    def __init__(self, topics: dict[str, str]):
+        self.topics = topics
+
+    def __call__(self, event: Event, conn: Connection) -> str:
+        """Apply one lifecycle event; returns the outcome (applied, stale, pending, ignored)."""
+        if event.kind is c.LOGIN_SUCCEEDED:
+            return self.apply_login(event, conn)
+        handler = _HANDLERS.get(event.kind)
+        if handler is None:
+            return "ignored"
+        before = _status_snapshot(conn, event)
+        outcome = handler(event, conn)
+        if outcome == "applied" and event.kind in _USER_EVENTS:
+            self._after_user_change(event, conn, before)
+        return outcome
+
+    def _after_user_change(self, event: Event, conn: Connection, before: str | None) -> None:
+        row = _member(conn, event)
+        if row is None:
+            return
+        kind = member_events.transition(before, row.status)
+        if kind is not None:
+            self._emit(conn, kind, event, row)
+        if before is None and row.email_ci and row.status == "provisioned":
+            _lock_person(conn, event.org_id, row.email_ci)
+            pending = conn.execute(
+                delete(pending_logins)
+                .where(pending_logins.c.org_id == event.org_id, pending_logins.c.email_ci == row.email_ci)
+                .returning(pending_logins.c.logged_in_at)
+            ).first()
+            if pending is not None:
+                self._first_login(conn, event, row, pending.logged_in_at)
+
+    def apply_login(self, event: Event, conn: Connection) -> str:
+        """A sign-in: the member's first one makes them active and is announced once."""
+        email_ci = event.data["email"].lower()
+        at = datetime.fromisoformat(event.data["logged_in_at"])
+        _lock_person(conn, event.org_id, email_ci)
+        row = conn.execute(
+            select(members)
+            .where(members.c.org_id == event.org_id, members.c.email_ci == email_ci, members.c.status != "removed")
+            .order_by(members.c.created_at)
+            .limit(1)
+            .with_for_update()
+        ).first()
+        if row is None:
+            if not event.data.get("jit"):
+                conn.execute(
+                    insert(pending_logins)
+                    .values(org_id=event.org_id, email_ci=email_ci, event_id=event.id, logged_in_at=at, method=event.data["method"])
+                    .on_conflict_do_nothing()
+                )
+                return "pending"
+            member_id = str(uuid.uuid4())
+            conn.execute(
+                insert(members).values(
+                    id=member_id, org_id=event.org_id, email=event.data["email"], email_ci=email_ci,
+                    user_name=event.data["email"], status="active", source="sso", first_login_at=at,
+                )
+            )
+            row = conn.execute(select(members).where(members.c.id == member_id)).first()
+            self._emit(conn, c.MEMBER_LOGGED_IN_FIRST_TIME, event, row)
+            return "applied"
+        if row.first_login_at is None and row.status in ("provisioned", "active"):
+            self._first_login(conn, event, row, at)
+        return "applied"
+
+    def _first_login(self, conn: Connection, cause: Event, row: Any, at: datetime) -> None:
+        conn.execute(
+            update(members).where(members.c.id == row.id).values(first_login_at=at, status="active", updated_at=_now())
+        )
+        row = conn.execute(select(members).where(members.c.id == row.id)).first()
+        self._emit(conn, c.MEMBER_LOGGED_IN_FIRST_TIME, cause, row)
+
+    def _emit(self, conn: Connection, kind: c.EventType, cause: Event, row: Any) -> None:
+        member_events.emit(
+            conn, self.topics, kind, cause=cause, member_id=row.id, email=row.email, source=row.source,
+            status=row.status, first_login_at=row.first_login_at,
+        )
+
+
+def _lock_person(conn: Connection, org_id: str, email_ci: str) -> None:
+    """Serialise a login and the creation of the member it is for, across worker processes."""
+    conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": f"{org_id}:{email_ci}"})
+
+
+def _status_snapshot(conn: Connection, event: Event) -> str | None:
+    if event.kind not in _USER_EVENTS:
+        return None
+    row = _member(conn, event)
+    return row.status if row else None
 
 
 def _now() -> datetime:
@@ -41,7 +139,7 @@ def _status_after(event: Event, first_login_at: datetime | None) -> str:
 def apply_user(event: Event, conn: Connection) -> str:
     row = _member(conn, event)
     data = event.data
-    email = data.get("email")
+    email = data.get("email") or (data.get("user_name") if "@" in (data.get("user_name") or "") else None)
     values = {
         "user_name": data.get("user_name"),
         "email": email,
@@ -121,6 +219,8 @@ def apply_link(event: Event, conn: Connection) -> str:
     return "applied" if result.first() is not None else "stale"
 
 
+_USER_EVENTS = {c.USER_CREATED, c.USER_UPDATED, c.USER_DEACTIVATED, c.USER_REACTIVATED, c.USER_DELETED}
+
 _HANDLERS = {
     c.USER_CREATED: apply_user,
     c.USER_UPDATED: apply_user,
@@ -134,8 +234,3 @@ _HANDLERS = {
     c.GROUP_MEMBER_REMOVED: apply_link,
 }
 
-
-def handle(event: Event, conn: Connection) -> str:
-    """Apply one lifecycle event; returns the outcome (applied, stale, ignored)."""
-    handler = _HANDLERS.get(event.kind)
-    return handler(event, conn) if handler else "ignored"

@@ -1,0 +1,330 @@
+"""SAML 2.0 sign-in per org: SP-initiated and IdP-initiated, HTTP-POST to an ACS per org.
+
+Our service provider for org `slug` is entity `{public_url}/sso/{slug}/saml/metadata` with the
+ACS `{public_url}/sso/{slug}/saml/acs`. Responses are checked by OneLogin's python3-saml in
+strict mode, then by the rules below, which are stricter than the toolkit's defaults:
+
+- the assertion, or the response that contains it, carries a valid signature by a certificate
+  from the org's IdP metadata (never from the message's KeyInfo); the whole document holds
+  exactly one assertion and only the signed one is read (signature wrapping is refused);
+- every SignatureMethod and DigestMethod is SHA-256 or stronger: SHA-1 is refused;
+- Issuer = the IdP's entity id; Audience = our entity id (required); Destination (when present)
+  and SubjectConfirmationData Recipient = our ACS URL, exactly; NotBefore/NotOnOrAfter hold
+  within SKEW seconds and the assertion must carry a NotOnOrAfter;
+- a response with InResponseTo (SP-initiated) must answer an unexpired AuthnRequest of the
+  same org, and consumes it; one without (IdP-initiated) is accepted;
+- the assertion id is remembered in `saml_seen_assertions` until its NotOnOrAfter, in the
+  same transaction as the login event: a second use is refused and a failure writes neither.
+"""
+
+import html
+import ipaddress
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import httpx
+from cryptography import x509
+from onelogin.saml2.authn_request import OneLogin_Saml2_Authn_Request
+from onelogin.saml2.constants import OneLogin_Saml2_Constants as C
+from onelogin.saml2.idp_metadata_parser import OneLogin_Saml2_IdPMetadataParser
+from onelogin.saml2.response import OneLogin_Saml2_Response
+from onelogin.saml2.settings import OneLogin_Saml2_Settings
+from onelogin.saml2.utils import OneLogin_Saml2_Utils
+from sqlalchemy import Engine, delete, func, insert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from core import logins, orgs, sso_config
+from core.settings import Settings
+from core.tables import saml_seen_assertions, sso_states
+
+SKEW = timedelta(seconds=60)
+EMAIL_FORMAT = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
+EMAIL_ATTRIBUTES = ("email", "mail", "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress")
+STRONG_SIGNATURES = {C.RSA_SHA256, C.RSA_SHA384, C.RSA_SHA512} | {
+    f"http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha{n}" for n in (256, 384, 512)
+}
+STRONG_DIGESTS = {C.SHA256, C.SHA384, C.SHA512}
+MAX_FORM_BYTES = 512 * 1024
+
+
+class Rejected(Exception):
+    """A request we refuse before anything is written; `status` is the HTTP answer."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+def urls(settings: Settings, slug: str) -> dict[str, str]:
+    base = f"{settings.public_url.rstrip('/')}/sso/{slug}/saml"
+    return {"login_url": f"{base}/login", "acs_url": f"{base}/acs", "entity_id": f"{base}/metadata", "metadata_url": f"{base}/metadata"}
+
+
+def _toolkit_settings(settings: Settings, slug: str, config: dict[str, Any] | None) -> OneLogin_Saml2_Settings:
+    u = urls(settings, slug)
+    data: dict[str, Any] = {
+        "strict": True,
+        "debug": False,
+        "sp": {
+            "entityId": u["entity_id"],
+            "assertionConsumerService": {"url": u["acs_url"], "binding": C.BINDING_HTTP_POST},
+            "NameIDFormat": EMAIL_FORMAT,
+        },
+        "security": {
+            # Our metadata asks for signed assertions; a signed response containing the assertion
+            # is accepted too (the toolkit refuses a response where neither is signed).
+            "wantAssertionsSigned": config is None,
+            "wantMessagesSigned": False,
+            "wantAttributeStatement": False,
+            "rejectDeprecatedAlgorithm": True,
+            "signatureAlgorithm": C.RSA_SHA256,
+            "digestAlgorithm": C.SHA256,
+        },
+    }
+    if config:
+        data["idp"] = {
+            "entityId": config["idp_entity_id"],
+            "singleSignOnService": {"url": config["sso_url"], "binding": C.BINDING_HTTP_REDIRECT},
+            "x509certMulti": {"signing": config["certs"]},
+        }
+    return OneLogin_Saml2_Settings(data, sp_validation_only=config is None)
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
+
+
+def parse_metadata(xml: str) -> dict[str, Any]:
+    """The IdP's entity id, HTTP-Redirect SSO URL and signing certificates, or ValueError."""
+    try:
+        idp = OneLogin_Saml2_IdPMetadataParser.parse(xml, required_sso_binding=C.BINDING_HTTP_REDIRECT).get("idp", {})
+    except Exception as exc:
+        raise ValueError(f"IdP metadata is not valid SAML metadata XML: {exc}") from None
+    entity_id = idp.get("entityId")
+    sso_url = idp.get("singleSignOnService", {}).get("url")
+    certs = idp.get("x509certMulti", {}).get("signing") or ([idp["x509cert"]] if idp.get("x509cert") else [])
+    if not entity_id:
+        raise ValueError("IdP metadata has no IDPSSODescriptor with an entityID")
+    if not sso_url or urlsplit(sso_url).scheme not in ("https", "http"):
+        raise ValueError("IdP metadata has no SingleSignOnService with the HTTP-Redirect binding")
+    if not certs:
+        raise ValueError("IdP metadata has no signing certificate")
+    for cert in certs:
+        try:
+            x509.load_pem_x509_certificate(OneLogin_Saml2_Utils.format_cert(cert).encode())
+        except Exception:
+            raise ValueError("IdP metadata holds a signing certificate that is not valid X.509") from None
+    return {"idp_entity_id": entity_id, "sso_url": sso_url, "certs": certs}
+
+
+def configure(
+    engine: Engine, settings: Settings, slug: str, *, metadata_xml: str | None = None, metadata_url: str | None = None
+) -> dict[str, Any]:
+    """Store the org's IdP (from metadata XML, or fetched from an https URL; http on loopback only)."""
+    if metadata_url:
+        parts = urlsplit(metadata_url)
+        if parts.scheme != "https" and not (parts.scheme == "http" and _is_loopback(parts.hostname)):
+            raise ValueError("metadata URL must be https (http is allowed on loopback only)")
+        try:
+            reply = httpx.get(metadata_url, timeout=10)
+            reply.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise ValueError(f"could not fetch IdP metadata from {metadata_url}: {exc}") from None
+        metadata_xml = reply.text
+    if not metadata_xml:
+        raise ValueError("give the IdP metadata XML or its URL")
+    config = parse_metadata(metadata_xml)
+    if metadata_url:
+        config["metadata_url"] = metadata_url
+    with engine.begin() as conn:
+        org = orgs.get(conn, slug)
+        sso_config.put(conn, org.id, "saml", config)
+    return urls(settings, slug)
+
+
+def _page(status: int, title: str, message: str) -> HTMLResponse:
+    body = f"<!doctype html><title>{html.escape(title)}</title><h1>{html.escape(title)}</h1><p>{html.escape(message)}</p>"
+    return HTMLResponse(body, status_code=status)
+
+
+def _when(value: str | None) -> datetime | None:
+    return datetime.fromtimestamp(OneLogin_Saml2_Utils.parse_SAML_to_time(value), UTC) if value else None
+
+
+def _check(resp: OneLogin_Saml2_Response, acs_url: str, entity_id: str) -> datetime:
+    """Our rules on top of the toolkit's; returns how long the assertion id must be remembered."""
+    for node in resp.document.xpath("//ds:SignatureMethod | //ds:DigestMethod", namespaces={"ds": C.NS_DS}):
+        allowed = STRONG_SIGNATURES if node.tag.endswith("SignatureMethod") else STRONG_DIGESTS
+        if node.get("Algorithm") not in allowed:
+            raise Rejected(f"signature algorithm {node.get('Algorithm')} is refused (SHA-256 or stronger only)", 401)
+    destination = resp.document.get("Destination")
+    if destination is not None and destination != acs_url:
+        raise Rejected(f"the response is addressed to {destination}, not to this organisation's ACS", 401)
+    if resp.get_audiences() != [entity_id]:
+        raise Rejected("the assertion is not for this organisation (audience)", 401)
+    confirmations = resp._query_assertion("/saml:Subject/saml:SubjectConfirmation/saml:SubjectConfirmationData")
+    if not confirmations or any(c.get("Recipient") != acs_url for c in confirmations):
+        raise Rejected("the assertion's Recipient is not this organisation's ACS", 401)
+    now = datetime.now(UTC)
+    conditions = resp._query_assertion("/saml:Conditions")[0]
+    ends = [_when(n.get("NotOnOrAfter")) for n in [conditions, *confirmations] if n.get("NotOnOrAfter")]
+    starts = [_when(n.get("NotBefore")) for n in [conditions, *confirmations] if n.get("NotBefore")]
+    if not ends:
+        raise Rejected("the assertion has no NotOnOrAfter", 401)
+    if min(ends) + SKEW <= now or any(s - SKEW > now for s in starts if s):
+        raise Rejected("the assertion is expired or not yet valid", 401)
+    return max(ends) + SKEW
+
+
+def _email(resp: OneLogin_Saml2_Response) -> str:
+    if resp.get_nameid_format() == EMAIL_FORMAT and resp.get_nameid():
+        return resp.get_nameid()
+    attributes = resp.get_attributes()
+    for name in EMAIL_ATTRIBUTES:
+        if attributes.get(name):
+            return attributes[name][0]
+    raise Rejected("the assertion carries no email (NameID in emailAddress format, or an email attribute)", 400)
+
+
+def _target(settings: Settings, slug: str, relay_state: str | None) -> str:
+    """The app URL, or the RelayState when it is a path on the app's origin."""
+    app = settings.app_url.format(org=slug)
+    if relay_state and relay_state.startswith("/") and not relay_state.startswith("//") and "\\" not in relay_state:
+        parts = urlsplit(app)
+        return f"{parts.scheme}://{parts.netloc}{relay_state}"
+    return app
+
+
+def routes(settings: Settings, engine: Engine) -> list[Route]:
+    def load(slug: str, saml: bool = True) -> tuple[orgs.Org, dict[str, Any]]:
+        with engine.connect() as conn:
+            try:
+                org = orgs.get(conn, slug)
+            except orgs.OrgError:
+                raise Rejected(f"no organisation {slug!r}", 404) from None
+            config = sso_config.get(conn, org.id, "saml")
+        if saml and not config:
+            raise Rejected(f"SAML sign-in is not configured for {slug!r}", 404)
+        return org, config or {}
+
+    def metadata_sync(slug: str) -> Response:
+        load(slug, saml=False)
+        return Response(_toolkit_settings(settings, slug, None).get_sp_metadata(), media_type="application/samlmetadata+xml")
+
+    def login_sync(slug: str, relay_state: str | None) -> Response:
+        """SP-initiated: an AuthnRequest via HTTP-Redirect; its id is kept for InResponseTo, once."""
+        org, config = load(slug)
+        request = OneLogin_Saml2_Authn_Request(_toolkit_settings(settings, slug, config))
+        expires = datetime.now(UTC) + timedelta(seconds=settings.sso_state_ttl_seconds)
+        with engine.begin() as conn:
+            conn.execute(
+                insert(sso_states).values(
+                    state=request.get_id(), org_id=org.id, protocol="saml", data={"relay_state": relay_state}, expires_at=expires
+                )
+            )
+        query = {"SAMLRequest": request.get_request(), **({"RelayState": relay_state} if relay_state else {})}
+        sep = "&" if "?" in config["sso_url"] else "?"
+        return RedirectResponse(f"{config['sso_url']}{sep}{urlencode(query)}", status_code=302)
+
+    def acs_sync(slug: str, form: dict[str, str], correlation_id: str) -> Response:
+        """Validate the response; then replay cache, request id and login event in one transaction."""
+        org, config = load(slug)
+        u = urls(settings, slug)
+        if not form.get("SAMLResponse"):
+            raise Rejected("SAMLResponse is missing")
+        try:
+            resp = OneLogin_Saml2_Response(_toolkit_settings(settings, slug, config), form["SAMLResponse"])
+        except Exception:
+            raise Rejected("SAMLResponse is not base64-encoded SAML XML") from None
+        acs = urlsplit(u["acs_url"])
+        request_data = {"https": "on" if acs.scheme == "https" else "off", "http_host": acs.netloc, "script_name": acs.path}
+        try:
+            resp.is_valid(request_data, raise_exceptions=True)
+            remember_until = _check(resp, u["acs_url"], u["entity_id"])
+            email, subject, assertion_id = _email(resp), resp.get_nameid(), resp.get_assertion_id()
+            confirmations = resp._query_assertion("/saml:Subject/saml:SubjectConfirmation/saml:SubjectConfirmationData")
+            answers = {resp.get_in_response_to()} | {c.get("InResponseTo") for c in confirmations}
+        except Rejected:
+            raise
+        except Exception as exc:
+            raise Rejected(f"the SAML response was refused: {exc}", 401) from None
+        answers.discard(None)
+        if len(answers) > 1:
+            raise Rejected("the response and its assertion answer different requests (InResponseTo)", 401)
+        in_response_to = answers.pop() if answers else None
+        relay_state = form.get("RelayState")
+        with engine.begin() as conn:
+            if in_response_to:
+                row = conn.execute(
+                    delete(sso_states)
+                    .where(sso_states.c.state == in_response_to, sso_states.c.org_id == org.id, sso_states.c.protocol == "saml")
+                    .where(sso_states.c.expires_at > func.now())
+                    .returning(sso_states.c.data)
+                ).first()
+                if row is None:
+                    raise Rejected("the response answers no pending sign-in of this organisation (InResponseTo)", 401)
+                relay_state = row.data.get("relay_state") or relay_state
+            conn.execute(
+                delete(saml_seen_assertions).where(
+                    saml_seen_assertions.c.org_id == org.id, saml_seen_assertions.c.not_on_or_after < func.now()
+                )
+            )
+            fresh = conn.execute(
+                pg_insert(saml_seen_assertions)
+                .values(org_id=org.id, assertion_id=assertion_id, not_on_or_after=remember_until)
+                .on_conflict_do_nothing()
+            ).rowcount
+            if not fresh:
+                raise Rejected("this assertion was already used (replay)", 401)
+            sign_in = logins.SignIn(email=email, method="saml", sso=True, idp=config["idp_entity_id"], subject=subject)
+            try:
+                outcome = logins.record(conn, org, sign_in, settings.topics(), correlation_id)
+            except logins.LoginError as exc:
+                raise Rejected(str(exc)) from None
+        if not outcome.accepted:
+            return _page(403, "Sign-in refused", outcome.reason or "refused")
+        return RedirectResponse(_target(settings, slug, relay_state), status_code=303)
+
+    async def guarded(call, *args: Any) -> Response:
+        try:
+            return await run_in_threadpool(call, *args)
+        except Rejected as exc:
+            return _page(exc.status, "Sign-in failed" if exc.status != 404 else "Not found", str(exc))
+
+    async def metadata(request: Request) -> Response:
+        return await guarded(metadata_sync, request.path_params["org"])
+
+    async def login(request: Request) -> Response:
+        relay = request.query_params.get("next")
+        relay = relay if relay and len(relay) <= 512 else None
+        return await guarded(login_sync, request.path_params["org"], relay)
+
+    async def acs(request: Request) -> Response:
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_FORM_BYTES:
+                return _page(413, "Sign-in failed", "the SAML response is too large")
+        try:
+            form = {k: v[0] for k, v in parse_qs(body.decode(), max_num_fields=20).items()}
+        except ValueError:
+            return _page(400, "Sign-in failed", "the request body is not a form")
+        correlation_id = uuid.uuid4().hex
+        return await guarded(acs_sync, request.path_params["org"], form, correlation_id)
+
+    return [
+        Route("/sso/{org}/saml/metadata", metadata, methods=["GET"]),
+        Route("/sso/{org}/saml/login", login, methods=["GET"]),
+        Route("/sso/{org}/saml/acs", acs, methods=["POST"]),
+    ]

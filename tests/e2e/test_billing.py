@@ -1,0 +1,123 @@
+"""Logins through the internal API → first-login and seat events on the real `billing` topic."""
+
+import concurrent.futures
+
+import httpx
+import orjson
+import pytest
+
+from core import service_tokens
+from tests.conftest import wait_for
+from workers.billing_verify import read_topic, verify
+
+USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def app_client(settings, engine, server):
+    token = service_tokens.create(engine, "tests")
+    with httpx.Client(base_url=server, headers={"Authorization": f"Bearer {token}"}, timeout=10) as client:
+        yield client
+
+
+def login(client, org, email, method="password"):
+    r = client.post("/internal/v1/logins", json={"org": org, "email": email, "method": method})
+    assert r.status_code == 202, r.text
+    return r.json()
+
+
+def billing_events(settings, org_id):
+    events = [orjson.loads(v) for v in read_topic(settings)]
+    return [e for e in events if e["orgid"] == org_id]
+
+
+def of_type(events, suffix):
+    return [e for e in events if e["type"].endswith(suffix)]
+
+
+def provision(scim_org, email):
+    r = scim_org.client.post("/Users", json={"schemas": [USER], "userName": email, "emails": [{"value": email, "primary": True}]})
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def test_n_members_logging_in_twice_are_billed_exactly_n_times(pipeline, scim_org, app_client, settings, engine):
+    emails = [f"person{i}@acme.test" for i in range(40)]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda e: provision(scim_org, e), emails))
+        # the first login races the membership being applied: it must still count once
+        list(pool.map(lambda e: login(app_client, scim_org.slug, e), emails))
+        list(pool.map(lambda e: login(app_client, scim_org.slug, e.upper(), "magic_link"), emails))
+    wait_for(lambda: len(of_type(billing_events(settings, scim_org.id), "first_login")) >= len(emails), timeout=60, message="billing")
+    events = billing_events(settings, scim_org.id)
+    first = of_type(events, "first_login")
+    assert sorted(e["data"]["email"].lower() for e in first) == sorted(emails)
+    assert len({e["id"] for e in first}) == len(emails)
+    assert all(e["data"]["source"] == "scim" and e["data"]["first_login_at"] for e in first)
+    report = verify(settings, engine, [scim_org.id])
+    assert report.clean and report.facts == len(emails), report.as_dict()
+
+
+def test_seat_released_and_restored(pipeline, scim_org, app_client, settings):
+    uid = provision(scim_org, "seat@acme.test")
+    login(app_client, scim_org.slug, "seat@acme.test")
+    wait_for(lambda: of_type(billing_events(settings, scim_org.id), "first_login"), timeout=30, message="first login")
+
+    def set_active(value):
+        body = {"schemas": [PATCH], "Operations": [{"op": "replace", "path": "active", "value": value}]}
+        assert scim_org.client.patch(f"/Users/{uid}", json=body).status_code in (200, 204)
+
+    set_active(False)
+    wait_for(lambda: of_type(billing_events(settings, scim_org.id), "seat.released"), timeout=30, message="released")
+    set_active(True)
+    wait_for(lambda: of_type(billing_events(settings, scim_org.id), "seat.restored"), timeout=30, message="restored")
+    events = billing_events(settings, scim_org.id)
+    assert [e["type"].rsplit(".", 2)[-2:] for e in events] == [["member", "first_login"], ["seat", "released"], ["seat", "restored"]]
+    assert of_type(events, "released")[0]["data"]["reason"] == "deactivated"
+
+
+def test_recreated_user_is_not_billed_twice(pipeline, scim_org, app_client, settings):
+    uid = provision(scim_org, "again@acme.test")
+    login(app_client, scim_org.slug, "again@acme.test")
+    wait_for(lambda: of_type(billing_events(settings, scim_org.id), "first_login"), timeout=30, message="first login")
+    assert scim_org.client.delete(f"/Users/{uid}").status_code == 204
+    wait_for(lambda: of_type(billing_events(settings, scim_org.id), "released"), timeout=30, message="released on removal")
+    provision(scim_org, "again@acme.test")
+    login(app_client, scim_org.slug, "again@acme.test")
+    wait_for(lambda: of_type(billing_events(settings, scim_org.id), "restored"), timeout=30, message="seat restored")
+    events = billing_events(settings, scim_org.id)
+    assert len(of_type(events, "first_login")) == 1
+    assert of_type(events, "restored")[0]["data"]["reason"] == "returned"
+
+
+def test_unprovisioned_app_login_bills_nobody(pipeline, scim_org, app_client, settings, engine):
+    login(app_client, scim_org.slug, "stranger@acme.test")
+    uid = provision(scim_org, "late@acme.test")  # a sentinel that goes through the same pipeline
+    login(app_client, scim_org.slug, "late@acme.test")
+    wait_for(lambda: of_type(billing_events(settings, scim_org.id), "first_login"), timeout=30, message="sentinel billed")
+    emails = [e["data"]["email"] for e in billing_events(settings, scim_org.id)]
+    assert emails == ["late@acme.test"] and uid
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "status"),
+    [
+        ({"Authorization": "Bearer wrong"}, {"org": "x", "email": "a@b.co"}, 401),
+        ({"Authorization": ""}, {"org": "x", "email": "a@b.co"}, 401),
+        (None, {"org": "no-such-org", "email": "a@b.co"}, 404),
+        (None, {"org": "{org}", "email": "not-an-email"}, 400),
+        (None, {"org": "{org}"}, 400),
+        (None, {"org": "{org}", "email": "a@b.co", "method": "drop table;"}, 400),
+        (None, [1, 2], 400),
+    ],
+)
+def test_internal_login_api_rejects_bad_requests(app_client, scim_org, headers, body, status):
+    if isinstance(body, dict) and body.get("org") == "{org}":
+        body = {**body, "org": scim_org.slug}
+    kwargs = {"headers": headers} if headers is not None else {}
+    r = app_client.post("/internal/v1/logins", json=body, **kwargs)
+    assert r.status_code == status, r.text
+    assert r.json()["detail"]
