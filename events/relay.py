@@ -108,9 +108,14 @@ class Relay:
         except KafkaError as exc:
             log.warning("publish failed (%s); recovering with a new producer", exc)
             self.producer.close(timeout=5)
-            time.sleep(1.0)
-            self.producer = self.make_producer()
-            self.recover()
+            while self.running:
+                time.sleep(1.0)
+                try:
+                    self.producer = self.make_producer()
+                    self.recover()
+                    return 0
+                except KafkaError as again:
+                    log.warning("Kafka still unavailable (%s); retrying", again)
             return 0
 
     def run(self) -> None:

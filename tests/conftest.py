@@ -24,14 +24,15 @@ from core.migrate import upgrade
 from core.settings import Settings, to_env
 
 
-_SPEEDS = {"unit": 0, "integration": 1, "sso": 1, "e2e": 2}
+_SPEEDS = {"unit": 0, "integration": 1, "sso": 1, "e2e": 2, "chaos": 3}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run unit, then integration, then end-to-end tests.
 
     Integration tests read the outbox; once the e2e relay runs it drains the outbox, so the
-    e2e tests (and their session-scoped relay and workers) come last.
+    e2e tests (and their session-scoped relay and workers) come after them, and the chaos
+    tests, which kill processes and restart the broker, come last.
     """
     items.sort(key=lambda item: _SPEEDS.get(item.path.parent.name, 1))
 

@@ -8,11 +8,13 @@ as a dead letter with its error and origin, and the batch goes on.
 """
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from kafka import KafkaConsumer
+from kafka.errors import KafkaError
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.dialects.postgresql import insert
@@ -88,10 +90,20 @@ def run(engine: Engine, kafka: KafkaConsumer, consumer: str, handler: Handler, s
     """Consume until should_run() is false; commits offsets after each applied batch."""
     tally = Tally()
     while should_run():
-        batches = kafka.poll(timeout_ms=500)
+        try:
+            batches = kafka.poll(timeout_ms=500)
+        except KafkaError as exc:  # the broker is restarting: the client reconnects on the next poll
+            log.warning("poll failed (%s); retrying", exc)
+            time.sleep(1.0)
+            continue
         records = [r for batch in batches.values() for r in batch]
         if not records:
             continue
         apply_records(engine, consumer, handler, records, tally)
-        kafka.commit()
+        try:
+            kafka.commit()
+        except KafkaError as exc:
+            # e.g. the coordinator moved or the broker restarts: the batch is in PostgreSQL with
+            # its tracking rows, so a redelivery is harmless; the next commit covers it.
+            log.warning("offset commit failed (%s); the batch will be redelivered and skipped", exc)
     return tally
