@@ -121,3 +121,31 @@ def test_internal_login_api_rejects_bad_requests(app_client, scim_org, headers, 
     r = app_client.post("/internal/v1/logins", json=body, **kwargs)
     assert r.status_code == status, r.text
     assert r.json()["detail"]
+
+
+def test_sso_sign_in_with_jit_creates_an_active_member_and_bills_once(pipeline, scim_org, settings, engine):
+    """What the OIDC and SAML callbacks hand over (tests/sso drive those against real IdPs)."""
+    from sqlalchemy import text
+
+    from core import orgs
+    from core.logins import SignIn, record
+
+    org = orgs.update_settings(engine, scim_org.slug, sso_provisioning=True)
+    for _ in range(2):
+        with engine.begin() as conn:
+            outcome = record(conn, org, SignIn(email="Jit@Acme.test", method="oidc", sso=True, idp="https://idp.test"), settings.topics())
+        assert outcome.accepted
+
+    def member():
+        with engine.connect() as conn:
+            return conn.execute(
+                text("SELECT status, source, first_login_at FROM members WHERE org_id = :o AND email_ci = 'jit@acme.test'"),
+                {"o": org.id},
+            ).all()
+
+    wait_for(lambda: member() and member()[0].status == "active", timeout=30, message="JIT member")
+    (row,) = member()
+    assert row.source == "sso" and row.first_login_at is not None
+    wait_for(lambda: of_type(billing_events(settings, org.id), "first_login"), timeout=30, message="billed")
+    first = of_type(billing_events(settings, org.id), "first_login")
+    assert len(first) == 1 and first[0]["data"]["source"] == "sso"
