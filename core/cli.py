@@ -63,6 +63,21 @@ def org_rotate_token(slug: str, as_json: bool = typer.Option(False, "--json")) -
     typer.echo(json.dumps(out) if as_json else "\n".join(f"{k}: {v}" for k, v in out.items()))
 
 
+@members_app.command("add")
+def members_add(slug: str, email: str, name: str = typer.Option(None, help="Display name")) -> None:
+    """Add a person by hand (only while the org's manual provisioning is on)."""
+    from core import admin
+
+    settings = _settings()
+    engine = make_engine(settings)
+    try:
+        with engine.begin() as conn:
+            event_id = admin.add_member(conn, orgs.get(conn, slug), settings.topics(), "cli", email, name)
+    except (orgs.OrgError, admin.AdminError) as exc:
+        _fail(str(exc))
+    typer.echo(json.dumps({"email": email, "event_id": event_id, "status": "accepted"}))
+
+
 @members_app.command("list")
 def members_list(
     slug: str,
@@ -117,15 +132,22 @@ def org_settings(
             _fail(f"--{name} takes on or off")
         return value.lower() == "on"
 
+    from core import admin
+
+    settings = _settings()
+    engine = make_engine(settings)
     try:
-        org = orgs.update_settings(
-            make_engine(_settings()),
-            slug,
-            manual_provisioning=flag(manual_provisioning, "manual-provisioning"),
-            sso_provisioning=flag(sso_provisioning, "sso-provisioning"),
-            scim_enabled=flag(scim, "scim"),
-        )
-    except orgs.OrgError as exc:
+        with engine.begin() as conn:
+            org = admin.change_settings(
+                conn,
+                orgs.get(conn, slug),
+                settings.topics(),
+                "cli",
+                manual_provisioning=flag(manual_provisioning, "manual-provisioning"),
+                sso_provisioning=flag(sso_provisioning, "sso-provisioning"),
+                scim_enabled=flag(scim, "scim"),
+            )
+    except (orgs.OrgError, admin.AdminError) as exc:
         _fail(str(exc))
     out = {
         "slug": org.slug,
@@ -167,6 +189,81 @@ def billing_verify(
     raise typer.Exit(0 if report.clean and not report.pending else 1)
 
 
+accounts_app = typer.Typer(no_args_is_help=True, help="The SaaS's accounts outside any org.")
+conflicts_app = typer.Typer(no_args_is_help=True, help="Email conflicts between members and existing accounts.")
+admin_token_app = typer.Typer(no_args_is_help=True, help="Org admins' tokens for the admin API and console.")
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(conflicts_app, name="conflicts")
+app.add_typer(admin_token_app, name="admin-token")
+
+
+@accounts_app.command("register")
+def accounts_register(email: str, name: str = typer.Option(None, help="Display name")) -> None:
+    """Register an account outside any org (as the app does when someone signs up)."""
+    from core.accounts import AccountError, register
+
+    settings = _settings()
+    try:
+        with make_engine(settings).begin() as conn:
+            result = register(conn, email, settings.topics(), name)
+    except AccountError as exc:
+        _fail(str(exc))
+    typer.echo(json.dumps({**result.account, "created": result.created}))
+
+
+@conflicts_app.command("list")
+def conflicts_list(slug: str, status: str = typer.Option("open", help="open, acquired, dismissed or all"), as_json: bool = typer.Option(False, "--json")) -> None:
+    """List an org's email conflicts."""
+    from core import admin
+
+    with make_engine(_settings()).connect() as conn:
+        try:
+            found = admin.list_conflicts(conn, orgs.get(conn, slug), None if status == "all" else status)
+        except orgs.OrgError as exc:
+            _fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(found))
+    else:
+        for item in found:
+            typer.echo(f"{item['email']}\t{item['status']}\t{item['error']}")
+
+
+def _resolve(slug: str, key: str, acquire: bool) -> None:
+    from core import admin
+
+    settings = _settings()
+    try:
+        with make_engine(settings).begin() as conn:
+            result = admin.resolve(conn, orgs.get(conn, slug), settings.topics(), "cli", key, acquire=acquire)
+    except (orgs.OrgError, admin.AdminError) as exc:
+        _fail(str(exc))
+    typer.echo(json.dumps(result))
+
+
+@conflicts_app.command("acquire")
+def conflicts_acquire(slug: str, email_or_id: str) -> None:
+    """Acquire the existing account into the org: it becomes the member."""
+    _resolve(slug, email_or_id, acquire=True)
+
+
+@conflicts_app.command("dismiss")
+def conflicts_dismiss(slug: str, email_or_id: str) -> None:
+    """Dismiss a conflict: the member stays, the account stays outside the org."""
+    _resolve(slug, email_or_id, acquire=False)
+
+
+@admin_token_app.command("create")
+def admin_token_create(slug: str, name: str = typer.Option("admin"), as_json: bool = typer.Option(False, "--json")) -> None:
+    """Issue an org admin token (admin API and console; shown once)."""
+    from core import admin
+
+    try:
+        token = admin.create_admin_token(make_engine(_settings()), slug, name)
+    except orgs.OrgError as exc:
+        _fail(str(exc))
+    typer.echo(json.dumps({"slug": slug, "token": token}) if as_json else token)
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply the schema migrations."""
@@ -204,7 +301,7 @@ def relay() -> None:
 
 
 @app.command("worker")
-def worker(name: str = typer.Argument(..., help="membership or billing")) -> None:
+def worker(name: str = typer.Argument(..., help="membership, billing or conflicts")) -> None:
     """Run one worker of a consumer group."""
     from workers.main import WORKERS, run_worker
 

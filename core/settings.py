@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     metrics_port_relay: int = 9101
     metrics_port_membership: int = 9102
     metrics_port_billing: int = 9103
+    metrics_port_conflicts: int = 9104
 
     # Where a successful sign-in sends the browser; `{org}` is replaced by the org's slug.
     app_url: str = "http://127.0.0.1:8000/app/{org}"

@@ -15,6 +15,7 @@ ROLES: dict[str, list[str]] = {
     "relay": ["relay"],
     "membership": ["worker", "membership"],
     "billing": ["worker", "billing"],
+    "conflicts": ["worker", "conflicts"],
 }
 
 

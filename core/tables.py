@@ -129,6 +129,9 @@ members = Table(
     # Incremented with every member event the worker emits (their resourceversion).
     Column("version", BigInteger, nullable=False, server_default=text("0")),
     Column("first_login_at", DateTime(timezone=True)),
+    # The SaaS account this member is, once acquired; and the open email conflict, if any.
+    Column("account_id", UUID(as_uuid=False)),
+    Column("conflict_id", UUID(as_uuid=False)),
     Column("created_at", DateTime(timezone=True), **_now),
     Column("updated_at", DateTime(timezone=True), **_now),
     UniqueConstraint("org_id", "scim_user_id", name="ux_members_scim_user"),
@@ -241,4 +244,61 @@ billing_accounts = Table(
     Column("seat_active", Boolean, nullable=False),
     Column("updated_at", DateTime(timezone=True), **_now),
     PrimaryKeyConstraint("org_id", "email_ci"),
+)
+
+
+# Accounts of the SaaS, which exist outside any org (people who signed up on their own) until an
+# org acquires one (`org_id`). Emails compare case-insensitively.
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", UUID(as_uuid=False), primary_key=True),
+    Column("email", Text, nullable=False),
+    Column("email_ci", Text, nullable=False, unique=True),
+    Column("display_name", Text),
+    Column("org_id", UUID(as_uuid=False), ForeignKey("orgs.id", ondelete="SET NULL")),
+    Column("created_at", DateTime(timezone=True), **_now),
+)
+
+# A member whose email belongs to an account outside the org: open until acquired or dismissed.
+conflicts = Table(
+    "conflicts",
+    metadata,
+    Column("id", UUID(as_uuid=False), primary_key=True),
+    Column("org_id", UUID(as_uuid=False), ForeignKey("orgs.id", ondelete="CASCADE"), nullable=False),
+    Column("member_id", UUID(as_uuid=False), nullable=False),
+    Column("account_id", UUID(as_uuid=False), nullable=False),
+    Column("email_ci", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), **_now),
+    Column("resolved_at", DateTime(timezone=True)),
+    Column("resolved_by", Text),
+    UniqueConstraint("org_id", "member_id", "account_id", name="ux_conflicts_member_account"),
+    Index("ix_conflicts_org_status", "org_id", "status"),
+)
+
+# Org admins' credentials for the admin API and console: never valid on SCIM, and vice versa.
+admin_tokens = Table(
+    "admin_tokens",
+    metadata,
+    Column("token_hash", LargeBinary, primary_key=True),
+    Column("org_id", UUID(as_uuid=False), ForeignKey("orgs.id", ondelete="CASCADE"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), **_now),
+)
+
+# What happened to a member, from which source, when: the admin's "recent activity".
+member_activity = Table(
+    "member_activity",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("org_id", UUID(as_uuid=False), nullable=False),
+    Column("member_id", UUID(as_uuid=False), nullable=False),
+    Column("event_id", UUID(as_uuid=False), nullable=False),
+    Column("type", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("summary", JSONB, nullable=False),
+    Column("at", DateTime(timezone=True), **_now),
+    Index("ix_member_activity_member", "org_id", "member_id", "id"),
 )

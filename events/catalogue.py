@@ -42,6 +42,17 @@ MEMBER_DEACTIVATED = _t("MemberDeactivated", "member.deactivated", "members")
 MEMBER_REACTIVATED = _t("MemberReactivated", "member.reactivated", "members")
 MEMBER_REMOVED = _t("MemberRemoved", "member.removed", "members")
 
+# Org admins' actions and the app's accounts (written by ingest).
+ORG_SETTINGS_CHANGED = _t("OrgSettingsChanged", "org.settings.changed")
+MEMBER_MANUALLY_ADDED = _t("MemberManuallyAdded", "member.manually_added")
+ACCOUNT_REGISTERED = _t("AccountRegistered", "account.registered")
+ACCOUNT_ACQUIRED = _t("AccountAcquired", "account.acquired")
+CONFLICT_DISMISSED = _t("EmailConflictDismissed", "member.conflict.dismissed")
+
+# Membership and conflict workers' facts about members.
+MEMBER_CREATED = _t("MemberCreated", "member.created", "members")
+EMAIL_CONFLICT_DETECTED = _t("EmailConflictDetected", "member.conflict.detected", "members")
+
 # What billing systems consume, on the `billing` topic.
 BILLING_FIRST_LOGIN = _t("BillingFirstLogin", "billing.member.first_login", "billing")
 BILLING_SEAT_RELEASED = _t("BillingSeatReleased", "billing.seat.released", "billing")
@@ -67,5 +78,12 @@ ALL: tuple[EventType, ...] = (
     BILLING_FIRST_LOGIN,
     BILLING_SEAT_RELEASED,
     BILLING_SEAT_RESTORED,
+    ORG_SETTINGS_CHANGED,
+    MEMBER_MANUALLY_ADDED,
+    ACCOUNT_REGISTERED,
+    ACCOUNT_ACQUIRED,
+    CONFLICT_DISMISSED,
+    MEMBER_CREATED,
+    EMAIL_CONFLICT_DETECTED,
 )
 BY_TYPE: dict[str, EventType] = {e.type: e for e in ALL}

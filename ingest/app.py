@@ -7,10 +7,12 @@ from sqlalchemy import Engine, text
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from core.db import make_engine
 from core.settings import Settings
+from ingest.admin_api import admin_api
+from ingest.console import console_routes
 from ingest.internal import internal_routes
 from ingest.scim.routes import ScimEndpoint
 from ingest.sso import oidc, saml
@@ -51,6 +53,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
         *internal_routes(settings, engine),
         *oidc.routes(settings, engine),
         *saml.routes(settings, engine),
+        *console_routes(settings, engine),
+        Mount("/admin/v1", app=admin_api(settings, engine)),
     ]
     app = Starlette(routes=routes)
     app.state.engine = engine

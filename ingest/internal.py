@@ -2,6 +2,8 @@
 
 `POST /internal/v1/logins` reports a sign-in that did not go through our SSO (password,
 magic link, social login...), so every first login counts for billing, whatever its path.
+`POST /internal/v1/accounts` registers an account that exists outside any org (a person who
+signed up on their own), which the conflict worker checks org members against.
 """
 
 import html
@@ -68,11 +70,40 @@ def internal_routes(settings: Settings, engine: Engine) -> list[Route]:
             return _problem(413, f"the body exceeds {_MAX_BODY} bytes")
         return await run_in_threadpool(_login, token.strip() if scheme.lower() == "bearer" else "", body)
 
+    def _account(token: str, body: bytes) -> Response:
+        from core.accounts import AccountError, register
+
+        with engine.begin() as conn:
+            if not token or service_tokens.authenticate(conn, token) is None:
+                return _problem(401, "a valid service token is required")
+            try:
+                data = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                return _problem(400, "the body is not valid JSON")
+            if not isinstance(data, dict) or not isinstance(data.get("email"), str):
+                return _problem(400, "'email' is required")
+            name = data.get("display_name")
+            if name is not None and (not isinstance(name, str) or len(name) > 256):
+                return _problem(400, "'display_name' must be a string of at most 256 characters")
+            try:
+                result = register(conn, data["email"], settings.topics(), name)
+            except AccountError as exc:
+                return _problem(400, str(exc))
+        return JSONResponse({**result.account, "created": result.created}, status_code=201 if result.created else 200)
+
+    async def accounts_endpoint(request: Request) -> Response:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        body = await request.body()
+        if len(body) > _MAX_BODY:
+            return _problem(413, f"the body exceeds {_MAX_BODY} bytes")
+        return await run_in_threadpool(_account, token.strip() if scheme.lower() == "bearer" else "", body)
+
     async def app_landing(request: Request) -> Response:
         slug = html.escape(request.path_params["org"])
         return HTMLResponse(f"<!doctype html><title>Signed in</title><h1>Signed in to {slug}</h1>")
 
     return [
         Route("/internal/v1/logins", logins, methods=["POST"]),
+        Route("/internal/v1/accounts", accounts_endpoint, methods=["POST"]),
         Route("/app/{org}", app_landing),
     ]

@@ -99,6 +99,7 @@ def settings() -> Settings:
         metrics_port_relay=_free_port(),
         metrics_port_membership=_free_port(),
         metrics_port_billing=_free_port(),
+        metrics_port_conflicts=_free_port(),
         relay_poll_seconds=0.2,
     )
 
@@ -195,10 +196,12 @@ def pipeline(settings: Settings, server: str, processes: Processes) -> Processes
     processes.start("relay", "relay")
     processes.start("membership", "worker", "membership")
     processes.start("billing", "worker", "billing")
+    processes.start("conflicts", "worker", "conflicts")
     for name, port in (
         ("relay", settings.metrics_port_relay),
         ("membership", settings.metrics_port_membership),
         ("billing", settings.metrics_port_billing),
+        ("conflicts", settings.metrics_port_conflicts),
     ):
         wait_for(lambda port=port: _http_ok(f"http://127.0.0.1:{port}/metrics"), timeout=30, message=name)
     return processes

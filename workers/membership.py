@@ -1,8 +1,11 @@
-"""The membership worker: applies user and group lifecycle to the org's membership.
+"""The membership worker: applies user and group lifecycle, manual adds and sign-ins to the
+org's membership.
 
-Statuses: `provisioned` (pushed, never logged in), `active` (has logged in), `deactivated`,
-`removed`. An event older than the state it would change (`resourceversion` below the
-applied one) is stale and changes nothing, so redelivery and reordering are harmless.
+Statuses: `provisioned` (pushed or added, never logged in), `active` (has logged in),
+`deactivated`, `removed`. An event older than the state it would change (`resourceversion`
+below the applied one) is stale and changes nothing, so redelivery and reordering are
+harmless. Every member it creates is announced (`member.created`, for the conflict worker),
+and what arrived for a member is kept as its activity.
 """
 
 import uuid
@@ -12,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
-from core.tables import member_group_links, member_groups, members, pending_logins
+from core.tables import member_activity, member_group_links, member_groups, members, pending_logins
 from events import catalogue as c
 from events.envelope import Event
 from workers import member_events
@@ -30,6 +33,8 @@ class Membership:
         """Apply one lifecycle event; returns the outcome (applied, stale, pending, ignored)."""
         if event.kind is c.LOGIN_SUCCEEDED:
             return self.apply_login(event, conn)
+        if event.kind is c.MEMBER_MANUALLY_ADDED:
+            return self.apply_manual_add(event, conn)
         handler = _HANDLERS.get(event.kind)
         if handler is None:
             return "ignored"
@@ -43,18 +48,48 @@ class Membership:
         row = _member(conn, event)
         if row is None:
             return
+        _activity(conn, event, row.id, "scim", {"active": event.data.get("active"), "email": event.data.get("email")})
+        if before is None and row.status != "removed":
+            self._emit(conn, c.MEMBER_CREATED, event, row)
         kind = member_events.transition(before, row.status)
         if kind is not None:
             self._emit(conn, kind, event, row)
         if before is None and row.email_ci and row.status == "provisioned":
-            _lock_person(conn, event.org_id, row.email_ci)
-            pending = conn.execute(
-                delete(pending_logins)
-                .where(pending_logins.c.org_id == event.org_id, pending_logins.c.email_ci == row.email_ci)
-                .returning(pending_logins.c.logged_in_at)
-            ).first()
-            if pending is not None:
-                self._first_login(conn, event, row, pending.logged_in_at)
+            self._claim_pending_login(conn, event, row)
+
+    def _claim_pending_login(self, conn: Connection, event: Event, row: Any) -> None:
+        """A login that arrived before its member existed counts now, as that member's first."""
+        _lock_person(conn, event.org_id, row.email_ci)
+        pending = conn.execute(
+            delete(pending_logins)
+            .where(pending_logins.c.org_id == event.org_id, pending_logins.c.email_ci == row.email_ci)
+            .returning(pending_logins.c.logged_in_at)
+        ).first()
+        if pending is not None:
+            self._first_login(conn, event, row, pending.logged_in_at)
+
+    def apply_manual_add(self, event: Event, conn: Connection) -> str:
+        """An admin added a person by hand: a `provisioned` member with source `manual`."""
+        email = event.data["email"]
+        email_ci = email.lower()
+        _lock_person(conn, event.org_id, email_ci)
+        exists = conn.execute(
+            select(members.c.id).where(members.c.org_id == event.org_id, members.c.email_ci == email_ci, members.c.status != "removed")
+        ).first()
+        if exists:
+            return "ignored"
+        member_id = str(uuid.uuid4())
+        conn.execute(
+            insert(members).values(
+                id=member_id, org_id=event.org_id, email=email, email_ci=email_ci, user_name=email,
+                display_name=event.data.get("display_name"), status="provisioned", source="manual",
+            )
+        )
+        row = conn.execute(select(members).where(members.c.id == member_id)).first()
+        _activity(conn, event, member_id, "manual", {"actor": event.data.get("actor"), "email": email})
+        self._emit(conn, c.MEMBER_CREATED, event, row)
+        self._claim_pending_login(conn, event, row)
+        return "applied"
 
     def apply_login(self, event: Event, conn: Connection) -> str:
         """A sign-in: the member's first one makes them active and is announced once."""
@@ -84,8 +119,11 @@ class Membership:
                 )
             )
             row = conn.execute(select(members).where(members.c.id == member_id)).first()
+            _activity(conn, event, member_id, "sso", _login_summary(event))
+            self._emit(conn, c.MEMBER_CREATED, event, row)
             self._emit(conn, c.MEMBER_LOGGED_IN_FIRST_TIME, event, row)
             return "applied"
+        _activity(conn, event, row.id, "sso" if event.data.get("sso") else "app", _login_summary(event))
         if row.first_login_at is None and row.status in ("provisioned", "active"):
             self._first_login(conn, event, row, at)
         return "applied"
@@ -102,6 +140,18 @@ class Membership:
             conn, self.topics, kind, cause=cause, member_id=row.id, email=row.email, source=row.source,
             status=row.status, first_login_at=row.first_login_at,
         )
+
+
+def _login_summary(event: Event) -> dict[str, Any]:
+    return {"method": event.data.get("method"), "idp": event.data.get("idp"), "jit": event.data.get("jit")}
+
+
+def _activity(conn: Connection, event: Event, member_id: str, source: str, summary: dict[str, Any]) -> None:
+    conn.execute(
+        member_activity.insert().values(
+            org_id=event.org_id, member_id=member_id, event_id=event.id, type=event.type, source=source, summary=summary
+        )
+    )
 
 
 def _lock_person(conn: Connection, org_id: str, email_ci: str) -> None:

@@ -8,6 +8,7 @@ echo "  ingest (SCIM, health, metrics): $url   (/healthz /readyz /metrics)"
 echo "  relay metrics:                  http://127.0.0.1:${PROVISIONER_METRICS_PORT_RELAY:-9101}/metrics"
 echo "  membership worker metrics:      http://127.0.0.1:${PROVISIONER_METRICS_PORT_MEMBERSHIP:-9102}/metrics"
 echo "  billing worker metrics:         http://127.0.0.1:${PROVISIONER_METRICS_PORT_BILLING:-9103}/metrics"
+echo "  conflict worker metrics:        http://127.0.0.1:${PROVISIONER_METRICS_PORT_CONFLICTS:-9104}/metrics"
 echo "  PostgreSQL: ${DATABASE_URL:-?}"
 echo "  Kafka:      ${KAFKA_BOOTSTRAP_SERVERS:-?}"
 if [ -s .local/demo-org.json ]; then

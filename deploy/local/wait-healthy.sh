@@ -3,7 +3,7 @@
 set -euo pipefail
 once=${1:-}
 url="http://127.0.0.1:${PROVISIONER_HTTP_PORT:-8000}/readyz"
-checks=("$url" "http://127.0.0.1:${PROVISIONER_METRICS_PORT_RELAY:-9101}/metrics" "http://127.0.0.1:${PROVISIONER_METRICS_PORT_MEMBERSHIP:-9102}/metrics" "http://127.0.0.1:${PROVISIONER_METRICS_PORT_BILLING:-9103}/metrics")
+checks=("$url" "http://127.0.0.1:${PROVISIONER_METRICS_PORT_RELAY:-9101}/metrics" "http://127.0.0.1:${PROVISIONER_METRICS_PORT_MEMBERSHIP:-9102}/metrics" "http://127.0.0.1:${PROVISIONER_METRICS_PORT_BILLING:-9103}/metrics" "http://127.0.0.1:${PROVISIONER_METRICS_PORT_CONFLICTS:-9104}/metrics")
 for i in $(seq 1 120); do
   ok=1
   for c in "${checks[@]}"; do curl -fs -o /dev/null "$c" || { ok=0; break; }; done

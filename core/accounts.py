@@ -1,0 +1,53 @@
+"""SaaS accounts that exist outside any org, registered by the app; emails compare case-insensitively."""
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from core.logins import EMAIL
+from core.org_events import stage
+from core.tables import accounts
+from events import catalogue as c
+
+NO_ORG = "00000000-0000-0000-0000-000000000000"
+
+
+class AccountError(ValueError):
+    """Bad input for an account; nothing was written."""
+
+
+@dataclass(frozen=True)
+class Registered:
+    account: dict[str, Any]
+    created: bool
+
+
+def _as_dict(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "email": row.email,
+        "display_name": row.display_name,
+        "org_id": row.org_id,
+        "created_at": row.created_at.isoformat(),
+    }
+
+
+def register(conn: Connection, email: str, topics: dict[str, str], display_name: str | None = None) -> Registered:
+    """Register an account (idempotent on the email); a new one is announced for conflict checks."""
+    email = (email or "").strip()
+    if not EMAIL.match(email) or len(email) > 320:
+        raise AccountError("email must be a valid email address")
+    email_ci = email.lower()
+    row = conn.execute(select(accounts).where(accounts.c.email_ci == email_ci)).first()
+    if row is not None:
+        return Registered(_as_dict(row), created=False)
+    account_id = str(uuid.uuid4())
+    conn.execute(accounts.insert().values(id=account_id, email=email, email_ci=email_ci, display_name=display_name))
+    stage(
+        conn, topics, c.ACCOUNT_REGISTERED, org_id=NO_ORG, org_slug="", subject=f"accounts/{account_id}",
+        key_id=email_ci, data={"account_id": account_id, "email": email},
+    )
+    row = conn.execute(select(accounts).where(accounts.c.id == account_id)).first()
+    return Registered(_as_dict(row), created=True)

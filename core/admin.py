@@ -1,0 +1,171 @@
+"""What an org admin can do (admin API, console and CLI share these): settings, manual adds,
+email conflicts and their resolution, activity. Each change is an event in the same transaction.
+"""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, select, update
+
+from core import credentials, orgs
+from core.logins import EMAIL
+from core.org_events import stage
+from core.tables import accounts, admin_tokens, conflicts, member_activity, members
+from events import catalogue as c
+
+
+class AdminError(ValueError):
+    """An admin request that cannot be honoured; `status` is the HTTP status that says why."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+# -- credentials -----------------------------------------------------------------------------
+
+
+def create_admin_token(engine: Engine, slug: str, name: str = "admin") -> str:
+    token = credentials.new_token("adm")
+    with engine.begin() as conn:
+        org = orgs.get(conn, slug)
+        conn.execute(admin_tokens.insert().values(token_hash=credentials.token_hash(token), org_id=org.id, name=name))
+    return token
+
+
+def authenticate(conn: Connection, token: str) -> orgs.Org | None:
+    """The org an admin token belongs to; SCIM and service tokens are never admin tokens."""
+    row = conn.execute(select(admin_tokens).where(admin_tokens.c.token_hash == credentials.token_hash(token))).first()
+    if row is None or not credentials.matches(token, row.token_hash):
+        return None
+    from core.tables import orgs as orgs_table
+
+    return orgs.Org.of(conn.execute(select(orgs_table).where(orgs_table.c.id == row.org_id)).one())
+
+
+# -- settings --------------------------------------------------------------------------------
+
+
+def settings_of(org: orgs.Org) -> dict[str, bool]:
+    return {
+        "manual_provisioning": org.manual_provisioning,
+        "sso_provisioning": org.sso_provisioning,
+        "scim_enabled": org.scim_enabled,
+    }
+
+
+def change_settings(conn: Connection, org: orgs.Org, topics: dict[str, str], actor: str, **changes: bool | None) -> orgs.Org:
+    """Change provisioning toggles; an `org.settings.changed` event records before and after."""
+    from core.tables import orgs as orgs_table
+
+    values = {k: v for k, v in changes.items() if v is not None}
+    unknown = set(values) - set(orgs.SETTINGS)
+    if unknown:
+        raise AdminError(400, f"unknown settings: {', '.join(sorted(unknown))}")
+    before = settings_of(org)
+    if not values or all(before[k] == v for k, v in values.items()):
+        return org
+    conn.execute(update(orgs_table).where(orgs_table.c.id == org.id).values(**values))
+    after = {**before, **values}
+    stage(
+        conn, topics, c.ORG_SETTINGS_CHANGED, org_id=org.id, org_slug=org.slug, subject=f"orgs/{org.id}",
+        key_id=org.id, data={"before": before, "after": after, "actor": actor},
+    )
+    return orgs.get(conn, org.slug)
+
+
+# -- members ---------------------------------------------------------------------------------
+
+
+def add_member(conn: Connection, org: orgs.Org, topics: dict[str, str], actor: str, email: str, display_name: str | None = None) -> str:
+    """Add a person by hand (only while manual provisioning is on); returns the event id."""
+    if not org.manual_provisioning:
+        raise AdminError(403, "manual provisioning is off for this organisation (setting: manual_provisioning)")
+    email = (email or "").strip()
+    if not EMAIL.match(email) or len(email) > 320:
+        raise AdminError(400, "email must be a valid email address")
+    exists = conn.execute(
+        select(members.c.id).where(members.c.org_id == org.id, members.c.email_ci == email.lower(), members.c.status != "removed")
+    ).first()
+    if exists:
+        raise AdminError(409, f"{email} is already a member of this organisation")
+    event = stage(
+        conn, topics, c.MEMBER_MANUALLY_ADDED, org_id=org.id, org_slug=org.slug, subject=f"logins/{email.lower()}",
+        key_id=email.lower(), data={"email": email, "display_name": display_name, "actor": actor},
+    )
+    return event.id
+
+
+def member_activity_of(conn: Connection, org: orgs.Org, member_id: str, limit: int = 50) -> list[dict[str, Any]]:
+    if not conn.execute(select(members.c.id).where(members.c.org_id == org.id, members.c.id == member_id)).first():
+        raise AdminError(404, "no such member in this organisation")
+    rows = conn.execute(
+        select(member_activity)
+        .where(member_activity.c.org_id == org.id, member_activity.c.member_id == member_id)
+        .order_by(member_activity.c.id.desc())
+        .limit(limit)
+    )
+    return [
+        {"event_id": r.event_id, "type": r.type, "source": r.source, "summary": r.summary, "at": r.at.isoformat()}
+        for r in rows
+    ]
+
+
+# -- conflicts -------------------------------------------------------------------------------
+
+
+def list_conflicts(conn: Connection, org: orgs.Org, status: str | None = "open") -> list[dict[str, Any]]:
+    query = (
+        select(conflicts, members.c.email, accounts.c.email.label("account_email"))
+        .join(members, members.c.id == conflicts.c.member_id)
+        .join(accounts, accounts.c.id == conflicts.c.account_id)
+        .where(conflicts.c.org_id == org.id)
+        .order_by(conflicts.c.created_at)
+    )
+    if status:
+        query = query.where(conflicts.c.status == status)
+    return [
+        {
+            "id": r.id,
+            "member_id": r.member_id,
+            "account_id": r.account_id,
+            "email": r.email,
+            "status": r.status,
+            "error": r.error,
+            "created_at": r.created_at.isoformat(),
+            "resolved_at": r.resolved_at.isoformat() if r.resolved_at else None,
+        }
+        for r in conn.execute(query)
+    ]
+
+
+def _open_conflict(conn: Connection, org: orgs.Org, key: str) -> Any:
+    """An open conflict by id or by the member's email."""
+    query = select(conflicts).where(conflicts.c.org_id == org.id, conflicts.c.status == "open").with_for_update()
+    query = query.where(conflicts.c.email_ci == key.lower()) if "@" in key else query.where(conflicts.c.id == key)
+    try:
+        row = conn.execute(query).first()
+    except Exception as exc:  # a malformed uuid is a client error, not a server one
+        raise AdminError(404, "no open conflict with that id or email") from exc
+    if row is None:
+        raise AdminError(404, "no open conflict with that id or email")
+    return row
+
+
+def resolve(conn: Connection, org: orgs.Org, topics: dict[str, str], actor: str, key: str, *, acquire: bool) -> dict[str, Any]:
+    """Acquire the existing account into the org (it becomes the member), or dismiss the conflict."""
+    row = _open_conflict(conn, org, key)
+    now = datetime.now(UTC)
+    status = "acquired" if acquire else "dismissed"
+    conn.execute(update(conflicts).where(conflicts.c.id == row.id).values(status=status, resolved_at=now, resolved_by=actor))
+    values: dict[str, Any] = {"conflict_id": None, "updated_at": now}
+    if acquire:
+        values["account_id"] = row.account_id
+        conn.execute(update(accounts).where(accounts.c.id == row.account_id).values(org_id=org.id))
+    conn.execute(update(members).where(members.c.id == row.member_id).values(**values))
+    stage(
+        conn, topics, c.ACCOUNT_ACQUIRED if acquire else c.CONFLICT_DISMISSED, org_id=org.id, org_slug=org.slug,
+        subject=f"members/{row.member_id}", key_id=row.member_id,
+        data={"conflict_id": row.id, "member_id": row.member_id, "account_id": row.account_id, "email": row.email_ci, "actor": actor},
+    )
+    return {"id": row.id, "status": status, "member_id": row.member_id, "account_id": row.account_id}
