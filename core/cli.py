@@ -1,8 +1,6 @@
 """The `provisioner` command: operate orgs, inspect members, run each process."""
 
 import json
-import logging
-import sys
 
 import typer
 
@@ -319,8 +317,9 @@ def run(roles: list[str] = typer.Argument(None, help="Roles to run (default: all
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("kafka").setLevel(logging.WARNING)
+    from core.logs import configure
+
+    configure(Settings())
     app()
 
 

@@ -53,6 +53,11 @@ class Settings(BaseSettings):
             "dead_letter": self.topic_dead_letter,
         }
 
+    metrics_host: str = "127.0.0.1"
+    billing_verify_interval_seconds: float = 300.0
+    log_format: str = "json"
+    log_level: str = "INFO"
+
     metrics_port_relay: int = 9101
     metrics_port_membership: int = 9102
     metrics_port_billing: int = 9103

@@ -1,6 +1,6 @@
 """Kafka clients and topics, configured in one place (kafka-python)."""
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
@@ -24,7 +24,9 @@ def producer(settings: Settings, **overrides: object) -> KafkaProducer:
     return KafkaProducer(**config)
 
 
-def consumer(settings: Settings, group_id: str, topics: list[str], **overrides: object) -> KafkaConsumer:
+def consumer(
+    settings: Settings, group_id: str, topics: list[str], listener: ConsumerRebalanceListener | None = None, **overrides: object
+) -> KafkaConsumer:
     """A group member that commits offsets itself, after its database commit."""
     config: dict[str, object] = {
         "bootstrap_servers": settings.kafka_bootstrap_servers.split(","),
@@ -39,7 +41,7 @@ def consumer(settings: Settings, group_id: str, topics: list[str], **overrides: 
     }
     config.update(overrides)
     c = KafkaConsumer(**config)
-    c.subscribe(topics)
+    c.subscribe(topics, listener=listener)
     return c
 
 

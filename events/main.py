@@ -2,8 +2,9 @@
 
 import signal
 
-from prometheus_client import start_http_server
+from sqlalchemy import text
 
+from core import process_http
 from core.db import make_engine
 from core.settings import Settings
 from events import kafka
@@ -19,7 +20,12 @@ def run_relay(settings: Settings) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    start_http_server(settings.metrics_port_relay, addr="127.0.0.1")
+    def ready() -> bool:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return True
+
+    process_http.start(settings.metrics_host, settings.metrics_port_relay, ready)
     try:
         relay.run()
     finally:

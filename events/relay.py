@@ -14,13 +14,17 @@ import select as _select
 import time
 
 from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 from sqlalchemy import Engine, text
 
+from core import metrics
 from core.settings import Settings
+from events import catalogue as c
 from events.outbox import NOTIFY_CHANNEL
 
 log = logging.getLogger("provisioner.relay")
@@ -55,6 +59,21 @@ def published_ids(settings: Settings, topics: list[str], depth: int) -> set[str]
         consumer.close(autocommit=False)
 
 
+def _observe_published(rows: list[Any]) -> None:
+    now = datetime.now(UTC)
+    for r in rows:
+        metrics.RELAY_PUBLISHED.labels(r.topic).inc()
+        payload = r.payload
+        try:
+            committed = datetime.fromisoformat(payload["time"].replace("Z", "+00:00"))
+            metrics.PUBLISH_DELAY.labels(r.topic).observe(max(0.0, (now - committed).total_seconds()))
+            if payload["type"] == c.BILLING_FIRST_LOGIN.type:
+                first_login = datetime.fromisoformat(payload["data"]["first_login_at"])
+                metrics.COMMIT_TO_BILLING.observe(max(0.0, (now - first_login).total_seconds()))
+        except (KeyError, TypeError, ValueError):
+            continue
+
+
 class Relay:
     def __init__(self, settings: Settings, engine: Engine, make_producer: Callable[[], KafkaProducer]):
         self.settings = settings
@@ -78,6 +97,7 @@ class Relay:
             if done:
                 conn.execute(text("DELETE FROM outbox WHERE id = ANY(:ids)"), {"ids": done})
         self.skipped += len(done)
+        metrics.RELAY_RECOVERED.inc(len(done))
         if done:
             log.warning("relay recovery: %d outbox rows were already on Kafka; not re-published", len(done))
         return len(done)
@@ -99,13 +119,24 @@ class Relay:
                 future.get(timeout=0)  # raises if Kafka refused it: rows stay for the next try
             conn.execute(text("DELETE FROM outbox WHERE id = ANY(:ids)"), {"ids": [r.id for r in rows]})
         self.published += len(rows)
+        _observe_published(rows)
         return len(rows)
+
+    def refresh_gauges(self) -> None:
+        """Outbox depth and the age of its oldest row (what the outbox-age alert watches)."""
+        with self.engine.connect() as conn:
+            pending, oldest = conn.execute(
+                text("SELECT count(*), EXTRACT(EPOCH FROM now() - min(created_at)) FROM outbox")
+            ).one()
+        metrics.OUTBOX_PENDING.set(pending)
+        metrics.OUTBOX_OLDEST_AGE.set(float(oldest or 0.0))
 
     def _publish_or_recover(self) -> int:
         """Publish a batch; after a Kafka error, start a fresh producer and recover first."""
         try:
             return self.publish_batch()
         except KafkaError as exc:
+            metrics.RELAY_ERRORS.inc()
             log.warning("publish failed (%s); recovering with a new producer", exc)
             self.producer.close(timeout=5)
             while self.running:
@@ -131,13 +162,19 @@ class Relay:
                 time.sleep(1.0)
             cur.execute(f"LISTEN {NOTIFY_CHANNEL}")
             log.info("relay is the active publisher")
+            metrics.RELAY_LEADER.set(1)
             self.recover()
+            last_gauges = 0.0
             while self.running:
                 while self.running and self._publish_or_recover() == self.settings.relay_batch_size:
                     pass
+                if time.monotonic() - last_gauges >= 2.0:
+                    last_gauges = time.monotonic()
+                    self.refresh_gauges()
                 ready, _, _ = _select.select([raw.connection], [], [], self.settings.relay_poll_seconds)
                 if ready:
                     raw.connection.poll()
                     raw.connection.notifies.clear()
         finally:
+            metrics.RELAY_LEADER.set(0)
             raw.close()

@@ -5,6 +5,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine, text
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -14,6 +15,7 @@ from core.settings import Settings
 from ingest.admin_api import admin_api
 from ingest.console import console_routes
 from ingest.internal import internal_routes
+from ingest.observability import RequestMetrics
 from ingest.scim.routes import ScimEndpoint
 from ingest.sso import oidc, saml
 
@@ -56,7 +58,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
         *console_routes(settings, engine),
         Mount("/admin/v1", app=admin_api(settings, engine)),
     ]
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, middleware=[Middleware(RequestMetrics)])
     app.state.engine = engine
     app.state.settings = settings
     return app

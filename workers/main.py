@@ -2,9 +2,12 @@
 
 import logging
 import signal
+import threading
+from collections.abc import Callable
 
-from prometheus_client import start_http_server
+from sqlalchemy import Engine, text
 
+from core import metrics, process_http
 from core.db import make_engine
 from core.settings import Settings
 from events import kafka
@@ -20,25 +23,66 @@ WORKERS = {
 }
 
 
+def _domain_gauges(name: str, engine: Engine) -> Callable[[], None]:
+    """Gauges read from PostgreSQL every few seconds by the worker that owns the facts."""
+
+    def refresh() -> None:
+        with engine.connect() as conn:
+            depth = conn.execute(
+                text("SELECT count(*) FROM dead_letters WHERE consumer = :c AND redriven_at IS NULL"), {"c": name}
+            ).scalar()
+            metrics.DEAD_LETTER_DEPTH.labels(name).set(depth)
+            if name == conflicts.CONSUMER:
+                metrics.OPEN_CONFLICTS.set(conn.execute(text("SELECT count(*) FROM conflicts WHERE status = 'open'")).scalar())
+
+    return refresh
+
+
+def _verify_billing_periodically(settings: Settings, engine: Engine, stop: threading.Event) -> None:
+    """The billing worker runs `billing verify` on a timer, for the mismatch alert."""
+    from workers.billing_verify import verify
+
+    while not stop.wait(settings.billing_verify_interval_seconds):
+        try:
+            report = verify(settings, engine)
+            metrics.BILLING_VERIFY_MISMATCHES.set(len(report.missing) + len(report.unexpected) + len(report.duplicates))
+        except Exception:
+            log.exception("periodic billing verify failed")
+
+
 def run_worker(name: str, settings: Settings) -> None:
-    """Consume the worker's topic as a member of its consumer group until SIGTERM/SIGINT."""
+    """Consume the worker's topics as a member of its consumer group until SIGTERM/SIGINT."""
     consumer_name, factory, roles, port_setting = WORKERS[name]
     topics = settings.topics()
     handler = factory(topics)
     engine = make_engine(settings, pool_size=2)
     state = {"running": True}
+    stop = threading.Event()
 
-    def stop(*_: object) -> None:
+    def on_signal(*_: object) -> None:
         state["running"] = False
+        stop.set()
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    start_http_server(getattr(settings, port_setting), addr="127.0.0.1")
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     group = f"{settings.consumer_group_prefix}-{consumer_name}"
-    consumer = kafka.consumer(settings, group, [topics[role] for role in roles])
+    listener = runtime.GroupListener(group)
+    consumer = kafka.consumer(settings, group, [topics[role] for role in roles], listener)
+
+    def ready() -> bool:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return listener.joined
+
+    process_http.start(settings.metrics_host, getattr(settings, port_setting), ready)
+    if name == "billing" and settings.billing_verify_interval_seconds > 0:
+        threading.Thread(target=_verify_billing_periodically, args=(settings, engine, stop), daemon=True).start()
     log.info("worker %s consuming %s as group %s", name, ", ".join(topics[r] for r in roles), group)
     try:
-        runtime.run(engine, consumer, consumer_name, handler, lambda: state["running"])
+        runtime.run(
+            engine, consumer, consumer_name, handler, lambda: state["running"],
+            group=group, every_few_seconds=_domain_gauges(consumer_name, engine),
+        )
     finally:
         consumer.close(autocommit=False)
         engine.dispose()

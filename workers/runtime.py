@@ -4,21 +4,24 @@ Each poll batch is applied in one PostgreSQL transaction; each record in a savep
 its tracking row `(consumer, event_id)` (ARCHITECTURE §3.2). Offsets are committed to Kafka
 only after the database commit, so a crash re-delivers and the tracking rows make the
 redelivery a no-op. A record that cannot be decoded, or whose handler fails, is recorded
-as a dead letter with its error and origin, and the batch goes on.
+as a dead letter with its error and origin, and the batch goes on. Metrics (outcomes,
+latencies, lag, rebalances) are recorded here, so handlers stay free of them.
 """
 
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from kafka import KafkaConsumer
+from kafka import ConsumerRebalanceListener, KafkaConsumer
 from kafka.errors import KafkaError
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import InterfaceError, OperationalError
 
+from core import metrics
 from core.tables import dead_letters, processed_events
 from events.envelope import EnvelopeError, Event, decode
 
@@ -29,7 +32,7 @@ Handler = Callable[[Event, Connection], str]
 
 @dataclass
 class Tally:
-    """Outcomes so far, by name: applied, stale, ignored, duplicate, dead_lettered."""
+    """Outcomes so far, by name: applied, stale, ignored, pending, duplicate, dead_lettered."""
 
     counts: dict[str, int] = field(default_factory=dict)
 
@@ -60,35 +63,102 @@ def _dead_letter(conn: Connection, consumer: str, record: Any, error: str) -> No
             error=error[:2000],
         )
     )
+    metrics.DEAD_LETTERS.labels(consumer).inc()
+
+
+def _record(consumer: str, event_type: str, outcome: str, tally: Tally) -> None:
+    tally.add(outcome)
+    metrics.EVENTS_CONSUMED.labels(consumer, event_type, outcome).inc()
 
 
 def apply_records(engine: Engine, consumer: str, handler: Handler, records: list[Any], tally: Tally) -> None:
     """Apply a batch of Kafka records in one transaction (a savepoint per record)."""
+    applied: list[Event] = []
+    started = time.perf_counter()
     with engine.begin() as conn:
         for record in records:
             try:
                 event = decode(record.value)
             except EnvelopeError as exc:
                 _dead_letter(conn, consumer, record, str(exc))
-                tally.add("dead_lettered")
+                _record(consumer, "undecodable", "dead_lettered", tally)
                 continue
+            handled = time.perf_counter()
             try:
                 with conn.begin_nested():
                     if not _claim(conn, consumer, event.id):
-                        tally.add("duplicate")
+                        _record(consumer, event.type, "duplicate", tally)
                         continue
-                    tally.add(handler(event, conn))
+                    outcome = handler(event, conn)
             except (OperationalError, InterfaceError):
                 raise  # the database is unavailable: crash, restart, and get the batch again
             except Exception as exc:  # a handler bug must not block other orgs: dead-letter it
-                log.exception("handler failed", extra={"event_id": event.id, "org": event.org_id})
+                log.exception("handler failed", extra=_context(event))
                 _dead_letter(conn, consumer, record, f"{type(exc).__name__}: {exc}")
-                tally.add("dead_lettered")
+                _record(consumer, event.type, "dead_lettered", tally)
+                continue
+            metrics.HANDLER_DURATION.labels(consumer).observe(time.perf_counter() - handled)
+            _record(consumer, event.type, outcome, tally)
+            log.info("event %s", outcome, extra={**_context(event), "outcome": outcome, "consumer": consumer})
+            if outcome == "applied":
+                applied.append(event)
+    now = datetime.now(UTC)
+    metrics.BATCH_DURATION.labels(consumer).observe(time.perf_counter() - started)
+    for event in applied:
+        metrics.COMMIT_TO_APPLIED.labels(consumer).observe(max(0.0, (now - event.time).total_seconds()))
 
 
-def run(engine: Engine, kafka: KafkaConsumer, consumer: str, handler: Handler, should_run: Callable[[], bool]) -> Tally:
+def _context(event: Event) -> dict[str, Any]:
+    return {"org": event.org_id, "event_id": event.id, "event_type": event.type, "correlation_id": event.correlation_id}
+
+
+class GroupListener(ConsumerRebalanceListener):
+    """Counts rebalances, drops lag series of revoked partitions, remembers joining the group."""
+
+    def __init__(self, group: str):
+        self.group = group
+        self.joined = False
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        """Partitions another member now owns stop being reported by this one."""
+        for tp in revoked:
+            try:
+                metrics.CONSUMER_LAG.remove(self.group, tp.topic, str(tp.partition))
+            except KeyError:
+                pass
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self.joined = True
+        metrics.REBALANCES.labels(self.group).inc()
+
+
+def _update_lag(kafka: KafkaConsumer, group: str) -> None:
+    """Lag per assigned partition: the high watermark the fetches saw, minus our position."""
+    for tp in kafka.assignment():
+        high = kafka.highwater(tp)
+        if high is None:
+            continue
+        try:
+            position = kafka.position(tp, timeout_ms=100)
+        except KafkaError:
+            continue
+        if position is not None:
+            metrics.CONSUMER_LAG.labels(group, tp.topic, str(tp.partition)).set(max(0, high - position))
+
+
+def run(
+    engine: Engine,
+    kafka: KafkaConsumer,
+    consumer: str,
+    handler: Handler,
+    should_run: Callable[[], bool],
+    *,
+    group: str = "",
+    every_few_seconds: Callable[[], None] | None = None,
+) -> Tally:
     """Consume until should_run() is false; commits offsets after each applied batch."""
     tally = Tally()
+    last_gauges = 0.0
     while should_run():
         try:
             batches = kafka.poll(timeout_ms=500)
@@ -97,13 +167,20 @@ def run(engine: Engine, kafka: KafkaConsumer, consumer: str, handler: Handler, s
             time.sleep(1.0)
             continue
         records = [r for batch in batches.values() for r in batch]
-        if not records:
-            continue
-        apply_records(engine, consumer, handler, records, tally)
-        try:
-            kafka.commit()
-        except KafkaError as exc:
-            # e.g. the coordinator moved or the broker restarts: the batch is in PostgreSQL with
-            # its tracking rows, so a redelivery is harmless; the next commit covers it.
-            log.warning("offset commit failed (%s); the batch will be redelivered and skipped", exc)
+        if records:
+            apply_records(engine, consumer, handler, records, tally)
+            try:
+                kafka.commit()
+            except KafkaError as exc:
+                # e.g. the coordinator moved or the broker restarts: the batch is in PostgreSQL with
+                # its tracking rows, so a redelivery is harmless; the next commit covers it.
+                log.warning("offset commit failed (%s); the batch will be redelivered and skipped", exc)
+        if time.monotonic() - last_gauges >= 2.0:
+            last_gauges = time.monotonic()
+            _update_lag(kafka, group or consumer)
+            if every_few_seconds is not None:
+                try:
+                    every_few_seconds()
+                except Exception:  # a gauge query must never stop consumption
+                    log.exception("gauge refresh failed")
     return tally
