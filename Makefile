@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 PIDFILE := .local/provisioner.pid
 LOG := .local/provisioner.log
 
-.PHONY: help install stack run up down status test test-unit test-fast lint clean-state
+.PHONY: help install stack prepare run up down status test test-unit bench bench-quick
 
 help:
 	@echo "make run    - bring up Kafka, PostgreSQL and every process in the foreground (Ctrl-C stops)"
@@ -58,6 +58,15 @@ status:
 test: install stack
 	@set -a; eval "$$(bash $(STACK) env)"; set +a; \
 	  $(BIN)/python -m pytest tests
+
+# Benchmarks measure and report (docs/benchmarks.md, bench/results.json); they never fail on a number.
+bench: install stack
+	@command -v wrk >/dev/null || apt-get install -y -qq wrk
+	@set -a; eval "$$(bash $(STACK) env)"; set +a; $(BIN)/python -m bench.run
+
+bench-quick: install stack
+	@command -v wrk >/dev/null || apt-get install -y -qq wrk
+	@set -a; eval "$$(bash $(STACK) env)"; set +a; $(BIN)/python -m bench.run --quick
 
 test-unit: install
 	$(BIN)/python -m pytest tests/unit

@@ -2,6 +2,7 @@
 email conflicts and their resolution, activity. Each change is an event in the same transaction.
 """
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -62,6 +63,8 @@ def change_settings(conn: Connection, org: orgs.Org, topics: dict[str, str], act
     unknown = set(values) - set(orgs.SETTINGS)
     if unknown:
         raise AdminError(400, f"unknown settings: {', '.join(sorted(unknown))}")
+    # re-read under a row lock, so `before` is exact even when two admins change settings at once
+    org = orgs.Org.of(conn.execute(select(orgs_table).where(orgs_table.c.id == org.id).with_for_update()).one())
     before = settings_of(org)
     if not values or all(before[k] == v for k, v in values.items()):
         return org
@@ -96,8 +99,16 @@ def add_member(conn: Connection, org: orgs.Org, topics: dict[str, str], actor: s
     return event.id
 
 
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except (ValueError, TypeError, AttributeError):
+        return False
+    return True
+
+
 def member_activity_of(conn: Connection, org: orgs.Org, member_id: str, limit: int = 50) -> list[dict[str, Any]]:
-    if not conn.execute(select(members.c.id).where(members.c.org_id == org.id, members.c.id == member_id)).first():
+    if not _is_uuid(member_id) or not conn.execute(select(members.c.id).where(members.c.org_id == org.id, members.c.id == member_id)).first():
         raise AdminError(404, "no such member in this organisation")
     rows = conn.execute(
         select(member_activity)
@@ -142,11 +153,13 @@ def list_conflicts(conn: Connection, org: orgs.Org, status: str | None = "open")
 def _open_conflict(conn: Connection, org: orgs.Org, key: str) -> Any:
     """An open conflict by id or by the member's email."""
     query = select(conflicts).where(conflicts.c.org_id == org.id, conflicts.c.status == "open").with_for_update()
-    query = query.where(conflicts.c.email_ci == key.lower()) if "@" in key else query.where(conflicts.c.id == key)
-    try:
-        row = conn.execute(query).first()
-    except Exception as exc:  # a malformed uuid is a client error, not a server one
-        raise AdminError(404, "no open conflict with that id or email") from exc
+    if "@" in key:
+        query = query.where(conflicts.c.email_ci == key.lower())
+    elif _is_uuid(key):
+        query = query.where(conflicts.c.id == key)
+    else:
+        raise AdminError(404, "no open conflict with that id or email")
+    row = conn.execute(query).first()
     if row is None:
         raise AdminError(404, "no open conflict with that id or email")
     return row

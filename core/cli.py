@@ -284,10 +284,16 @@ def serve() -> None:
     """Run the ingest HTTP server (SCIM, health, metrics)."""
     import uvicorn
 
-    from ingest.app import create_app
-
     settings = _settings()
-    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_level="warning", access_log=False)
+    uvicorn.run(
+        "ingest.app:app_from_env",
+        factory=True,
+        host=settings.http_host,
+        port=settings.http_port,
+        workers=settings.http_workers,
+        log_level="warning",
+        access_log=False,
+    )
 
 
 @app.command("relay")

@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    http_workers: int = 1  # ingest processes behind one port (stateless; scale out freely)
 
     topic_lifecycle: str = "provisioner.lifecycle"
     topic_members: str = "provisioner.members"

@@ -62,3 +62,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
     app.state.engine = engine
     app.state.settings = settings
     return app
+
+
+def app_from_env() -> Starlette:
+    """The app built from the environment: what each uvicorn worker process imports."""
+    return create_app(Settings())

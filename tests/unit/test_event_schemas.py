@@ -1,38 +1,51 @@
 """Every event the provisioner builds matches its JSON Schema in `schemas/events/`.
 
-The schemas are the contract with the teams that consume the lifecycle and billing topics: the
-events are built by the real code (`ingest.scim.changes` for SCIM writes, `core.logins.record`
-for sign-ins, `workers.member_events.emit` and the `workers.billing.Billing` handler for member
-and billing facts), encoded as they go on the wire, and validated with `$ref`s resolved from the
-schema files only (no network). Broken events must fail, so a change to the payload that the
-schemas do not follow turns this test red.
+The schemas are the contract with the teams that consume the lifecycle, members and billing
+topics: the events are built by the real code (`ingest.scim.changes` for SCIM writes,
+`core.logins.record` for sign-ins, `core.admin` and `core.accounts` for org admins' actions and
+accounts, `workers.member_events.emit` and the membership, conflict and billing workers'
+handlers for member, conflict and billing facts), encoded as they go on the wire, and validated
+with `$ref`s resolved from the schema files only (no network). Broken events must fail, so a
+change to the payload that the schemas do not follow turns this test red.
 """
 
 import copy
+import hashlib
 import json
+import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+from unittest import mock
 
 import orjson
 import pytest
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
-from sqlalchemy.sql.dml import Insert, Update
-from sqlalchemy.sql.elements import TextClause
+from sqlalchemy import Column, Table
+from sqlalchemy.sql import functions, operators
+from sqlalchemy.sql.dml import Delete, Insert, Update
+from sqlalchemy.sql.elements import BinaryExpression, BindParameter, BooleanClauseList, Null, TextClause
+from sqlalchemy.sql.schema import PrimaryKeyConstraint, UniqueConstraint
 from sqlalchemy.sql.selectable import Select
 
+from core import admin, org_events, orgs
+from core.accounts import NO_ORG, register
 from core.logins import SignIn, record
 from core.orgs import Org
 from core.tables import billing_accounts, members, outbox
+from core.tables import orgs as orgs_table
 from events import catalogue as c
 from events.envelope import Event, decode, deterministic_id, encode
+from events.outbox import add as stage_in_outbox
 from ingest.scim.changes import OrgRef, group_events, user_events
 from workers import member_events
 from workers.billing import Billing
+from workers.conflicts import ERROR, Conflicts
+from workers.membership import Membership
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas" / "events"
 BASE_URI = "https://provisioner.dev/schemas/events/"
@@ -259,7 +272,261 @@ def sign_ins_members_and_billing() -> tuple[list[Event], FakeConnection]:
 
 
 SIGN_INS, DB = sign_ins_members_and_billing()
-EVENTS: list[Event] = [*user_lifecycle(), *group_lifecycle(), *user_lifecycle(ORG_WITHOUT_REQUEST), *SIGN_INS]
+
+
+# -- org admins, accounts, new members and email conflicts ---------------------------------------
+
+
+def decode_row(row: dict[str, Any]) -> Event:
+    """An outbox row's event, as a consumer decodes it from the topic."""
+    return decode(orjson.dumps(row["payload"]))
+
+
+class _Rows:
+    """A result of the table fake: rows as attribute objects, in insertion order."""
+
+    def __init__(self, rows: list[dict[str, Any]] | None = None):
+        self.raw = rows or []
+
+    def first(self) -> Any:
+        return SimpleNamespace(**self.raw[0]) if self.raw else None
+
+    def one(self) -> Any:
+        assert len(self.raw) == 1, self.raw
+        return self.first()
+
+    def all(self) -> list[Any]:
+        return [SimpleNamespace(**r) for r in self.raw]
+
+    def __iter__(self):
+        return iter(self.all())
+
+    def scalar(self) -> Any:
+        return next(iter(self.raw[0].values())) if self.raw else None
+
+    def scalar_one(self) -> Any:
+        assert len(self.raw) == 1, self.raw
+        return self.scalar()
+
+
+def _value(element: Any) -> Any:
+    if isinstance(element, BindParameter):
+        return element.value
+    if isinstance(element, Null) or element is None:
+        return None
+    if isinstance(element, functions.now):
+        return datetime.now(UTC)
+    raise AssertionError(f"unsupported value: {element!r}")
+
+
+def _holds(clause: Any, row: dict[str, Any]) -> bool:
+    """The WHERE clauses the code under test writes: AND of `column = / != / IS value`, SQL nulls included."""
+    if clause is None:
+        return True
+    if isinstance(clause, BooleanClauseList):
+        assert clause.operator is operators.and_, f"unsupported condition: {clause}"
+        return all(_holds(part, row) for part in clause.clauses)
+    assert isinstance(clause, BinaryExpression) and isinstance(clause.left, Column), f"unsupported condition: {clause}"
+    left, right = row[clause.left.name], _value(clause.right)
+    if clause.operator is operators.eq:
+        return left is not None and left == right
+    if clause.operator is operators.ne:
+        return left is not None and left != right
+    if clause.operator is operators.is_:
+        return left is right
+    raise AssertionError(f"unsupported condition: {clause}")
+
+
+class TableConnection:
+    """A PostgreSQL connection for the admin, account and worker code: the tables it touches are
+    lists of rows, its WHERE clauses are evaluated on them, unique and primary keys hold (ON
+    CONFLICT DO NOTHING skips the row), and each `commit` starts a transaction with a new
+    `txid_current()`. Outbox rows are kept in `staged`, as in `FakeConnection`."""
+
+    def __init__(self, *orgs_: Org) -> None:
+        self.tables: dict[str, list[dict[str, Any]]] = {}
+        self.staged: list[dict[str, Any]] = []
+        self.delivered = 0  # staged events already handed to the workers
+        self.txid = 91000
+        for org in orgs_:
+            self.execute(orgs_table.insert().values(**vars(org)))
+
+    def commit(self) -> None:
+        self.txid += 1
+
+    def _rows(self, table: Table) -> list[dict[str, Any]]:
+        return self.tables.setdefault(table.name, [])
+
+    @staticmethod
+    def _project(rows: list[dict[str, Any]], columns: Any) -> _Rows:
+        return _Rows([{col.name: row[col.name] for col in columns} for row in rows])
+
+    def execute(self, statement: Any, parameters: Any = None) -> _Rows:
+        if isinstance(statement, TextClause):  # NOTIFY, advisory locks
+            return _Rows()
+        if isinstance(statement, Insert) and statement.table is outbox:
+            known = {row["event_id"] for row in self.staged}
+            self.staged.extend(row for row in parameters if row["event_id"] not in known)  # on conflict do nothing
+            return _Rows()
+        if isinstance(statement, Select):
+            froms = statement.get_final_froms()
+            if not froms:
+                assert "txid_current" in str(statement), statement
+                return _Rows([{"txid_current": self.txid}])
+            (table,) = froms
+            found = [row for row in self._rows(table) if _holds(statement.whereclause, row)]
+            return self._project(found, statement.selected_columns)
+        if isinstance(statement, Insert):
+            return self._insert(statement)
+        if isinstance(statement, Update):
+            found = [row for row in self._rows(statement.table) if _holds(statement.whereclause, row)]
+            for row in found:
+                for key, value in statement._values.items():
+                    name = key if isinstance(key, str) else key.name
+                    if isinstance(value, BinaryExpression):  # version = version + 1
+                        assert value.operator is operators.add and value.left.name == name, value
+                        row[name] = row[name] + _value(value.right)
+                    else:
+                        row[name] = _value(value)
+            return self._project(found, statement._returning)
+        if isinstance(statement, Delete):
+            rows = self._rows(statement.table)
+            found = [row for row in rows if _holds(statement.whereclause, row)]
+            rows[:] = [row for row in rows if row not in found]
+            return self._project(found, statement._returning)
+        raise AssertionError(f"unexpected statement: {statement}")
+
+    def _insert(self, statement: Insert) -> _Rows:
+        table = statement.table
+        now = datetime.now(UTC)
+        defaults = {"seq": 0, "version": 0, "created_at": now, "updated_at": now}
+        row = {col.name: defaults.get(col.name) for col in table.columns}
+        row.update({(k if isinstance(k, str) else k.name): _value(v) for k, v in statement._values.items()})
+        rows = self._rows(table)
+        for constraint in table.constraints:
+            if not isinstance(constraint, UniqueConstraint | PrimaryKeyConstraint):
+                continue
+            key = [col.name for col in constraint.columns]
+            if any(row[k] is None for k in key):  # NULLs are distinct; serial ids are not modelled
+                continue
+            if any(all(other[k] == row[k] for k in key) for other in rows):
+                assert statement._post_values_clause is not None, f"duplicate key {key} in {table.name}"
+                return _Rows()  # ON CONFLICT DO NOTHING
+        rows.append(row)
+        return self._project([row], statement._returning)
+
+    def last(self) -> Event:
+        return decode_row(self.staged[-1])
+
+
+# the workers and the topic roles they consume, as `workers.main` composes them
+PIPELINE = (
+    (Membership(TOPICS), ("lifecycle",)),
+    (Conflicts(TOPICS), ("members", "lifecycle")),
+    (Billing(TOPICS), ("members",)),
+)
+
+
+def settle(db: TableConnection) -> None:
+    """Deliver every staged event, as a consumer decodes it, to each worker of its topic, each in
+    its own transaction, until the workers stage nothing new."""
+    while db.delivered < len(db.staged):
+        event = decode_row(db.staged[db.delivered])
+        db.delivered += 1
+        for handler, roles in PIPELINE:
+            if event.kind.topic_role in roles:
+                handler(event, db)
+                db.commit()
+
+
+def _fixed_uuid4s():
+    """uuid4s that are the same on every run (member, account and conflict ids), so the events
+    and their test ids are too."""
+    n = 0
+
+    def uuid4() -> uuid.UUID:
+        nonlocal n
+        n += 1
+        return uuid.UUID(bytes=hashlib.sha256(f"provisioner-{n}".encode()).digest()[:16], version=4)
+
+    return uuid4
+
+
+class _Clock(datetime):
+    """`datetime` for `core.org_events`: its `now` starts at STAGED and advances a second a call."""
+
+    calls = 0
+
+    @classmethod
+    def now(cls, tz: Any = None) -> datetime:  # type: ignore[override]
+        cls.calls += 1
+        return STAGED.replace(second=cls.calls % 60, microsecond=250000)
+
+
+STAGED = datetime(2025, 4, 2, 14, 30, 0, tzinfo=UTC)
+ADMIN_API = "admin-api:ops"
+FRANK_ID = "3c4d5e6f7a8b4c9d0e1f2a3b4c5d6e7f"
+GRACE_ID = "4d5e6f7a8b9c4d0e1f2a3b4c5d6e7f8a"
+IVAN_ID = "5e6f7a8b9c0d4e1f2a3b4c5d6e7f8a9b"
+FRANK = {"userName": "frank@acme.example", "emails": [{"value": "Frank@acme.example", "primary": True}]}
+GRACE = {"userName": "grace@acme.example", "active": False}
+IVAN = {"userName": "ivan@acme.example"}
+
+
+def org_admins_accounts_and_conflicts() -> tuple[list[Event], TableConnection]:
+    """Settings, accounts, manual adds, new members of every source, conflicts in both orders of
+    arrival and both resolutions, through the admin and account code and the workers."""
+    db = TableConnection(ACME)
+
+    def acme() -> Org:
+        return orgs.get(db, ACME.slug)
+
+    def done(result: Any = None) -> Any:
+        db.commit()
+        settle(db)
+        return result
+
+    def scim(*events: Event) -> None:  # what the SCIM ingest stages with its write
+        stage_in_outbox(db, events, TOPICS)
+        done()
+
+    def sign_in(email: str, at: datetime, **how: Any) -> None:
+        done(record(db, acme(), SignIn(email=email, at=at, **how), TOPICS, "req-0c9d"))
+
+    # an admin turns SSO provisioning on (just-in-time members)
+    done(admin.change_settings(db, acme(), TOPICS, "cli", sso_provisioning=True))
+    # Dana has an account of the app, outside any org, before the admin adds her by hand:
+    # member.created, then the conflict; the admin acquires her account, and she signs in
+    done(register(db, "Dana@Solo.example", TOPICS, "Dana Scully"))
+    done(admin.add_member(db, acme(), TOPICS, ADMIN_API, "Dana@solo.example", "Dana Scully"))
+    done(admin.resolve(db, acme(), TOPICS, ADMIN_API, "dana@solo.example", acquire=True))
+    sign_in("dana@solo.example", datetime(2025, 4, 2, 15, 0, 0, tzinfo=UTC), method="magic_link", sso=False)
+    # Frank is pushed by SCIM first, then registers an account: the conflict comes from the
+    # account's side, and the admin dismisses it (by its id)
+    scim(*user_events(ORG, FRANK_ID, None, FRANK, 1))
+    done(register(db, "frank@acme.example", TOPICS))
+    conflict = db.last()  # flagged by the conflict worker on the account.registered
+    assert conflict.kind is c.EMAIL_CONFLICT_DETECTED
+    done(admin.resolve(db, acme(), TOPICS, "cli", conflict.data["conflict_id"], acquire=False))
+    # Grace is pushed inactive; Heidi signs in through SAML and becomes a member just in time
+    scim(*user_events(ORG, GRACE_ID, None, GRACE, 1))
+    sign_in("Heidi@acme.example", datetime(2025, 4, 2, 16, 0, 0, tzinfo=UTC), method="saml", sso=True,
+            idp="https://idp.acme.example/saml", subject="heidi")
+    # Ivan, pushed by SCIM, signs in (billed), is deleted (seat released), is added back by hand
+    # and signs in again: his seat is restored for a manual member
+    scim(*user_events(ORG, IVAN_ID, None, IVAN, 1))
+    sign_in("ivan@acme.example", datetime(2025, 4, 2, 17, 0, 0, tzinfo=UTC), method="password", sso=False)
+    scim(*user_events(ORG, IVAN_ID, IVAN, None, 2))
+    done(admin.add_member(db, acme(), TOPICS, "cli", "ivan@acme.example"))
+    sign_in("ivan@acme.example", datetime(2025, 4, 3, 9, 0, 0, tzinfo=UTC), method="password", sso=False)
+    return [decode_row(row) for row in db.staged], db
+
+
+with mock.patch("uuid.uuid4", _fixed_uuid4s()), mock.patch.object(org_events, "datetime", _Clock):
+    ORG_EVENTS, ORG_DB = org_admins_accounts_and_conflicts()
+EVENTS: list[Event] = [
+    *user_lifecycle(), *group_lifecycle(), *user_lifecycle(ORG_WITHOUT_REQUEST), *SIGN_INS, *ORG_EVENTS
+]
 
 
 def _event_id(event: Event) -> str:
@@ -365,12 +632,12 @@ def test_the_billing_reasons_built_here_are_the_ones_the_schemas_allow():
 
 
 def test_a_person_is_billed_a_first_login_once_with_an_id_from_org_and_email():
-    billed = [e for e in EVENTS if e.kind is c.BILLING_FIRST_LOGIN]
+    billed = [e for e in SIGN_INS if e.kind is c.BILLING_FIRST_LOGIN]
     assert sorted(e.data["email"] for e in billed) == ["Alice@acme.example", "bob@acme.example"]
     for e in billed:
         assert e.id == deterministic_id(c.BILLING_FIRST_LOGIN.type, e.org_id, e.data["email"].lower())
         assert e.key == f"{e.org_id}:{e.data['email'].lower()}"
-    returned = next(e for e in EVENTS if e.kind is c.BILLING_SEAT_RESTORED and e.data["reason"] == "returned")
+    returned = next(e for e in SIGN_INS if e.kind is c.BILLING_SEAT_RESTORED and e.data["reason"] == "returned")
     assert returned.key == billed[0].key and returned.data["member_id"] == ALICE_AGAIN
 
 
@@ -418,6 +685,18 @@ ENVELOPE_BREAKS = {
     "unknown type": _set(("type",), "io.provisioner.user.renamed"),
     "partitionkey without org": _set(("partitionkey",), ALICE_ID),
     "empty correlationid": _set(("correlationid",), ""),
+}
+
+
+def _nil_org(ce: dict[str, Any]) -> None:
+    ce["orgid"], ce["source"] = NO_ORG, f"/provisioner/orgs/{NO_ORG}"
+
+
+# breaks of the envelope that some types allow: (mutation, the types it is valid for)
+ORG_BREAKS: dict[str, tuple[Any, set[c.EventType]]] = {
+    "empty orgslug": (_set(("orgslug",), ""), {c.ACCOUNT_REGISTERED, c.EMAIL_CONFLICT_DETECTED}),
+    "nil org": (_nil_org, {c.ACCOUNT_REGISTERED}),
+    "orgslug not a slug": (_set(("orgslug",), "Acme Inc"), set()),
 }
 
 DATA_BREAKS: dict[str, dict[str, Any]] = {
@@ -501,12 +780,99 @@ DATA_BREAKS: dict[str, dict[str, Any]] = {
             "key not lowercased": _set(("partitionkey",), f"{ORG.id}:Alice@acme.example"),
         },
     },
+    "settings": {
+        "kinds": [c.ORG_SETTINGS_CHANGED],
+        "breaks": {
+            "missing before": _drop(("data", "before")),
+            "missing actor": _drop(("data", "actor")),
+            "a setting missing": _drop(("data", "after", "scim_enabled")),
+            "an unknown setting": _set(("data", "after", "billing_enabled"), True),
+            "a setting as string": _set(("data", "before", "sso_provisioning"), "false"),
+            "a setting null": _set(("data", "after", "manual_provisioning"), None),
+            "empty actor": _set(("data", "actor"), ""),
+            "extra field": _set(("data", "changed"), ["sso_provisioning"]),
+            "member subject": _set(("subject",), f"members/{ALICE_MEMBER}"),
+            "subject not an org id": _set(("subject",), "orgs/acme"),
+            "keyed by a slug": _set(("partitionkey",), f"{ORG.id}:acme"),
+        },
+    },
+    "manual add": {
+        "kinds": [c.MEMBER_MANUALLY_ADDED],
+        "breaks": {
+            "missing email": _drop(("data", "email")),
+            "missing display_name": _drop(("data", "display_name")),
+            "missing actor": _drop(("data", "actor")),
+            "extra field": _set(("data", "member_id"), ALICE_MEMBER),
+            "email not an address": _set(("data", "email"), "dana"),
+            "display_name as number": _set(("data", "display_name"), 7),
+            "member subject": _set(("subject",), f"members/{ALICE_MEMBER}"),
+            "subject not lowercased": _set(("subject",), "logins/Dana@solo.example"),
+            "keyed by a member": _set(("partitionkey",), f"{ORG.id}:{ALICE_MEMBER}"),
+        },
+    },
+    "account": {
+        "kinds": [c.ACCOUNT_REGISTERED],
+        "breaks": {
+            "missing account_id": _drop(("data", "account_id")),
+            "missing email": _drop(("data", "email")),
+            "extra field": _set(("data", "display_name"), "Dana"),
+            "account_id not a uuid": _set(("data", "account_id"), "acct-1"),
+            "email not an address": _set(("data", "email"), "dana"),
+            "member subject": _set(("subject",), f"members/{ALICE_MEMBER}"),
+            "key not lowercased": _set(("partitionkey",), f"{NO_ORG}:Dana@Solo.example"),
+            "keyed under an org": _set(("partitionkey",), f"{ORG.id}:dana@solo.example"),
+        },
+    },
+    "conflict resolution": {
+        "kinds": [c.ACCOUNT_ACQUIRED, c.CONFLICT_DISMISSED],
+        "breaks": {
+            "missing conflict_id": _drop(("data", "conflict_id")),
+            "missing account_id": _drop(("data", "account_id")),
+            "missing actor": _drop(("data", "actor")),
+            "extra field": _set(("data", "status"), "acquired"),
+            "member_id null": _set(("data", "member_id"), None),
+            "email with capitals": _set(("data", "email"), "Dana@solo.example"),
+            "login subject": _set(("subject",), "logins/dana@solo.example"),
+            "keyed by an email": _set(("partitionkey",), f"{ORG.id}:dana@solo.example"),
+        },
+    },
+    "new member": {
+        "kinds": [c.MEMBER_CREATED],
+        "breaks": {
+            "missing member_id": _drop(("data", "member_id")),
+            "missing cause_event_id": _drop(("data", "cause_event_id")),
+            "missing first_login_at": _drop(("data", "first_login_at")),
+            "extra field": _set(("data", "display_name"), "Dana Scully"),
+            "unknown source": _set(("data", "source"), "ldap"),
+            "not the first member event": _set(("resourceversion",), 2),
+            "user subject": _set(("subject",), f"Users/{ALICE_ID}"),
+            "keyed by an email": _set(("partitionkey",), f"{ORG.id}:dana@solo.example"),
+        },
+    },
+    "conflict detected": {
+        "kinds": [c.EMAIL_CONFLICT_DETECTED],
+        "breaks": {
+            "missing conflict_id": _drop(("data", "conflict_id")),
+            "missing error": _drop(("data", "error")),
+            "extra field": _set(("data", "status"), "open"),
+            "empty error": _set(("data", "error"), ""),
+            "email null": _set(("data", "email"), None),
+            "account_id not a uuid": _set(("data", "account_id"), "acct-1"),
+            "account subject": _set(("subject",), f"accounts/{ALICE_MEMBER}"),
+            "keyed by an email": _set(("partitionkey",), f"{ORG.id}:dana@solo.example"),
+        },
+    },
 }
 
 NEGATIVE_CASES = [
     pytest.param(kind, mutate, id=f"{kind.name}-{label}")
     for kind in c.ALL
     for label, mutate in ENVELOPE_BREAKS.items()
+] + [
+    pytest.param(kind, mutate, id=f"{kind.name}-{label}")
+    for kind in c.ALL
+    for label, (mutate, valid_for) in ORG_BREAKS.items()
+    if kind not in valid_for
 ] + [
     pytest.param(kind, mutate, id=f"{kind.name}-{label}")
     for family in DATA_BREAKS.values()
@@ -559,6 +925,7 @@ def test_refused_requires_the_reason_and_succeeded_has_none():
         (c.MEMBER_DEACTIVATED, "active"),
         (c.MEMBER_REACTIVATED, "deactivated"),
         (c.MEMBER_REMOVED, "active"),
+        (c.MEMBER_CREATED, "removed"),
     ],
     ids=lambda v: getattr(v, "name", v),
 )
@@ -596,3 +963,173 @@ def test_a_seat_event_has_one_of_its_own_reasons(kind, reason):
     del ce["data"]["reason"]
     with pytest.raises(ValidationError, match="reason"):
         validator(kind.schema).validate(ce)
+
+
+# -- org admins, accounts, new members and conflicts ----------------------------------------------
+
+
+def org_events(kind: c.EventType) -> list[Event]:
+    return [e for e in ORG_EVENTS if e.kind is kind]
+
+
+def test_the_staged_outbox_rows_of_the_admin_and_worker_code_are_the_events_validated_here():
+    assert len({row["event_id"] for row in ORG_DB.staged}) == len(ORG_DB.staged)
+    for row, event in zip(ORG_DB.staged, ORG_EVENTS, strict=True):
+        assert orjson.loads(orjson.dumps(row["payload"])) == on_the_wire(event)
+        assert row["topic"] == TOPICS[event.kind.topic_role]
+        assert row["key"] == row["payload"]["partitionkey"]
+        assert row["event_id"] == row["payload"]["id"]
+
+
+def test_a_settings_change_is_keyed_by_the_org_and_records_before_and_after():
+    (changed,) = org_events(c.ORG_SETTINGS_CHANGED)
+    assert changed.subject == f"orgs/{ACME.id}" and changed.key == f"{ACME.id}:{ACME.id}"
+    assert changed.data["before"] == admin.settings_of(ACME)
+    assert changed.data["after"] == {**admin.settings_of(ACME), "sso_provisioning": True}
+    assert changed.data["actor"] == "cli"
+    assert changed.resource_version == int(changed.time.timestamp() * 1_000_000)
+
+
+def test_a_settings_change_that_changes_nothing_emits_nothing():
+    db = TableConnection(ACME)
+    admin.change_settings(db, ACME, TOPICS, "cli", manual_provisioning=True, sso_provisioning=None)
+    admin.change_settings(db, ACME, TOPICS, "cli")
+    assert db.staged == []
+
+
+def test_an_account_belongs_to_no_org_and_is_keyed_by_its_email():
+    for event in org_events(c.ACCOUNT_REGISTERED):
+        ce = on_the_wire(event)
+        assert (ce["orgid"], ce["orgslug"], ce["source"]) == (NO_ORG, "", f"/provisioner/orgs/{NO_ORG}")
+        assert ce["subject"] == f"accounts/{ce['data']['account_id']}"
+        assert ce["partitionkey"] == f"{NO_ORG}:{ce['data']['email'].lower()}"
+    assert [e.data["email"] for e in org_events(c.ACCOUNT_REGISTERED)] == ["Dana@Solo.example", "frank@acme.example"]
+
+
+def test_registering_an_email_again_emits_nothing():
+    db = TableConnection(ACME)
+    assert register(db, "Zoe@Solo.example", TOPICS).created
+    assert not register(db, "zoe@solo.example", TOPICS, "Zoe").created
+    assert [decode_row(row).kind for row in db.staged] == [c.ACCOUNT_REGISTERED]
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [_set(("orgid",), ORG.id), _set(("source",), f"/provisioner/orgs/{ORG.id}"), _set(("orgslug",), "acme")],
+    ids=["an org's id", "an org's source", "an org's slug"],
+)
+def test_an_account_registered_in_an_org_fails(mutate):
+    ce = one(c.ACCOUNT_REGISTERED)
+    mutate(ce)
+    with pytest.raises(ValidationError):
+        validator(c.ACCOUNT_REGISTERED.schema).validate(ce)
+
+
+def test_a_manual_add_is_keyed_by_the_person_like_their_sign_ins():
+    dana, ivan = org_events(c.MEMBER_MANUALLY_ADDED)
+    assert dana.data == {"email": "Dana@solo.example", "display_name": "Dana Scully", "actor": ADMIN_API}
+    assert ivan.data == {"email": "ivan@acme.example", "display_name": None, "actor": "cli"}
+    for added in (dana, ivan):
+        email = added.data["email"].lower()
+        assert added.subject == f"logins/{email}" and added.key == f"{ACME.id}:{email}"
+        assert any(e.kind is c.LOGIN_SUCCEEDED and e.key == added.key for e in ORG_EVENTS)
+
+
+def test_no_manual_add_while_manual_provisioning_is_off():
+    db = TableConnection(replace(ACME, manual_provisioning=False))
+    with pytest.raises(admin.AdminError) as refused:
+        admin.add_member(db, orgs.get(db, ACME.slug), TOPICS, "cli", "someone@acme.example")
+    assert refused.value.status == 403
+    assert db.staged == []
+
+
+def test_every_new_member_is_announced_once_first_with_its_source_and_status():
+    created = org_events(c.MEMBER_CREATED)
+    causes = {e.id: e.kind for e in ORG_EVENTS}
+    seen = [(causes[e.data["cause_event_id"]], e.data["source"], e.data["status"]) for e in created]
+    assert seen == [
+        (c.MEMBER_MANUALLY_ADDED, "manual", "provisioned"),  # Dana
+        (c.USER_CREATED, "scim", "provisioned"),  # Frank
+        (c.USER_CREATED, "scim", "deactivated"),  # Grace, pushed inactive
+        (c.LOGIN_SUCCEEDED, "sso", "active"),  # Heidi, just in time
+        (c.USER_CREATED, "scim", "provisioned"),  # Ivan
+        (c.MEMBER_MANUALLY_ADDED, "manual", "provisioned"),  # Ivan again, by hand
+    ]
+    for event in created:
+        member_id = event.data["member_id"]
+        members_topic = [e for e in ORG_EVENTS if e.kind.topic_role == "members" and e.data.get("member_id") == member_id]
+        assert members_topic[0] is event and event.resource_version == 1
+        assert event.id == deterministic_id(c.MEMBER_CREATED.type, event.data["cause_event_id"], member_id)
+        assert (event.data["first_login_at"] is None) == (event.data["source"] != "sso")
+
+
+@pytest.mark.parametrize(
+    ("source", "field", "value"),
+    [
+        ("scim", "status", "active"),
+        ("scim", "first_login_at", "2025-04-02T16:00:00+00:00"),
+        ("manual", "status", "deactivated"),
+        ("manual", "email", None),
+        ("sso", "status", "provisioned"),
+        ("sso", "first_login_at", None),
+        ("sso", "email", None),
+    ],
+)
+def test_a_new_member_has_what_its_source_gives_it(source, field, value):
+    ce = on_the_wire(next(e for e in org_events(c.MEMBER_CREATED) if e.data["source"] == source))
+    validator(c.MEMBER_CREATED.schema).validate(ce)
+    ce["data"][field] = value
+    with pytest.raises(ValidationError):
+        validator(c.MEMBER_CREATED.schema).validate(ce)
+
+
+def test_a_conflict_is_flagged_from_either_side_with_the_causes_version_and_slug():
+    from_member, from_account = org_events(c.EMAIL_CONFLICT_DETECTED)
+    # Dana: her account came first, then the member; Frank: the member first, then his account
+    (dana_created,) = [e for e in org_events(c.MEMBER_CREATED) if e.subject == from_member.subject]
+    account_id = from_account.data["account_id"]
+    (frank_account,) = [e for e in org_events(c.ACCOUNT_REGISTERED) if e.data["account_id"] == account_id]
+    assert (from_member.org_slug, from_member.resource_version) == ("acme", dana_created.resource_version)
+    assert (from_account.org_slug, from_account.resource_version) == ("", frank_account.resource_version)
+    assert from_account.org_id == ACME.id and from_account.correlation_id is None
+    for event in (from_member, from_account):
+        data = event.data
+        assert event.subject == f"members/{data['member_id']}" and event.key == f"{ACME.id}:{data['member_id']}"
+        assert event.id == deterministic_id(c.EMAIL_CONFLICT_DETECTED.type, data["member_id"], data["account_id"])
+        assert data["error"] == ERROR.format(email=data["email"])
+    assert [e.data["email"] for e in (from_member, from_account)] == ["Dana@solo.example", "Frank@acme.example"]
+
+
+def test_a_resolution_names_the_conflict_it_closes():
+    detected = {e.data["conflict_id"]: e for e in org_events(c.EMAIL_CONFLICT_DETECTED)}
+    (acquired,) = org_events(c.ACCOUNT_ACQUIRED)
+    (dismissed,) = org_events(c.CONFLICT_DISMISSED)
+    for resolution, actor in ((acquired, ADMIN_API), (dismissed, "cli")):
+        flagged = detected[resolution.data["conflict_id"]]
+        assert {k: resolution.data[k] for k in ("member_id", "account_id")} == {
+            k: flagged.data[k] for k in ("member_id", "account_id")
+        }
+        assert resolution.data["email"] == flagged.data["email"].lower()  # lowercased, unlike the detection
+        assert (resolution.subject, resolution.key) == (flagged.subject, flagged.key)
+        assert resolution.data["actor"] == actor
+
+
+def test_a_manual_member_is_billed_like_any_other():
+    billed = [e for e in ORG_EVENTS if e.kind.topic_role == "billing"]
+    assert [(e.kind, e.data["email"], e.data["source"], e.data.get("reason")) for e in billed] == [
+        (c.BILLING_FIRST_LOGIN, "Dana@solo.example", "manual", None),
+        (c.BILLING_FIRST_LOGIN, "Heidi@acme.example", "sso", None),
+        (c.BILLING_FIRST_LOGIN, "ivan@acme.example", "scim", None),
+        (c.BILLING_SEAT_RELEASED, "ivan@acme.example", "scim", "removed"),
+        (c.BILLING_SEAT_RESTORED, "ivan@acme.example", "manual", "returned"),
+    ]
+    for kind in (c.MEMBER_LOGGED_IN_FIRST_TIME, c.BILLING_FIRST_LOGIN, c.BILLING_SEAT_RESTORED):
+        manual = next(on_the_wire(e) for e in ORG_EVENTS if e.kind is kind and e.data["source"] == "manual")
+        validator(kind.schema).validate(manual)
+
+
+def test_a_released_seat_is_never_a_manual_members():
+    ce = one(c.BILLING_SEAT_RELEASED)
+    ce["data"]["source"] = "manual"  # only SCIM user events release seats, and a manual member has no SCIM user
+    with pytest.raises(ValidationError):
+        validator(c.BILLING_SEAT_RELEASED.schema).validate(ce)

@@ -1,0 +1,157 @@
+"""The system under test for benchmarks: a fresh database, its own topics, real processes."""
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+from sqlalchemy import Engine, create_engine, text
+
+from core.db import make_engine
+from core.migrate import upgrade
+from core.settings import Settings, to_env
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer in {timeout}s")
+
+
+def bench_settings(http_workers: int) -> Settings:
+    base = Settings()
+    run = uuid.uuid4().hex[:6]
+    parts = urlsplit(base.database_url)
+    port = free_port()
+    return Settings(
+        database_url=urlunsplit(parts._replace(path="/provisioner_bench")),
+        kafka_bootstrap_servers=base.kafka_bootstrap_servers,
+        topic_lifecycle=f"bench-{run}.lifecycle",
+        topic_members=f"bench-{run}.members",
+        topic_billing=f"bench-{run}.billing",
+        topic_dead_letter=f"bench-{run}.dead-letter",
+        consumer_group_prefix=f"bench-{run}",
+        http_port=port,
+        http_workers=http_workers,
+        public_url=f"http://127.0.0.1:{port}",
+        metrics_port_relay=free_port(),
+        metrics_port_membership=free_port(),
+        metrics_port_billing=free_port(),
+        metrics_port_conflicts=free_port(),
+        log_level="WARNING",
+        billing_verify_interval_seconds=0,
+    )
+
+
+def fresh_database(settings: Settings) -> Engine:
+    parts = urlsplit(settings.database_url)
+    name = parts.path.lstrip("/")
+    admin = create_engine(
+        urlunsplit(parts._replace(path="/postgres")).replace("postgresql://", "postgresql+psycopg2://", 1),
+        isolation_level="AUTOCOMMIT",
+    )
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    upgrade(settings)
+    return make_engine(settings, pool_size=4)
+
+
+@dataclass
+class System:
+    settings: Settings
+    children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, **to_env(self.settings)}
+
+    def start(self, name: str, *args: str) -> None:
+        self.children[name] = subprocess.Popen(
+            [sys.executable, "-m", "core.cli", *args], env=self.env, stdout=subprocess.DEVNULL
+        )
+
+    def start_pipeline(self) -> None:
+        self.start("relay", "relay")
+        for worker in ("membership", "billing", "conflicts"):
+            self.start(worker, "worker", worker)
+        for port in (self.settings.metrics_port_relay, self.settings.metrics_port_membership, self.settings.metrics_port_billing):
+            wait_http(f"http://127.0.0.1:{port}/readyz", timeout=60)
+
+    def stop(self, *names: str) -> None:
+        for name in names or list(self.children):
+            proc = self.children.pop(name, None)
+            if proc and proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
+
+def start_reference(port: int) -> subprocess.Popen[bytes]:
+    """The reference in-memory scim2-server, served by the same uvicorn as ours (one process)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "bench.reference:app", "--port", str(port), "--log-level", "warning", "--no-access-log"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+    )
+    wait_http(f"http://127.0.0.1:{port}/ServiceProviderConfig")
+    return proc
+
+
+@dataclass
+class WrkResult:
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: int
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(value: str) -> float:
+    number, unit = re.match(r"([\d.]+)(us|ms|s)", value).groups()
+    return float(number) * _UNITS[unit]
+
+
+def wrk(url: str, script: str, *, connections: int, seconds: int, threads: int = 2, env: dict[str, str] | None = None) -> WrkResult:
+    """Run wrk (C, event-driven: it leaves the CPU to the system under test) and parse its report."""
+    out = subprocess.run(
+        ["wrk", "-t", str(min(threads, connections)), "-c", str(connections), "-d", f"{seconds}s", "--latency",
+         "-s", str(ROOT / "bench" / "wrk" / script), url],
+        env={**os.environ, **(env or {}), "BENCH_THREADS": str(min(threads, connections))},
+        capture_output=True, text=True, check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))
+    p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errors = (int(bad.group(1)) if bad else 0) + (sum(int(g) for g in socket_errors.groups()) if socket_errors else 0)
+    return WrkResult(rps, p50, p99, total, errors)

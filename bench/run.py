@@ -1,0 +1,84 @@
+"""`make bench` / `make bench-quick`: measure the pipeline on this box and write the report.
+
+Writes `bench/results.json` and `docs/benchmarks.md`. It measures and reports; nothing here
+fails on a number.
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+from bench import report, scenarios
+from bench.harness import ROOT, System, bench_settings, fresh_database, wait_http
+
+QUICK = {"connections": [16], "seconds": 3, "repeats": 3, "sizes": [10_000], "latency_seconds": 5, "billing_people": 5_000, "kafka_messages": 20_000}
+FULL = {"connections": [4, 16, 64], "seconds": 10, "repeats": 3, "sizes": [10_000, 100_000, 1_000_000], "latency_seconds": 15, "billing_people": 50_000, "kafka_messages": 100_000}
+
+
+def machine() -> dict[str, object]:
+    def cmd(*args: str) -> str:
+        try:
+            return subprocess.run(args, capture_output=True, text=True, check=False).stdout.strip().splitlines()[0]
+        except (OSError, IndexError):
+            return "unknown"
+
+    mem = next((line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")), "0")
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gib": round(int(mem) / 1024 / 1024, 1),
+        "cpu_model": next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), "unknown"),
+        "python": platform.python_version(),
+        "postgres": cmd("psql", "--version"),
+        "java": cmd("java", "-version") if False else subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()[0],
+        "wrk": cmd("wrk", "--version") or "wrk",
+        "kafka": "Apache Kafka 4.1.1 (KRaft, single broker)",
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    plan = QUICK if args.quick else FULL
+    started = time.monotonic()
+    settings = bench_settings(http_workers=2)
+    engine = fresh_database(settings)
+    from events.kafka import ensure_topics
+
+    ensure_topics(settings)
+    system = System(settings)
+    results: dict[str, object] = {"mode": "quick" if args.quick else "full", "machine": machine(), "plan": plan}
+    try:
+        system.start("ingest", "serve")
+        wait_http(settings.public_url + "/readyz")
+        # 1. writes with the pipeline stopped: the outbox fills, as during an IdP's burst
+        results["scim_writes"] = scenarios.scim_writes(system, engine, plan["connections"], plan["seconds"], plan["repeats"])
+        # 2. lookups at scale
+        results["lookups"] = scenarios.lookups(system, engine, plan["sizes"], plan["seconds"], plan["repeats"])
+        # 4a. drain: the relay and workers start on the full outbox
+        users = int(results["scim_writes"]["users_created"])
+        results["pipeline_drain"] = scenarios.pipeline_drain(system, engine, users, timeout=600)
+        best = max(v["ours"]["requests_per_second"] for v in results["scim_writes"]["by_connections"].values())
+        sustained = min(best, results["pipeline_drain"]["events_per_second"] or best)
+        # 4b. latency at half and full sustained rate, with everything running
+        results["pipeline_latency"] = scenarios.pipeline_latency(system, engine, sustained, plan["latency_seconds"])
+        # 5. billing
+        results["billing"] = scenarios.billing(system, engine, plan["billing_people"], plan["seconds"])
+        # 6. the box's own limits
+        results["box_limits"] = scenarios.box_limits(settings, engine, plan["kafka_messages"])
+    finally:
+        system.stop()
+        engine.dispose()
+    results["wall_seconds"] = round(time.monotonic() - started, 1)
+    (ROOT / "bench").mkdir(exist_ok=True)
+    (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (ROOT / "docs" / "benchmarks.md").write_text(report.render(results))
+    print(json.dumps({k: results[k] for k in ("mode", "wall_seconds")}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,270 @@
+"""Benchmark scenarios. Each returns plain dicts of figures; medians over repeats where timed."""
+
+import asyncio
+import statistics
+import time
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import orjson
+from sqlalchemy import Engine, text
+
+from bench.harness import System, free_port, start_reference, wrk
+from core import orgs, service_tokens
+from core.settings import Settings
+
+
+def median_runs(run, repeats: int) -> dict[str, Any]:
+    results = [run() for _ in range(repeats)]
+    return {
+        "requests_per_second": round(statistics.median(r.requests_per_second for r in results), 1),
+        "p50_ms": round(statistics.median(r.p50_ms for r in results), 2),
+        "p99_ms": round(statistics.median(r.p99_ms for r in results), 2),
+        "errors": sum(r.errors for r in results),
+        "requests": sum(r.requests for r in results),
+        "runs": [round(r.requests_per_second, 1) for r in results],
+    }
+
+
+# -- 1. SCIM write throughput, side by side with the reference ------------------------------
+
+
+def scim_writes(system: System, engine: Engine, connections: list[int], seconds: int, repeats: int) -> dict[str, Any]:
+    org, token = orgs.create(engine, "bench-writes-" + uuid.uuid4().hex[:6])
+    ours_url = orgs.scim_base_url(system.settings.public_url, org.slug) + "/Users"
+    ref_port = free_port()
+    reference = start_reference(ref_port)
+    out: dict[str, Any] = {"org": org.slug, "by_connections": {}}
+    try:
+        for c in connections:
+            tag = uuid.uuid4().hex[:6]
+            ours = median_runs(
+                lambda: wrk(ours_url, "post_users.lua", connections=c, seconds=seconds, env={"BENCH_TOKEN": token, "BENCH_PREFIX": f"o{tag}-{uuid.uuid4().hex[:4]}"}),
+                repeats,
+            )
+            ref = median_runs(
+                lambda: wrk(f"http://127.0.0.1:{ref_port}/Users", "post_users.lua", connections=c, seconds=seconds, env={"BENCH_PREFIX": f"r{tag}-{uuid.uuid4().hex[:4]}"}),
+                repeats,
+            )
+            out["by_connections"][str(c)] = {
+                "ours": ours,
+                "reference": ref,
+                "ratio": round(ours["requests_per_second"] / max(ref["requests_per_second"], 0.1), 2),
+            }
+    finally:
+        reference.terminate()
+        reference.wait(timeout=10)
+    with engine.connect() as conn:
+        out["users_created"] = conn.execute(text("SELECT count(*) FROM scim_resources WHERE org_id = :o"), {"o": org.id}).scalar()
+        out["outbox_rows"] = conn.execute(text("SELECT count(*) FROM outbox")).scalar()
+    out["org_id"] = org.id
+    return out
+
+
+# -- 2. Lookups at scale ---------------------------------------------------------------------
+
+_SEED = """
+INSERT INTO scim_resources (org_id, id, resource_type, version, data, user_name_ci, external_id, display_name_ci, emails_ci)
+SELECT :org, md5(:org || i::text), 'User', 1,
+       jsonb_build_object(
+         'schemas', jsonb_build_array('urn:ietf:params:scim:schemas:core:2.0:User'),
+         'userName', 'seed-' || i || '@bench.test', 'externalId', 'ext-seed-' || i, 'active', true,
+         'displayName', 'Seed ' || i, 'name', jsonb_build_object('givenName', 'Seed', 'familyName', i::text),
+         'emails', jsonb_build_array(jsonb_build_object('value', 'seed-' || i || '@bench.test', 'type', 'work', 'primary', true))),
+       'seed-' || i || '@bench.test', 'ext-seed-' || i, 'seed ' || i, ARRAY['seed-' || i || '@bench.test']
+FROM generate_series(:start, :stop - 1) AS i
+"""
+
+
+def lookups(system: System, engine: Engine, sizes: list[int], seconds: int, repeats: int) -> dict[str, Any]:
+    org, token = orgs.create(engine, "bench-lookups-" + uuid.uuid4().hex[:6])
+    url = orgs.scim_base_url(system.settings.public_url, org.slug) + "/Users"
+    out: dict[str, Any] = {"org": org.slug, "by_size": {}}
+    seeded = 0
+    for size in sizes:
+        started = time.monotonic()
+        for start in range(seeded, size, 100_000):
+            with engine.begin() as conn:
+                conn.execute(text(_SEED), {"org": org.id, "start": start, "stop": min(size, start + 100_000)})
+        with engine.begin() as conn:
+            conn.execute(text("ANALYZE scim_resources"))
+        seed_seconds = time.monotonic() - started
+        seeded = size
+        row: dict[str, Any] = {"seed_seconds": round(seed_seconds, 1)}
+        for attr in ("userName", "externalId"):
+            env = {"BENCH_TOKEN": token, "BENCH_ATTR": attr, "BENCH_SIZE": str(size), "BENCH_PREFIX": "seed", "BENCH_PATH": urlsplit(url).path}
+            row[attr] = median_runs(lambda: wrk(url, "lookup.lua", connections=16, seconds=seconds, env=env), repeats)
+        out["by_size"][str(size)] = row
+    return out
+
+
+# -- 4. Pipeline: drain rate, then latency at half and full load ----------------------------
+
+
+def _applied(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT count(*) FROM members WHERE source = 'scim'")).scalar()
+
+
+def pipeline_drain(system: System, engine: Engine, expected: int, timeout: float) -> dict[str, Any]:
+    """Start the relay and workers on a full outbox; time until every user is a member."""
+    started = time.monotonic()
+    system.start_pipeline()
+    ready = time.monotonic() - started
+    t0 = time.monotonic()
+    while _applied(engine) < expected and time.monotonic() - t0 < timeout:
+        time.sleep(0.25)
+    elapsed = time.monotonic() - t0
+    applied = _applied(engine)
+    return {
+        "events": expected,
+        "applied": applied,
+        "seconds": round(elapsed, 2),
+        "events_per_second": round(applied / elapsed, 1) if elapsed else None,
+        "pipeline_start_seconds": round(ready, 1),
+        "note": "each event is a user.created: relay publish, membership apply, member.created, conflict check",
+    }
+
+
+async def _paced_posts(url: str, token: str, rate: float, seconds: float, prefix: str) -> int:
+    """POST at a constant rate with a bounded pool (an open-loop generator)."""
+    sent = 0
+    limits = httpx.Limits(max_connections=32)
+    async with httpx.AsyncClient(limits=limits, timeout=30, headers={"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"}) as client:
+        tasks = []
+        started = time.monotonic()
+        while time.monotonic() - started < seconds:
+            name = f"{prefix}-{sent}@bench.test"
+            body = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name, "emails": [{"value": name, "primary": True}]}
+            tasks.append(asyncio.create_task(client.post(url, content=orjson.dumps(body))))
+            sent += 1
+            await asyncio.sleep(max(0.0, started + sent / rate - time.monotonic()))
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return sent
+
+
+def _latencies(engine: Engine, org_id: str) -> dict[str, Any]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT EXTRACT(EPOCH FROM m.created_at - r.created_at) FROM members m "
+                "JOIN scim_resources r ON r.org_id = m.org_id AND r.id = m.scim_user_id WHERE m.org_id = :o"
+            ),
+            {"o": org_id},
+        ).scalars().all()
+    values = sorted(float(v) for v in rows)
+    if not values:
+        return {"count": 0}
+    q = statistics.quantiles(values, n=100) if len(values) > 1 else [values[0]] * 99
+    return {"count": len(values), "p50_ms": round(q[49] * 1000, 1), "p99_ms": round(q[98] * 1000, 1), "max_ms": round(values[-1] * 1000, 1)}
+
+
+def pipeline_latency(system: System, engine: Engine, sustained_rps: float, seconds: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"sustained_write_rps": sustained_rps}
+    for share in (0.5, 1.0):
+        org, token = orgs.create(engine, f"bench-latency-{int(share * 100)}-" + uuid.uuid4().hex[:6])
+        url = orgs.scim_base_url(system.settings.public_url, org.slug) + "/Users"
+        rate = max(1.0, sustained_rps * share)
+        sent = asyncio.run(_paced_posts(url, token, rate, seconds, f"lat{int(share * 100)}"))
+        t0 = time.monotonic()
+        with engine.connect() as conn:
+            def count() -> int:
+                return conn.execute(text("SELECT count(*) FROM members WHERE org_id = :o"), {"o": org.id}).scalar()
+
+            while count() < sent and time.monotonic() - t0 < 120:
+                time.sleep(0.1)
+                conn.commit()
+        out[f"{int(share * 100)}%"] = {
+            "target_rps": round(rate, 1),
+            "sent": sent,
+            "lag_drained_seconds_after_load": round(time.monotonic() - t0, 2),
+            "commit_to_applied": _latencies(engine, org.id),
+        }
+    return out
+
+
+# -- 5. Billing path ---------------------------------------------------------------------------
+
+
+def billing(system: System, engine: Engine, people: int, seconds: int) -> dict[str, Any]:
+    org, _ = orgs.create(engine, "bench-billing-" + uuid.uuid4().hex[:6])
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO members (id, org_id, email, email_ci, user_name, status, source) "
+                "SELECT gen_random_uuid(), :o, 'seed-' || i || '@bench.test', 'seed-' || i || '@bench.test', "
+                "'seed-' || i || '@bench.test', 'provisioned', 'scim' FROM generate_series(0, :n - 1) AS i"
+            ),
+            {"o": org.id, "n": people},
+        )
+    token = service_tokens.create(engine, "bench")
+    result = wrk(
+        system.settings.public_url + "/internal/v1/logins", "logins.lua", connections=8, seconds=seconds,
+        env={"BENCH_TOKEN": token, "BENCH_ORG": org.slug, "BENCH_SIZE": str(people), "BENCH_PREFIX": "seed"},
+    )
+    expected = min(people, result.requests - result.errors)
+    t0 = time.monotonic()
+    with engine.connect() as conn:
+        def billed() -> int:
+            conn.commit()
+            return conn.execute(text("SELECT count(*) FROM billing_accounts WHERE org_id = :o"), {"o": org.id}).scalar()
+
+        while billed() < expected and time.monotonic() - t0 < 180:
+            time.sleep(0.2)
+        rows = conn.execute(
+            text("SELECT EXTRACT(EPOCH FROM updated_at - first_login_at) FROM billing_accounts WHERE org_id = :o"), {"o": org.id}
+        ).scalars().all()
+    values = sorted(float(v) for v in rows)
+    q = statistics.quantiles(values, n=100) if len(values) > 1 else [0.0] * 99
+    return {
+        "login_api": {"requests_per_second": round(result.requests_per_second, 1), "p99_ms": round(result.p99_ms, 2), "errors": result.errors},
+        "first_logins": len(values),
+        "expected": expected,
+        "billed_within_seconds_after_load": round(time.monotonic() - t0, 2),
+        "login_to_billing_fact": {"p50_ms": round(q[49] * 1000, 1), "p99_ms": round(q[98] * 1000, 1)},
+    }
+
+
+# -- 6. The limits of this box -----------------------------------------------------------------
+
+
+def box_limits(settings: Settings, engine: Engine, messages: int) -> dict[str, Any]:
+    from kafka import KafkaConsumer, KafkaProducer
+
+    from events.kafka import ensure_topics
+
+    topic = f"{settings.topic_lifecycle}.raw"
+    ensure_topics(settings.model_copy(update={"topic_lifecycle": topic}))
+    value = b"x" * 600  # about the size of a lifecycle event
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers.split(","), acks="all", enable_idempotence=True, linger_ms=5)
+    t0 = time.monotonic()
+    for i in range(messages):
+        producer.send(topic, key=str(i % 1000).encode(), value=value)
+    producer.flush()
+    produce = messages / (time.monotonic() - t0)
+    producer.close()
+    consumer = KafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap_servers.split(","), group_id=None, auto_offset_reset="earliest", max_poll_records=2000)
+    got, t0 = 0, time.monotonic()
+    while got < messages and time.monotonic() - t0 < 60:
+        got += sum(len(b) for b in consumer.poll(timeout_ms=500).values())
+    consume = got / (time.monotonic() - t0)
+    consumer.close()
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE IF NOT EXISTS bench_commits (id bigserial primary key, v text)"))
+    raw = engine.raw_connection()
+    cur = raw.cursor()
+    n, t0 = 0, time.monotonic()
+    while time.monotonic() - t0 < 5:
+        cur.execute("INSERT INTO bench_commits (v) VALUES ('x')")
+        raw.commit()
+        n += 1
+    raw.close()
+    return {
+        "kafka_produce_per_second": round(produce, 1),
+        "kafka_consume_per_second": round(consume, 1),
+        "kafka_message_bytes": len(value),
+        "kafka_client": "kafka-python, acks=all, idempotent, linger 5 ms",
+        "postgres_single_row_commits_per_second": round(n / 5, 1),
+    }
