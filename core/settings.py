@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     topic_replication: int = 1
 
     token_overlap_seconds: int = 3600
+    # How long ingest trusts a verified SCIM token (and its org's SCIM toggle) before re-reading it.
+    auth_cache_seconds: float = 5.0
     max_body_bytes: int = 1_048_576
     max_results: int = 1000
     db_pool_size: int = 10

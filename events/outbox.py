@@ -29,5 +29,24 @@ def add(conn: Connection, events: Iterable[Event], topics: dict[str, str]) -> in
     if not rows:
         return 0
     conn.execute(insert(outbox).on_conflict_do_nothing(index_elements=["event_id"]), rows)
-    conn.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+    if conn.info.get(_DEFER):
+        conn.info[_PENDING] = True
+    else:
+        conn.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
     return len(rows)
+
+
+_DEFER = "outbox.defer_notify"
+_PENDING = "outbox.notify_pending"
+
+
+def defer_notify(conn: Connection) -> None:
+    """Within this transaction, stage rows without a NOTIFY each; call notify_if_staged once."""
+    conn.info[_DEFER] = True
+    conn.info[_PENDING] = False
+
+
+def notify_if_staged(conn: Connection) -> None:
+    if conn.info.pop(_PENDING, False):
+        conn.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+    conn.info.pop(_DEFER, None)

@@ -11,6 +11,7 @@ latencies, lag, rebalances) are recorded here, so handlers stay free of them.
 import logging
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +24,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from core import metrics
 from core.tables import dead_letters, processed_events
+from events import outbox
 from events.envelope import EnvelopeError, Event, decode
 
 log = logging.getLogger("provisioner.worker")
@@ -52,6 +54,7 @@ def _claim(conn: Connection, consumer: str, event_id: str) -> bool:
 
 
 def _dead_letter(conn: Connection, consumer: str, record: Any, error: str) -> None:
+    """Keep the record and why it failed; counted when the batch commits."""
     conn.execute(
         dead_letters.insert().values(
             consumer=consumer,
@@ -63,49 +66,79 @@ def _dead_letter(conn: Connection, consumer: str, record: Any, error: str) -> No
             error=error[:2000],
         )
     )
-    metrics.DEAD_LETTERS.labels(consumer).inc()
 
 
 def _record(consumer: str, event_type: str, outcome: str, tally: Tally) -> None:
     tally.add(outcome)
     metrics.EVENTS_CONSUMED.labels(consumer, event_type, outcome).inc()
+    if outcome == "dead_lettered":
+        metrics.DEAD_LETTERS.labels(consumer).inc()
+
+
+class _BatchFailed(Exception):
+    """A handler failed while the batch ran without savepoints: run it again, one savepoint each."""
 
 
 def apply_records(engine: Engine, consumer: str, handler: Handler, records: list[Any], tally: Tally) -> None:
-    """Apply a batch of Kafka records in one transaction (a savepoint per record)."""
+    """Apply a batch of Kafka records in one transaction.
+
+    The batch first runs without savepoints (two round trips fewer per record); if any handler
+    fails, it is rolled back and run again with a savepoint per record, so the failing record
+    alone is dead-lettered.
+    """
+    try:
+        _apply(engine, consumer, handler, records, tally, isolate=False)
+    except _BatchFailed:
+        _apply(engine, consumer, handler, records, tally, isolate=True)
+
+
+def _apply(engine: Engine, consumer: str, handler: Handler, records: list[Any], tally: Tally, *, isolate: bool) -> None:
     applied: list[Event] = []
+    outcomes: list[tuple[str, str]] = []
     started = time.perf_counter()
     with engine.begin() as conn:
+        outbox.defer_notify(conn)
         for record in records:
             try:
                 event = decode(record.value)
             except EnvelopeError as exc:
                 _dead_letter(conn, consumer, record, str(exc))
-                _record(consumer, "undecodable", "dead_lettered", tally)
+                outcomes.append(("undecodable", "dead_lettered"))
                 continue
             handled = time.perf_counter()
             try:
-                with conn.begin_nested():
+                with conn.begin_nested() if isolate else nullcontext():
                     if not _claim(conn, consumer, event.id):
-                        _record(consumer, event.type, "duplicate", tally)
+                        outcomes.append((event.type, "duplicate"))
                         continue
                     outcome = handler(event, conn)
             except (OperationalError, InterfaceError):
                 raise  # the database is unavailable: crash, restart, and get the batch again
             except Exception as exc:  # a handler bug must not block other orgs: dead-letter it
+                if not isolate:
+                    raise _BatchFailed from exc
                 log.exception("handler failed", extra=_context(event))
                 _dead_letter(conn, consumer, record, f"{type(exc).__name__}: {exc}")
-                _record(consumer, event.type, "dead_lettered", tally)
+                outcomes.append((event.type, "dead_lettered"))
                 continue
             metrics.HANDLER_DURATION.labels(consumer).observe(time.perf_counter() - handled)
-            _record(consumer, event.type, outcome, tally)
-            log.info("event %s", outcome, extra={**_context(event), "outcome": outcome, "consumer": consumer})
+            outcomes.append((event.type, outcome))
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("event %s", outcome, extra={**_context(event), "outcome": outcome, "consumer": consumer})
             if outcome == "applied":
                 applied.append(event)
+        outbox.notify_if_staged(conn)
+    # counted only once the batch committed: a rolled-back attempt counts nothing
+    for event_type, outcome in outcomes:
+        _record(consumer, event_type, outcome, tally)
     now = datetime.now(UTC)
     metrics.BATCH_DURATION.labels(consumer).observe(time.perf_counter() - started)
     for event in applied:
         metrics.COMMIT_TO_APPLIED.labels(consumer).observe(max(0.0, (now - event.time).total_seconds()))
+    log.info(
+        "batch applied",
+        extra={"consumer": consumer, "records": len(records), "applied": len(applied), "correlation_ids": sorted({e.correlation_id for e in applied if e.correlation_id})[:20]},
+    )
 
 
 def _context(event: Event) -> dict[str, Any]:

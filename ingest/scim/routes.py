@@ -7,6 +7,8 @@ path, or a disabled SCIM integration all get the same 401 (no oracle for org slu
 
 import logging
 import re
+import threading
+import time
 import uuid
 from typing import Any
 from urllib.parse import parse_qsl
@@ -23,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from core import orgs
+from core import credentials, orgs
 from core.settings import Settings
 from ingest.scim import quirks
 from ingest.scim.changes import OrgRef
@@ -44,6 +46,7 @@ class ScimEndpoint:
         self.engine = engine
         self.service, self.models = build_service(settings)
         self.topics = settings.topics()
+        self._tokens = TokenCache(settings.auth_cache_seconds)
 
     async def handle(self, request: Request) -> Response:
         slug = request.path_params["org"]
@@ -91,8 +94,15 @@ class ScimEndpoint:
 
     def _authenticate(self, conn: Any, slug: str, request: ScimRequest) -> orgs.Org:
         scheme, _, token = (request.header("Authorization") or "").partition(" ")
-        org = orgs.authenticate(conn, token.strip()) if scheme.lower() == "bearer" and token else None
-        conn.commit()
+        token = token.strip()
+        org = None
+        if scheme.lower() == "bearer" and token:
+            org = self._tokens.get(token)
+            if org is None:
+                org = orgs.authenticate(conn, token)
+                conn.commit()
+                if org is not None:
+                    self._tokens.put(token, org)
         if org is None or org.slug != slug or not org.scim_enabled:
             raise UnauthorizedException(detail="a valid bearer token for this org is required")
         return org
@@ -111,6 +121,39 @@ class ScimEndpoint:
             raise InvalidSyntaxException(detail="the body is not valid JSON") from None
         if isinstance(body, dict):
             request.body = orjson.dumps(quirks.normalize_body(resource_type, request.method.upper(), body))
+
+
+class TokenCache:
+    """Recently verified tokens (by hash), so a burst from an IdP costs one lookup per few seconds.
+
+    A revoked or expired token, or a change to the org's SCIM toggle, takes effect within
+    `ttl` seconds. Only successful lookups are cached: wrong tokens always hit the database.
+    """
+
+    def __init__(self, ttl: float, size: int = 10_000):
+        self.ttl = ttl
+        self.size = size
+        self._entries: dict[bytes, tuple[float, orgs.Org]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token: str) -> orgs.Org | None:
+        if self.ttl <= 0:
+            return None
+        key = credentials.token_hash(token)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry[0] < time.monotonic():
+                self._entries.pop(key, None)
+                return None
+            return entry[1]
+
+    def put(self, token: str, org: orgs.Org) -> None:
+        if self.ttl <= 0:
+            return
+        with self._lock:
+            if len(self._entries) >= self.size:
+                self._entries.clear()
+            self._entries[credentials.token_hash(token)] = (time.monotonic() + self.ttl, org)
 
 
 class _NoStorage:

@@ -25,7 +25,7 @@ from scim2_models import (
 from scim2_server.memory import _page
 from scim2_server.storage import ScimStorage, SearchPage
 from sqlalchemy import Connection, delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from core.tables import scim_group_members as gm
 from core.tables import scim_resources as t
@@ -188,23 +188,23 @@ class PgStorage(ScimStorage):
         name = resource_type.name
         resource_id = uuid.uuid4().hex
         data, member_types, displays = self._stored_data(resource)
-        self._check_unique(name, data, resource_id)
         now = datetime.now(UTC)
-        try:
-            with self.conn.begin_nested():
-                self.conn.execute(
-                    insert(t).values(
-                        org_id=self.org.id, id=resource_id, resource_type=name, version=1, data=data,
-                        created_at=now, updated_at=now, **self._columns(name, data),
-                    )
-                )
-        except IntegrityError:
-            raise UniquenessException(detail=f"userName {data.get('userName')!r} is already taken") from None
+        statement = pg_insert(t).values(
+            org_id=self.org.id, id=resource_id, resource_type=name, version=1, data=data,
+            created_at=now, updated_at=now, **self._columns(name, data),
+        )
+        if name == "User":  # the unique index answers the uniqueness question in the same statement
+            statement = statement.on_conflict_do_nothing(
+                index_elements=["org_id", "user_name_ci"], index_where=t.c.resource_type == "User"
+            )
+        row = self.conn.execute(statement.returning(*t.c)).first()
+        if row is None:
+            raise UniquenessException(detail=f"userName {data.get('userName')!r} is already taken")
         member_types = self._write_members(resource_id, {}, member_types, displays)
         if name == "User":
             self._stage(changes.user_events(self.org, resource_id, None, data, 1))
-        else:
-            self._stage(changes.group_events(self.org, resource_id, None, data, {}, member_types, 1))
+            return self._resource(row)
+        self._stage(changes.group_events(self.org, resource_id, None, data, {}, member_types, 1))
         return self.get(resource_type, resource_id)
 
     def update(self, resource_type: ResourceType, resource: Resource[Any], *, expected_version: str | None = None) -> Resource[Any]:
@@ -214,13 +214,15 @@ class PgStorage(ScimStorage):
         data, member_types, displays = self._stored_data(resource)
         self._check_unique(name, data, resource_id)
         version = row.version + 1
-        self.conn.execute(
+        updated = self.conn.execute(
             update(t)
             .where(t.c.org_id == self.org.id, t.c.id == resource_id)
             .values(version=version, data=data, updated_at=datetime.now(UTC), **self._columns(name, data))
-        )
+            .returning(*t.c)
+        ).one()
         if name == "User":
             self._stage(changes.user_events(self.org, resource_id, dict(row.data), data, version))
+            return self._resource(updated)
         else:
             before = self._current_members(resource_id)
             member_types = self._write_members(resource_id, before, member_types, displays)

@@ -13,3 +13,19 @@ def test_hash_matches_only_its_token():
     assert credentials.matches(token, stored)
     assert not credentials.matches(token + "x", stored)
     assert token.encode() not in stored
+
+
+def test_token_cache_expires_and_keeps_only_hashes(monkeypatch):
+    from core.orgs import Org
+    from ingest.scim import routes
+
+    clock = {"now": 100.0}
+    monkeypatch.setattr(routes.time, "monotonic", lambda: clock["now"])
+    cache = routes.TokenCache(ttl=5)
+    org = Org(id="o", slug="acme", name="Acme")
+    cache.put("secret-token", org)
+    assert cache.get("secret-token") == org
+    assert all(b"secret-token" not in key for key in cache._entries)
+    clock["now"] += 6
+    assert cache.get("secret-token") is None
+    assert routes.TokenCache(ttl=0).get("secret-token") is None

@@ -160,6 +160,7 @@ class FakeConnection:
     they stage, whose payloads (what the relay publishes) are the events under test."""
 
     def __init__(self) -> None:
+        self.info: dict[str, Any] = {}  # SQLAlchemy's per-connection scratch space (outbox reads it)
         self.staged: list[dict[str, Any]] = []
         self.known = False  # answer to core.logins.is_known's member / SCIM user lookups
         self.txid = 73021
@@ -344,6 +345,7 @@ class TableConnection:
     `txid_current()`. Outbox rows are kept in `staged`, as in `FakeConnection`."""
 
     def __init__(self, *orgs_: Org) -> None:
+        self.info: dict[str, Any] = {}
         self.tables: dict[str, list[dict[str, Any]]] = {}
         self.staged: list[dict[str, Any]] = []
         self.delivered = 0  # staged events already handed to the workers
