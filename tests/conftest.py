@@ -24,7 +24,7 @@ from core.migrate import upgrade
 from core.settings import Settings, to_env
 
 
-_SPEEDS = {"unit": 0, "integration": 1, "sso": 1, "e2e": 2, "chaos": 3}
+_SPEEDS = {"unit": 0, "integration": 1, "sso": 1, "console": 1, "e2e": 2, "chaos": 3}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
