@@ -30,6 +30,7 @@ def list_members(conn: Connection, org_id: str, *, status: str | None = None, in
             "lifecycle_status": r.status,
             "error": r.conflict_error if r.conflict_id else None,
             "account_id": r.account_id,
+            "conflict_id": r.conflict_id,
             "source": r.source,
             "scim_user_id": r.scim_user_id,
             "first_login_at": r.first_login_at.isoformat() if r.first_login_at else None,
