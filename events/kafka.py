@@ -59,7 +59,11 @@ def ensure_topics(settings: Settings) -> list[str]:
                 name=name,
                 num_partitions=settings.topic_partitions,
                 replication_factor=settings.topic_replication,
-                topic_configs={"min.insync.replicas": str(max(1, min(2, settings.topic_replication - 1)))},
+                topic_configs={
+                    "min.insync.replicas": str(max(1, min(2, settings.topic_replication - 1))),
+                    # billing is a ledger: `billing verify` reads it from the beginning, so it never ages out
+                    **({"retention.ms": "-1"} if name == settings.topic_billing else {}),
+                },
             )
             for name in topic_names(settings)
             if name not in existing

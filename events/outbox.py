@@ -31,6 +31,7 @@ def add(conn: Connection, events: Iterable[Event], topics: dict[str, str]) -> in
     conn.execute(insert(outbox).on_conflict_do_nothing(index_elements=["event_id"]), rows)
     if conn.info.get(_DEFER):
         conn.info[_PENDING] = True
+        conn.info.setdefault(_STAGED, []).extend(e.type for e in events)
     else:
         conn.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
     return len(rows)
@@ -38,15 +39,19 @@ def add(conn: Connection, events: Iterable[Event], topics: dict[str, str]) -> in
 
 _DEFER = "outbox.defer_notify"
 _PENDING = "outbox.notify_pending"
+_STAGED = "outbox.staged_types"
 
 
 def defer_notify(conn: Connection) -> None:
     """Within this transaction, stage rows without a NOTIFY each; call notify_if_staged once."""
     conn.info[_DEFER] = True
     conn.info[_PENDING] = False
+    conn.info[_STAGED] = []
 
 
-def notify_if_staged(conn: Connection) -> None:
+def notify_if_staged(conn: Connection) -> list[str]:
+    """Send the one NOTIFY; returns the types of the events staged in this transaction."""
     if conn.info.pop(_PENDING, False):
         conn.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
     conn.info.pop(_DEFER, None)
+    return conn.info.pop(_STAGED, [])

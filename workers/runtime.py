@@ -24,6 +24,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from core import metrics
 from core.tables import dead_letters, processed_events
+from events import catalogue as c
 from events import outbox
 from events.envelope import EnvelopeError, Event, decode
 
@@ -127,8 +128,9 @@ def _apply(engine: Engine, consumer: str, handler: Handler, records: list[Any], 
                 log.debug("event %s", outcome, extra={**_context(event), "outcome": outcome, "consumer": consumer})
             if outcome == "applied":
                 applied.append(event)
-        outbox.notify_if_staged(conn)
+        staged = outbox.notify_if_staged(conn)
     # counted only once the batch committed: a rolled-back attempt counts nothing
+    metrics.BILLING_FIRST_LOGINS.inc(staged.count(c.BILLING_FIRST_LOGIN.type))
     for event_type, outcome in outcomes:
         _record(consumer, event_type, outcome, tally)
     now = datetime.now(UTC)
