@@ -13,7 +13,7 @@ def make_engine(settings: Settings, *, pool_size: int | None = None) -> Engine:
     return create_engine(
         url,
         pool_size=pool_size or settings.db_pool_size,
-        max_overflow=5,
+        max_overflow=0,  # no churn: an overflow connection is a PostgreSQL fork per request
         pool_pre_ping=True,
         pool_recycle=1800,
     )

@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
 
     relay_batch_size: int = 500
-    relay_poll_seconds: float = 0.5
+    relay_poll_seconds: float = 0.02
     consumer_group_prefix: str = "provisioner"
     worker_batch_size: int = 500
     # A crashed worker's partitions move to the others after this long (Kafka's default is 45 s).

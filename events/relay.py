@@ -6,11 +6,11 @@ anything a new leader (and a relay recovering from a publish error) reads the ta
 partition it is about to write to and drops the outbox rows whose event ids are already there:
 no duplicates on the topics from relay crashes. Consumers dedupe by event id anyway.
 One relay is active at a time (a PostgreSQL advisory lock), so per-key order holds; extra
-replicas wait as hot standbys. A NOTIFY on commit wakes it; a short poll is the fallback.
+replicas wait as hot standbys. It polls the outbox (`relay_poll_seconds`, 20 ms by default: an
+index-only probe of a small table); writers do not NOTIFY, see events/outbox.py.
 """
 
 import logging
-import select as _select
 import time
 
 from collections.abc import Callable
@@ -25,7 +25,6 @@ from sqlalchemy import Engine, text
 from core import metrics
 from core.settings import Settings
 from events import catalogue as c
-from events.outbox import NOTIFY_CHANNEL
 
 log = logging.getLogger("provisioner.relay")
 
@@ -150,31 +149,28 @@ class Relay:
             return 0
 
     def run(self) -> None:
-        """Hold the leader lock, then drain the outbox whenever it is notified or polled."""
+        """Hold the leader lock, then drain the outbox, polling it while it is empty."""
         raw = self.engine.raw_connection()
         try:
-            raw.set_isolation_level(0)  # autocommit: LISTEN and the session lock live outside transactions
+            raw.set_isolation_level(0)  # autocommit: the session lock lives outside transactions
             cur = raw.cursor()
             while self.running:
                 cur.execute("SELECT pg_try_advisory_lock(%s)", (_LOCK_KEY,))
                 if cur.fetchone()[0]:
                     break
                 time.sleep(1.0)
-            cur.execute(f"LISTEN {NOTIFY_CHANNEL}")
             log.info("relay is the active publisher")
             metrics.RELAY_LEADER.set(1)
             self.recover()
             last_gauges = 0.0
             while self.running:
-                while self.running and self._publish_or_recover() == self.settings.relay_batch_size:
-                    pass
+                published = self._publish_or_recover()
                 if time.monotonic() - last_gauges >= 2.0:
                     last_gauges = time.monotonic()
                     self.refresh_gauges()
-                ready, _, _ = _select.select([raw.connection], [], [], self.settings.relay_poll_seconds)
-                if ready:
-                    raw.connection.poll()
-                    raw.connection.notifies.clear()
+                    cur.execute("SELECT 1")  # the session holding the lock is alive (else: exit, restart)
+                if published < self.settings.relay_batch_size:
+                    time.sleep(self.settings.relay_poll_seconds)
         finally:
             metrics.RELAY_LEADER.set(0)
             raw.close()

@@ -100,7 +100,6 @@ def settings() -> Settings:
         metrics_port_membership=_free_port(),
         metrics_port_billing=_free_port(),
         metrics_port_conflicts=_free_port(),
-        relay_poll_seconds=0.2,
         auth_cache_seconds=0,  # revocations and toggles must show at once in these tests
     )
 

@@ -98,7 +98,7 @@ def _apply(engine: Engine, consumer: str, handler: Handler, records: list[Any], 
     outcomes: list[tuple[str, str]] = []
     started = time.perf_counter()
     with engine.begin() as conn:
-        outbox.defer_notify(conn)
+        outbox.staged_types(conn)  # forget what an earlier use of this pooled connection staged
         for record in records:
             try:
                 event = decode(record.value)
@@ -128,7 +128,7 @@ def _apply(engine: Engine, consumer: str, handler: Handler, records: list[Any], 
                 log.debug("event %s", outcome, extra={**_context(event), "outcome": outcome, "consumer": consumer})
             if outcome == "applied":
                 applied.append(event)
-        staged = outbox.notify_if_staged(conn)
+        staged = outbox.staged_types(conn)
     # counted only once the batch committed: a rolled-back attempt counts nothing
     metrics.BILLING_FIRST_LOGINS.inc(staged.count(c.BILLING_FIRST_LOGIN.type))
     for event_type, outcome in outcomes:
