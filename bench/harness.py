@@ -2,7 +2,6 @@
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -16,15 +15,9 @@ from sqlalchemy import Engine, create_engine, text
 
 from core.db import make_engine
 from core.migrate import upgrade
-from core.settings import Settings, to_env
+from core.settings import Settings, free_port, isolated, to_env
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_http(url: str, timeout: float = 30) -> None:
@@ -41,26 +34,9 @@ def wait_http(url: str, timeout: float = 30) -> None:
 
 def bench_settings(http_workers: int) -> Settings:
     base = Settings()
-    run = uuid.uuid4().hex[:6]
-    parts = urlsplit(base.database_url)
-    port = free_port()
-    return Settings(
-        database_url=urlunsplit(parts._replace(path="/provisioner_bench")),
-        kafka_bootstrap_servers=base.kafka_bootstrap_servers,
-        topic_lifecycle=f"bench-{run}.lifecycle",
-        topic_members=f"bench-{run}.members",
-        topic_billing=f"bench-{run}.billing",
-        topic_dead_letter=f"bench-{run}.dead-letter",
-        consumer_group_prefix=f"bench-{run}",
-        http_port=port,
-        http_workers=http_workers,
-        public_url=f"http://127.0.0.1:{port}",
-        metrics_port_relay=free_port(),
-        metrics_port_membership=free_port(),
-        metrics_port_billing=free_port(),
-        metrics_port_conflicts=free_port(),
-        log_level="WARNING",
-        billing_verify_interval_seconds=0,
+    url = urlunsplit(urlsplit(base.database_url)._replace(path="/provisioner_bench"))
+    return isolated(
+        base, f"bench-{uuid.uuid4().hex[:6]}", url, http_workers=http_workers, log_level="WARNING", billing_verify_interval_seconds=0
     )
 
 

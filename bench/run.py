@@ -15,8 +15,8 @@ from pathlib import Path
 from bench import report, scenarios
 from bench.harness import ROOT, System, bench_settings, fresh_database, wait_http
 
-QUICK = {"connections": [16], "seconds": 3, "repeats": 3, "sizes": [10_000], "latency_seconds": 5, "billing_people": 5_000, "kafka_messages": 20_000}
-FULL = {"connections": [4, 16, 64], "seconds": 10, "repeats": 3, "sizes": [10_000, 100_000, 1_000_000], "latency_seconds": 15, "billing_people": 50_000, "kafka_messages": 100_000}
+QUICK = {"connections": [16], "seconds": 3, "repeats": 3, "sizes": [10_000], "latency_seconds": 5, "billing_people": 5_000, "kafka_messages": 20_000, "sync_users": 1_000}
+FULL = {"connections": [4, 16, 64], "seconds": 10, "repeats": 3, "sizes": [10_000, 100_000, 1_000_000], "latency_seconds": 15, "billing_people": 50_000, "kafka_messages": 100_000, "sync_users": int(os.environ.get("BENCH_SYNC_USERS", "100000"))}
 
 
 def machine() -> dict[str, object]:
@@ -42,7 +42,11 @@ def machine() -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--sync-only", type=int, metavar="USERS", help="re-measure only the initial sync, into the existing results")
     args = parser.parse_args()
+    if args.sync_only:
+        sync_only(args.sync_only)
+        return
     plan = QUICK if args.quick else FULL
     started = time.monotonic()
     settings = bench_settings(http_workers=2)
@@ -66,6 +70,8 @@ def main() -> None:
         sustained = min(best, results["pipeline_drain"]["events_per_second"] or best)
         # 4b. latency at half and full sustained rate, with everything running
         results["pipeline_latency"] = scenarios.pipeline_latency(system, engine, sustained, plan["latency_seconds"])
+        # 3. initial sync, with everything running
+        results["initial_sync"] = scenarios.initial_sync(system, engine, plan["sync_users"], 32)
         # 5. billing
         results["billing"] = scenarios.billing(system, engine, plan["billing_people"], plan["seconds"])
         # 6. the box's own limits
@@ -78,6 +84,29 @@ def main() -> None:
     (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (ROOT / "docs" / "benchmarks.md").write_text(report.render(results))
     print(json.dumps({k: results[k] for k in ("mode", "wall_seconds")}))
+
+
+def sync_only(users: int) -> None:
+    """Measure the initial sync alone (it takes longest) and add it to the last results."""
+    path = ROOT / "bench" / "results.json"
+    results = json.loads(path.read_text())
+    settings = bench_settings(http_workers=2)
+    engine = fresh_database(settings)
+    from events.kafka import ensure_topics
+
+    ensure_topics(settings)
+    system = System(settings)
+    try:
+        system.start("ingest", "serve")
+        wait_http(settings.public_url + "/readyz")
+        system.start_pipeline()
+        results["initial_sync"] = scenarios.initial_sync(system, engine, users, 32)
+    finally:
+        system.stop()
+        engine.dispose()
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    (ROOT / "docs" / "benchmarks.md").write_text(report.render(results))
+    print(json.dumps(results["initial_sync"]))
 
 
 if __name__ == "__main__":

@@ -268,3 +268,90 @@ def box_limits(settings: Settings, engine: Engine, messages: int) -> dict[str, A
         "kafka_client": "kafka-python, acks=all, idempotent, linger 5 ms",
         "postgres_single_row_commits_per_second": round(n / 5, 1),
     }
+
+
+# -- 3. Initial sync: Entra's first cycle for one org ------------------------------------------
+
+
+async def _entra_cycle(base: str, token: str, users: int, group_size: int, connections: int) -> dict[str, Any]:
+    """Lookup then create per user, then groups created and filled with multi-member PATCHes."""
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"}
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    ids: list[str] = [""] * users
+    errors = 0
+    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=60) as client:
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        for i in range(users):
+            queue.put_nowait(i)
+
+        async def provision() -> None:
+            nonlocal errors
+            while not queue.empty():
+                i = queue.get_nowait()
+                name = f"sync-{i}@bench.test"
+                found = await client.get("/Users", params={"filter": f'userName eq "{name}"'})
+                if found.status_code != 200 or found.json()["totalResults"]:
+                    errors += 1
+                    continue
+                body = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name, "externalId": f"ext-{i}",
+                        "active": True, "emails": [{"value": name, "type": "work", "primary": True}]}
+                created = await client.post("/Users", content=orjson.dumps(body))
+                if created.status_code != 201:
+                    errors += 1
+                    continue
+                ids[i] = created.json()["id"]
+
+        await asyncio.gather(*(provision() for _ in range(connections)))
+        users_done = time.monotonic()
+        groups = [ids[i : i + group_size] for i in range(0, users, group_size)]
+
+        async def fill(n: int, members: list[str]) -> None:
+            nonlocal errors
+            group = await client.post("/Groups", content=orjson.dumps({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": f"sync-group-{n}"}))
+            if group.status_code != 201:
+                errors += 1
+                return
+            gid = group.json()["id"]
+            for start in range(0, len(members), 100):  # Entra adds members in batches
+                op = {"op": "Add", "path": "members", "value": [{"value": m} for m in members[start : start + 100] if m]}
+                patch = await client.patch(f"/Groups/{gid}", content=orjson.dumps({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [op]}))
+                if patch.status_code not in (200, 204):
+                    errors += 1
+
+        semaphore = asyncio.Semaphore(connections)
+
+        async def bounded(n: int, members: list[str]) -> None:
+            async with semaphore:
+                await fill(n, members)
+
+        await asyncio.gather(*(bounded(n, g) for n, g in enumerate(groups)))
+    return {"users_done": users_done, "errors": errors, "memberships": sum(1 for i in ids if i)}
+
+
+def initial_sync(system: System, engine: Engine, users: int, connections: int) -> dict[str, Any]:
+    org, token = orgs.create(engine, "bench-sync-" + uuid.uuid4().hex[:6])
+    base = orgs.scim_base_url(system.settings.public_url, org.slug)
+    started = time.monotonic()
+    outcome = asyncio.run(_entra_cycle(base, token, users, 1000, connections))
+    accepted = time.monotonic()
+    with engine.connect() as conn:
+        def applied() -> tuple[int, int]:
+            conn.commit()
+            members_applied = conn.execute(text("SELECT count(*) FROM members WHERE org_id = :o"), {"o": org.id}).scalar()
+            links = conn.execute(text("SELECT count(*) FROM member_group_links WHERE org_id = :o AND present"), {"o": org.id}).scalar()
+            return members_applied, links
+
+        while applied() != (users, outcome["memberships"]) and time.monotonic() - accepted < 1800:
+            time.sleep(0.5)
+        final = applied()
+    done = time.monotonic()
+    return {
+        "users": users,
+        "memberships": outcome["memberships"],
+        "connections": connections,
+        "errors": outcome["errors"],
+        "users_accepted_seconds": round(outcome["users_done"] - started, 1),
+        "all_accepted_seconds": round(accepted - started, 1),
+        "all_applied_seconds": round(done - started, 1),
+        "applied": {"members": final[0], "memberships": final[1]},
+    }

@@ -77,3 +77,35 @@ def to_env(settings: Settings) -> dict[str, str]:
     env["DATABASE_URL"] = settings.database_url
     env["KAFKA_BOOTSTRAP_SERVERS"] = settings.kafka_bootstrap_servers
     return env
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def isolated(base: Settings, prefix: str, database_url: str, **overrides: object) -> Settings:
+    """Settings for a run beside any other (tests, benchmarks): its own database, topics,
+    consumer groups and ports, on the same PostgreSQL and Kafka as `base`."""
+    port = free_port()
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "kafka_bootstrap_servers": base.kafka_bootstrap_servers,
+        "topic_lifecycle": f"{prefix}.lifecycle",
+        "topic_members": f"{prefix}.members",
+        "topic_billing": f"{prefix}.billing",
+        "topic_dead_letter": f"{prefix}.dead-letter",
+        "consumer_group_prefix": prefix,
+        "http_port": port,
+        "public_url": f"http://127.0.0.1:{port}",
+        "metrics_port_relay": free_port(),
+        "metrics_port_membership": free_port(),
+        "metrics_port_billing": free_port(),
+        "metrics_port_conflicts": free_port(),
+    }
+    values.update(overrides)
+    return Settings(**values)

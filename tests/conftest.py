@@ -5,7 +5,6 @@ it never touches a running `make run` stack; each test gets its own org.
 """
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ from sqlalchemy import Engine, create_engine, text
 from core import orgs
 from core.db import make_engine
 from core.migrate import upgrade
-from core.settings import Settings, to_env
+from core.settings import Settings, free_port, isolated, to_env
 
 
 _SPEEDS = {"unit": 0, "integration": 1, "sso": 1, "console": 1, "e2e": 2, "chaos": 3}
@@ -38,9 +37,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_port()
 
 
 def _test_database_url(url: str, run: str) -> str:
@@ -84,24 +81,9 @@ def _drop_database(url: str) -> None:
 def settings() -> Settings:
     base = Settings()
     run = uuid.uuid4().hex[:8]
-    port = _free_port()
     url = os.environ.get("PROVISIONER_TEST_DATABASE_URL") or _test_database_url(base.database_url, run)
-    return Settings(
-        database_url=url,
-        kafka_bootstrap_servers=base.kafka_bootstrap_servers,
-        topic_lifecycle=f"test-{run}.lifecycle",
-        topic_members=f"test-{run}.members",
-        topic_billing=f"test-{run}.billing",
-        topic_dead_letter=f"test-{run}.dead-letter",
-        consumer_group_prefix=f"test-{run}",
-        http_port=port,
-        public_url=f"http://127.0.0.1:{port}",
-        metrics_port_relay=_free_port(),
-        metrics_port_membership=_free_port(),
-        metrics_port_billing=_free_port(),
-        metrics_port_conflicts=_free_port(),
-        auth_cache_seconds=0,  # revocations and toggles must show at once in these tests
-    )
+    # auth cache off: revocations and toggles must show at once in these tests
+    return isolated(base, f"test-{run}", url, auth_cache_seconds=0)
 
 
 @pytest.fixture(scope="session")
