@@ -32,8 +32,7 @@ stack:
 # Migrations, topics and a demo org: every step is idempotent.
 prepare: install stack
 	@set -a; eval "$$(bash $(STACK) env)"; set +a; \
-	  $(BIN)/provisioner db upgrade && $(BIN)/provisioner topics create && \
-	  ( $(BIN)/provisioner org create demo --json 2>/dev/null > .local/demo-org.json || true )
+	  $(BIN)/provisioner db upgrade && $(BIN)/provisioner topics create && bash deploy/local/demo-org.sh
 
 # Ctrl-C stops the processes, then Kafka and PostgreSQL (those this project started).
 run: prepare

@@ -15,7 +15,7 @@ from pathlib import Path
 from bench import report, scenarios
 from bench.harness import ROOT, System, bench_settings, fresh_database, wait_http
 
-QUICK = {"connections": [16], "seconds": 3, "repeats": 3, "sizes": [10_000], "latency_seconds": 5, "billing_people": 5_000, "kafka_messages": 20_000, "sync_users": 1_000}
+QUICK = {"connections": [16], "seconds": 3, "repeats": 3, "sizes": [10_000], "latency_seconds": 5, "billing_people": 5_000, "kafka_messages": 20_000, "sync_users": 300}
 FULL = {"connections": [4, 16, 64], "seconds": 10, "repeats": 3, "sizes": [10_000, 100_000, 1_000_000], "latency_seconds": 15, "billing_people": 50_000, "kafka_messages": 100_000, "sync_users": int(os.environ.get("BENCH_SYNC_USERS", "100000"))}
 
 
