@@ -14,6 +14,7 @@ from core.tables import outbox
 from events.envelope import Event
 
 _STAGED = "outbox.staged_types"
+_INSERT = insert(outbox).on_conflict_do_nothing(index_elements=["event_id"])
 
 
 def add(conn: Connection, events: Iterable[Event], topics: dict[str, str]) -> int:
@@ -33,7 +34,7 @@ def add(conn: Connection, events: Iterable[Event], topics: dict[str, str]) -> in
     ]
     if not rows:
         return 0
-    conn.execute(insert(outbox).on_conflict_do_nothing(index_elements=["event_id"]), rows)
+    conn.execute(_INSERT, rows)
     conn.info.setdefault(_STAGED, []).extend(e.type for e in events)
     return len(rows)
 

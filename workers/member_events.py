@@ -7,12 +7,16 @@ id derives from the event that caused it, so re-processing a cause re-creates th
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection, bindparam, update
 
 from core.tables import members
 from events import catalogue as c
 from events import outbox
 from events.envelope import Event, deterministic_id
+
+_BUMP_VERSION = (
+    update(members).where(members.c.id == bindparam("member_id")).values(version=members.c.version + 1).returning(members.c.version)
+)
 
 # status before → status after: the member event a transition emits
 _TRANSITIONS = {
@@ -43,9 +47,7 @@ def emit(
     first_login_at: datetime | None,
 ) -> Event:
     """Stage a member event in the worker's transaction; bumps the member's version."""
-    version = conn.execute(
-        update(members).where(members.c.id == member_id).values(version=members.c.version + 1).returning(members.c.version)
-    ).scalar_one()
+    version = conn.execute(_BUMP_VERSION, {"member_id": member_id}).scalar_one()
     data: dict[str, Any] = {
         "member_id": member_id,
         "email": email,

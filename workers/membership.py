@@ -12,7 +12,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, text, update
+from sqlalchemy import Connection, bindparam, delete, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from core.tables import member_activity, member_group_links, member_groups, members, pending_logins
@@ -146,17 +146,37 @@ def _login_summary(event: Event) -> dict[str, Any]:
     return {"method": event.data.get("method"), "idp": event.data.get("idp"), "jit": event.data.get("jit")}
 
 
+# Statements on the per-event path are built once: building them per row cost more CPU than
+# executing them (see docs/benchmarks.md).
+_INSERT_ACTIVITY = member_activity.insert()
+_LOCK_PERSON = text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))")
+_MEMBER_BY_SCIM_ID = (
+    select(members)
+    .where(members.c.org_id == bindparam("org_id"), members.c.scim_user_id == bindparam("scim_user_id"))
+    .with_for_update()
+)
+_INSERT_SCIM_MEMBER = insert(members).on_conflict_do_nothing(constraint="ux_members_scim_user")
+_UPDATE_MEMBER = (
+    update(members)
+    .where(members.c.id == bindparam("member_id"))
+    .values(
+        user_name=bindparam("user_name"), email=bindparam("email"), email_ci=bindparam("email_ci"),
+        display_name=bindparam("display_name"), seq=bindparam("seq"), updated_at=bindparam("updated_at"),
+        status=bindparam("status"),
+    )
+)
+
+
 def _activity(conn: Connection, event: Event, member_id: str, source: str, summary: dict[str, Any]) -> None:
     conn.execute(
-        member_activity.insert().values(
-            org_id=event.org_id, member_id=member_id, event_id=event.id, type=event.type, source=source, summary=summary
-        )
+        _INSERT_ACTIVITY,
+        {"org_id": event.org_id, "member_id": member_id, "event_id": event.id, "type": event.type, "source": source, "summary": summary},
     )
 
 
 def _lock_person(conn: Connection, org_id: str, email_ci: str) -> None:
     """Serialise a login and the creation of the member it is for, across worker processes."""
-    conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": f"{org_id}:{email_ci}"})
+    conn.execute(_LOCK_PERSON, {"k": f"{org_id}:{email_ci}"})
 
 
 def _status_snapshot(conn: Connection, event: Event) -> str | None:
@@ -170,12 +190,8 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _member(conn: Connection, event: Event) -> object | None:
-    return conn.execute(
-        select(members)
-        .where(members.c.org_id == event.org_id, members.c.scim_user_id == event.data["user_id"])
-        .with_for_update()
-    ).first()
+def _member(conn: Connection, event: Event) -> Any:
+    return conn.execute(_MEMBER_BY_SCIM_ID, {"org_id": event.org_id, "scim_user_id": event.data["user_id"]}).first()
 
 
 def _status_after(event: Event, first_login_at: datetime | None) -> str:
@@ -204,15 +220,14 @@ def apply_user(event: Event, conn: Connection) -> str:
         else:
             values["status"] = _status_after(event, None)
         conn.execute(
-            insert(members)
-            .values(id=str(uuid.uuid4()), org_id=event.org_id, scim_user_id=data["user_id"], source="scim", **values)
-            .on_conflict_do_nothing(constraint="ux_members_scim_user")
+            _INSERT_SCIM_MEMBER,
+            {"id": str(uuid.uuid4()), "org_id": event.org_id, "scim_user_id": data["user_id"], "source": "scim", **values},
         )
         return "applied"
     if event.resource_version < row.seq or row.status == "removed":
         return "stale"
     values["status"] = _status_after(event, row.first_login_at)
-    conn.execute(update(members).where(members.c.id == row.id).values(**values))
+    conn.execute(_UPDATE_MEMBER, {"member_id": row.id, **values})
     if event.kind is c.USER_DELETED:
         conn.execute(
             update(member_group_links)

@@ -43,15 +43,12 @@ class Tally:
         self.counts[outcome] = self.counts.get(outcome, 0) + 1
 
 
+_CLAIM = insert(processed_events).on_conflict_do_nothing().returning(processed_events.c.event_id)
+
+
 def _claim(conn: Connection, consumer: str, event_id: str) -> bool:
     """Record that this consumer processed the event; False if it already had."""
-    result = conn.execute(
-        insert(processed_events)
-        .values(consumer=consumer, event_id=event_id)
-        .on_conflict_do_nothing()
-        .returning(processed_events.c.event_id)
-    )
-    return result.first() is not None
+    return conn.execute(_CLAIM, {"consumer": consumer, "event_id": event_id}).first() is not None
 
 
 def _dead_letter(conn: Connection, consumer: str, record: Any, error: str) -> None:

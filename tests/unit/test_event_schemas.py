@@ -25,6 +25,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
+from sqlalchemy.sql.visitors import cloned_traverse
 from sqlalchemy import Column, Table
 from sqlalchemy.sql import functions, operators
 from sqlalchemy.sql.dml import Delete, Insert, Update
@@ -154,6 +155,20 @@ class _Result:
         return self.value
 
 
+def _bound(statement: Any, parameters: Any) -> Any:
+    """A statement built once and executed with parameters, as the fakes' code paths read it."""
+    if not isinstance(parameters, dict):
+        return statement
+    if isinstance(statement, Insert) and not statement._values:
+        return statement.values(**parameters)
+
+    def fill(bind: Any) -> None:
+        if bind.key in parameters:
+            bind.value = parameters[bind.key]
+
+    return cloned_traverse(statement, {}, {"bindparam": fill})
+
+
 class FakeConnection:
     """Just enough of a PostgreSQL connection for the code that builds sign-in, member and
     billing events: it answers their queries from a little state and keeps the outbox rows
@@ -168,15 +183,17 @@ class FakeConnection:
         self.accounts: dict[tuple[str, str], SimpleNamespace] = {}  # billing_accounts rows
 
     def execute(self, statement: Any, parameters: Any = None) -> _Result:
-        if isinstance(statement, TextClause):  # NOTIFY
+        if isinstance(statement, TextClause):  # advisory locks
             return _Result()
+        statement = _bound(statement, parameters)
         params = statement.compile().params
         if isinstance(statement, Insert) and statement.table is outbox:
             self.staged.extend(parameters)
             return _Result()
         if isinstance(statement, Update) and statement.table is members:  # the member's event counter
-            self.versions[params["id_1"]] = self.versions.get(params["id_1"], 0) + 1
-            return _Result(self.versions[params["id_1"]])
+            member_id = params.get("id_1") or params["member_id"]
+            self.versions[member_id] = self.versions.get(member_id, 0) + 1
+            return _Result(self.versions[member_id])
         if isinstance(statement, Insert) and statement.table is billing_accounts:  # on conflict do nothing
             key = (params["org_id"], params["email_ci"])
             if key in self.accounts:
@@ -364,8 +381,9 @@ class TableConnection:
         return _Rows([{col.name: row[col.name] for col in columns} for row in rows])
 
     def execute(self, statement: Any, parameters: Any = None) -> _Rows:
-        if isinstance(statement, TextClause):  # NOTIFY, advisory locks
+        if isinstance(statement, TextClause):  # advisory locks
             return _Rows()
+        statement = _bound(statement, parameters)
         if isinstance(statement, Insert) and statement.table is outbox:
             known = {row["event_id"] for row in self.staged}
             self.staged.extend(row for row in parameters if row["event_id"] not in known)  # on conflict do nothing
