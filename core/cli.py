@@ -262,6 +262,41 @@ def admin_token_create(slug: str, name: str = typer.Option("admin"), as_json: bo
     typer.echo(json.dumps({"slug": slug, "token": token}) if as_json else token)
 
 
+dlq_app = typer.Typer(no_args_is_help=True, help="Dead letters: records a worker set aside.")
+app.add_typer(dlq_app, name="dlq")
+
+
+@dlq_app.command("list")
+def dlq_list(
+    consumer: str = typer.Option(None, help="membership, billing or conflicts"),
+    include_redriven: bool = typer.Option(False, "--all", help="Include redriven ones"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """List dead letters with their error and origin (topic, partition, offset)."""
+    from workers.dead_letters import list_dead_letters
+
+    found = list_dead_letters(make_engine(_settings()), consumer, include_redriven)
+    if as_json:
+        typer.echo(json.dumps(found))
+    else:
+        for d in found:
+            typer.echo(f"{d['id']}\t{d['consumer']}\t{d['topic']}[{d['partition']}]@{d['offset']}\t{d['error'][:120]}")
+
+
+@dlq_app.command("redrive")
+def dlq_redrive(consumer: str, ids: list[int] = typer.Argument(None, help="Dead letter ids (default: all of the consumer's)")) -> None:
+    """Re-apply dead letters with the worker's current handler (after a fix); exit 1 if some fail again."""
+    from workers.dead_letters import redrive
+
+    settings = _settings()
+    try:
+        report = redrive(make_engine(settings), settings, consumer, ids or None)
+    except ValueError as exc:
+        _fail(str(exc))
+    typer.echo(json.dumps(report))
+    raise typer.Exit(1 if report["failed"] else 0)
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply the schema migrations."""
