@@ -7,16 +7,18 @@ signed up on their own), which the conflict worker checks org members against.
 """
 
 import html
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from core import orgs, service_tokens
+from core.accounts import AccountError, register
 from core.logins import LoginError, SignIn, record
 from core.settings import Settings
 
@@ -45,65 +47,65 @@ def _read_login(body: bytes) -> tuple[str, str, str]:
     return org, email, method.lower()
 
 
-def internal_routes(settings: Settings, engine: Engine) -> list[Route]:
-    def _login(token: str, body: bytes) -> Response:
+Handler = Callable[[Connection, bytes], Response]
+
+
+def _service_endpoint(engine: Engine, handle: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """An endpoint for the app's backend: size limit, service token, then `handle` in one transaction."""
+
+    def _serve(token: str, body: bytes) -> Response:
         with engine.begin() as conn:
             if not token or service_tokens.authenticate(conn, token) is None:
                 return _problem(401, "a valid service token is required")
-            try:
-                slug, email, method = _read_login(body)
-                org = orgs.get(conn, slug)
-            except LoginError as exc:
-                return _problem(400, str(exc))
-            except orgs.OrgError as exc:
-                return _problem(404, str(exc))
-            try:
-                outcome = record(conn, org, SignIn(email=email, method=method, sso=False), settings.topics())
-            except LoginError as exc:
-                return _problem(400, str(exc))
+            return handle(conn, body)
+
+    async def endpoint(request: Request) -> Response:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        body = await request.body()
+        if len(body) > _MAX_BODY:
+            return _problem(413, f"the body exceeds {_MAX_BODY} bytes")
+        return await run_in_threadpool(_serve, token.strip() if scheme.lower() == "bearer" else "", body)
+
+    return endpoint
+
+
+def internal_routes(settings: Settings, engine: Engine) -> list[Route]:
+    def login(conn: Connection, body: bytes) -> Response:
+        try:
+            slug, email, method = _read_login(body)
+            org = orgs.get(conn, slug)
+        except LoginError as exc:
+            return _problem(400, str(exc))
+        except orgs.OrgError as exc:
+            return _problem(404, str(exc))
+        try:
+            outcome = record(conn, org, SignIn(email=email, method=method, sso=False), settings.topics())
+        except LoginError as exc:
+            return _problem(400, str(exc))
         return JSONResponse({"event_id": outcome.event_id, "accepted": outcome.accepted}, status_code=202)
 
-    async def logins(request: Request) -> Response:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        body = await request.body()
-        if len(body) > _MAX_BODY:
-            return _problem(413, f"the body exceeds {_MAX_BODY} bytes")
-        return await run_in_threadpool(_login, token.strip() if scheme.lower() == "bearer" else "", body)
-
-    def _account(token: str, body: bytes) -> Response:
-        from core.accounts import AccountError, register
-
-        with engine.begin() as conn:
-            if not token or service_tokens.authenticate(conn, token) is None:
-                return _problem(401, "a valid service token is required")
-            try:
-                data = orjson.loads(body)
-            except orjson.JSONDecodeError:
-                return _problem(400, "the body is not valid JSON")
-            if not isinstance(data, dict) or not isinstance(data.get("email"), str):
-                return _problem(400, "'email' is required")
-            name = data.get("display_name")
-            if name is not None and (not isinstance(name, str) or len(name) > 256):
-                return _problem(400, "'display_name' must be a string of at most 256 characters")
-            try:
-                result = register(conn, data["email"], settings.topics(), name)
-            except AccountError as exc:
-                return _problem(400, str(exc))
+    def account(conn: Connection, body: bytes) -> Response:
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return _problem(400, "the body is not valid JSON")
+        if not isinstance(data, dict) or not isinstance(data.get("email"), str):
+            return _problem(400, "'email' is required")
+        name = data.get("display_name")
+        if name is not None and (not isinstance(name, str) or len(name) > 256):
+            return _problem(400, "'display_name' must be a string of at most 256 characters")
+        try:
+            result = register(conn, data["email"], settings.topics(), name)
+        except AccountError as exc:
+            return _problem(400, str(exc))
         return JSONResponse({**result.account, "created": result.created}, status_code=201 if result.created else 200)
-
-    async def accounts_endpoint(request: Request) -> Response:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        body = await request.body()
-        if len(body) > _MAX_BODY:
-            return _problem(413, f"the body exceeds {_MAX_BODY} bytes")
-        return await run_in_threadpool(_account, token.strip() if scheme.lower() == "bearer" else "", body)
 
     async def app_landing(request: Request) -> Response:
         slug = html.escape(request.path_params["org"])
         return HTMLResponse(f"<!doctype html><title>Signed in</title><h1>Signed in to {slug}</h1>")
 
     return [
-        Route("/internal/v1/logins", logins, methods=["POST"]),
-        Route("/internal/v1/accounts", accounts_endpoint, methods=["POST"]),
+        Route("/internal/v1/logins", _service_endpoint(engine, login), methods=["POST"]),
+        Route("/internal/v1/accounts", _service_endpoint(engine, account), methods=["POST"]),
         Route("/app/{org}", app_landing),
     ]
