@@ -36,7 +36,8 @@ def bench_settings(http_workers: int) -> Settings:
     base = Settings()
     url = urlunsplit(urlsplit(base.database_url)._replace(path="/provisioner_bench"))
     return isolated(
-        base, f"bench-{uuid.uuid4().hex[:6]}", url, http_workers=http_workers, log_level="WARNING", billing_verify_interval_seconds=0
+        base, f"bench-{uuid.uuid4().hex[:6]}", url, http_workers=http_workers, log_level="WARNING",
+        billing_verify_interval_seconds=0, scim_rate_limit_per_second=0,  # capacity, not the per-org limit
     )
 
 

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     # How long ingest trusts a verified SCIM token (and its org's SCIM toggle) before re-reading it.
     auth_cache_seconds: float = 5.0
     max_body_bytes: int = 1_048_576
+    # per org and ingest process; at least 25/s (Entra's requirement); 0 turns the limit off
+    scim_rate_limit_per_second: float = 100.0
+    scim_rate_limit_burst: int = 200
     max_results: int = 1000
     db_pool_size: int = 10
 

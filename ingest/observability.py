@@ -70,6 +70,8 @@ class RequestMetrics:
             metrics.HTTP_DURATION.labels(route, method).observe(elapsed)
             if code == 401:
                 metrics.AUTH_FAILURES.labels(_auth_kind(route)).inc()
+            if code == 429:
+                metrics.RATE_LIMITED.labels(route).inc()
             if route not in ("/metrics", "/healthz", "/readyz"):
                 log.info(
                     "request",

@@ -83,7 +83,8 @@ def settings() -> Settings:
     run = uuid.uuid4().hex[:8]
     url = os.environ.get("PROVISIONER_TEST_DATABASE_URL") or _test_database_url(base.database_url, run)
     # auth cache off: revocations and toggles must show at once in these tests
-    return isolated(base, f"test-{run}", url, auth_cache_seconds=0)
+    # the rate limit is off for the suite's bursts; tests/integration/test_rate_limit.py runs its own ingest
+    return isolated(base, f"test-{run}", url, auth_cache_seconds=0, scim_rate_limit_per_second=0)
 
 
 @pytest.fixture(scope="session")

@@ -29,6 +29,7 @@ from core import credentials, orgs
 from core.settings import Settings
 from ingest.scim import quirks
 from ingest.scim.changes import OrgRef
+from ingest.scim.limits import OrgRateLimiter, RateLimitedException
 from ingest.scim.provider import build_service
 from ingest.scim.storage import PgStorage
 
@@ -47,6 +48,7 @@ class ScimEndpoint:
         self.service, self.models = build_service(settings)
         self.topics = settings.topics()
         self._tokens = TokenCache(settings.auth_cache_seconds)
+        self._limiter = OrgRateLimiter(settings.scim_rate_limit_per_second, settings.scim_rate_limit_burst)
 
     async def handle(self, request: Request) -> Response:
         slug = request.path_params["org"]
@@ -77,6 +79,7 @@ class ScimEndpoint:
             self._normalise(request)
             with self.engine.connect() as conn:
                 org = self._authenticate(conn, slug, request)
+                self._limiter.take(org.id)
                 storage = PgStorage(
                     conn,
                     OrgRef(org.id, org.slug, correlation_id),
@@ -86,6 +89,10 @@ class ScimEndpoint:
                 )
                 with conn.begin():
                     return ScimHandler(self.service, storage).handle(request)
+        except RateLimitedException as exc:
+            response = self.service.error_response(exc)
+            response.headers["Retry-After"] = str(exc.retry_after)
+            return response
         except SCIMException as exc:
             return self.service.error_response(exc)
         except Exception:

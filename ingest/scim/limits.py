@@ -1,0 +1,51 @@
+"""Per-org request rate limit on SCIM: a token bucket per org, in each ingest process.
+
+Entra ID requires a SCIM endpoint to accept at least 25 requests per second per tenant, so the
+rate can be set no lower than that. A refused request gets 429 with `Retry-After` and a SCIM
+Error body, and changes nothing. With N ingest processes the org's limit is N times the rate
+(a shared limiter is a follow-up, see docs/decisions.md).
+"""
+
+import math
+import threading
+import time
+
+from scim2_models import SCIMException
+
+MINIMUM_RATE = 25.0
+
+
+class RateLimitedException(SCIMException):
+    """429 Too Many Requests (RFC 6585; RFC 7644 §3.12 lets a provider answer it)."""
+
+    status = 429
+    _default_detail = "Too many requests for this organisation; retry after the delay in Retry-After."
+
+    def __init__(self, retry_after: int):
+        super().__init__(detail=f"too many requests for this organisation; retry in {retry_after} s")
+        self.retry_after = retry_after
+
+
+class OrgRateLimiter:
+    """`take(org_id)` spends one token or raises RateLimitedException. A rate of 0 disables it."""
+
+    def __init__(self, rate_per_second: float, burst: int, clock=time.monotonic):
+        if rate_per_second and rate_per_second < MINIMUM_RATE:
+            raise ValueError(f"the SCIM rate limit must be at least {MINIMUM_RATE} requests/s per org (Entra's requirement)")
+        self.rate = rate_per_second
+        self.burst = max(1, burst)
+        self.clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}  # org id -> (tokens, last refill)
+        self._lock = threading.Lock()
+
+    def take(self, org_id: str) -> None:
+        if not self.rate:
+            return
+        with self._lock:
+            now = self.clock()
+            tokens, last = self._buckets.get(org_id, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+            if tokens < 1.0:
+                self._buckets[org_id] = (tokens, now)
+                raise RateLimitedException(retry_after=max(1, math.ceil((1.0 - tokens) / self.rate)))
+            self._buckets[org_id] = (tokens - 1.0, now)
