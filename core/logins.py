@@ -11,13 +11,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, select
 
+from core.org_events import stage
 from core.orgs import Org
 from core.tables import members, scim_resources
 from events import catalogue as c
-from events import outbox
-from events.envelope import Event, deterministic_id
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -85,17 +84,8 @@ def record(conn: Connection, org: Org, sign_in: SignIn, topics: dict[str, str], 
     if not accepted:
         reason = "SSO provisioning is off for this organisation and you are not a member yet; ask its admin to add you."
         data["reason"] = reason
-    now_us = int(sign_in.at.timestamp() * 1_000_000)
-    event = Event(
-        kind=kind,
-        org_id=org.id,
-        org_slug=org.slug,
-        subject=f"logins/{email_ci}",
-        key=f"{org.id}:{email_ci}",
-        resource_version=now_us,
-        data=data,
-        id=deterministic_id(kind.type, org.id, email_ci, now_us, conn.execute(select(func.txid_current())).scalar()),
-        correlation_id=correlation_id,
+    event = stage(
+        conn, topics, kind, org_id=org.id, org_slug=org.slug, subject=f"logins/{email_ci}", key_id=email_ci,
+        data=data, correlation_id=correlation_id, at=sign_in.at,
     )
-    outbox.add(conn, [event], topics)
     return Outcome(accepted, event.id, reason)

@@ -21,9 +21,13 @@ def stage(
     key_id: str,
     data: dict[str, Any],
     correlation_id: str | None = None,
+    at: datetime | None = None,
 ) -> Event:
-    """Stage one event in the caller's transaction; its id is unique to this transaction."""
-    now = datetime.now(UTC)
+    """Stage one event in the caller's transaction; its id is unique to this transaction.
+
+    `at` (default: now) is the moment of the fact; in microseconds it is the event's version.
+    """
+    now = at or datetime.now(UTC)
     txid = conn.execute(select(func.txid_current())).scalar()
     event = Event(
         kind=kind,

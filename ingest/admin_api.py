@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-import httpx
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -475,8 +474,6 @@ def admin_api(settings: Settings, engine: Engine) -> FastAPI:
             out = oidc.configure(engine, settings, who.org.slug, **config.model_dump())
         except ValueError as exc:
             raise admin.AdminError(400, str(exc)) from None
-        except httpx.InvalidURL as exc:  # control characters: not a ValueError nor an httpx.HTTPError
-            raise admin.AdminError(400, f"not a usable URL: {exc}") from None
         return OidcConfigured(**out)
 
     @app.put("/org/sso/saml", response_model=SamlConfigured, responses=_errors(400, *WITH_BODY), tags=["sso"])
@@ -486,8 +483,6 @@ def admin_api(settings: Settings, engine: Engine) -> FastAPI:
             out = saml.configure(engine, settings, who.org.slug, **config.model_dump())
         except ValueError as exc:
             raise admin.AdminError(400, str(exc)) from None
-        except httpx.InvalidURL as exc:  # control characters: not a ValueError nor an httpx.HTTPError
-            raise admin.AdminError(400, f"not a usable URL: {exc}") from None
         return SamlConfigured(**out)
 
     return app

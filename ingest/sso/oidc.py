@@ -73,6 +73,10 @@ def _allowed_url(url: Any) -> bool:
     return bool(host) and (parts.scheme == "https" or (parts.scheme == "http" and host in _LOOPBACK))
 
 
+# httpx.InvalidURL (a control character in a URL) is neither an HTTPError nor a ValueError
+_FETCH_ERRORS = (httpx.HTTPError, httpx.InvalidURL, ValueError)
+
+
 def _fetch_json(url: str, fresh: bool = False) -> tuple[dict[str, Any], bool]:
     """GET a JSON object, cached in-process for CACHE_SECONDS; also says whether it was fetched now."""
     now = time.monotonic()
@@ -94,7 +98,9 @@ def discover(issuer: str) -> dict[str, Any]:
     url = issuer.rstrip("/") + "/.well-known/openid-configuration"
     try:
         doc, _ = _fetch_json(url)
-    except (httpx.HTTPError, ValueError) as exc:
+    except httpx.InvalidURL as exc:
+        raise ProviderError(f"not a usable URL: {exc}") from None
+    except _FETCH_ERRORS as exc:
         raise ProviderError(f"cannot read the discovery document {url}: {exc}") from None
     if doc.get("issuer") != issuer:
         raise ProviderError(f"the discovery document names issuer {doc.get('issuer')!r}, not exactly {issuer!r}")
@@ -127,7 +133,7 @@ def _signing_key(jwks_uri: str, kid: str | None, alg: str) -> Any:
             break
         try:
             jwks, fetched = _fetch_json(jwks_uri, fresh)
-        except (httpx.HTTPError, ValueError):
+        except _FETCH_ERRORS:
             raise Refused(502, "Could not read the identity provider's signing keys.") from None
         keys = [k for k in jwks.get("keys") or [] if isinstance(k, dict) and k.get("use", "sig") == "sig"]
         for key in [k for k in keys if k.get("kid") == kid] if kid is not None else keys if len(keys) == 1 else []:
@@ -180,7 +186,7 @@ def _exchange(doc: dict[str, Any], config: dict[str, Any], code: str, redirect_u
     try:
         response = httpx.post(doc["token_endpoint"], data=data, headers=headers, timeout=_TIMEOUT)
         body = response.json()
-    except (httpx.HTTPError, ValueError):
+    except _FETCH_ERRORS:
         raise Refused(502, "Could not get tokens from the identity provider.") from None
     if response.status_code != 200 or not isinstance(body, dict) or not isinstance(body.get("id_token"), str):
         error = body.get("error") if isinstance(body, dict) else None

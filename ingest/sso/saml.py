@@ -139,6 +139,8 @@ def configure(
         try:
             reply = httpx.get(metadata_url, timeout=10)
             reply.raise_for_status()
+        except httpx.InvalidURL as exc:  # a control character: neither an HTTPError nor a ValueError
+            raise ValueError(f"not a usable URL: {exc}") from None
         except httpx.HTTPError as exc:
             raise ValueError(f"could not fetch IdP metadata from {metadata_url}: {exc}") from None
         metadata_xml = reply.text
