@@ -297,6 +297,24 @@ def dlq_redrive(consumer: str, ids: list[int] = typer.Argument(None, help="Dead 
     raise typer.Exit(1 if report["failed"] else 0)
 
 
+audit_app = typer.Typer(no_args_is_help=True, help="The SCIM audit trail.")
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("prune")
+def audit_prune(
+    days: int = typer.Option(None, min=1, help="Keep this many days (default: PROVISIONER_AUDIT_RETENTION_DAYS)"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Delete SCIM audit rows older than the retention period (ingest also does it every hour)."""
+    from ingest.audit import prune
+
+    settings = _settings()
+    keep = days or settings.audit_retention_days
+    deleted = prune(make_engine(settings), keep, wait=True)
+    typer.echo(json.dumps({"deleted": deleted, "retention_days": keep}) if as_json else f"deleted {deleted} rows older than {keep} days")
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply the schema migrations."""

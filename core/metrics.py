@@ -23,6 +23,13 @@ AUTH_FAILURES = Counter(
     "provisioner_auth_failures_total", "Requests refused for a missing or wrong credential.", ["kind"]
 )
 RATE_LIMITED = Counter("provisioner_rate_limited_total", "SCIM requests answered 429 by the per-org limit.", ["route"])
+AUDIT_ROWS = Counter(
+    "provisioner_scim_audit_rows_total",
+    "SCIM audit rows by outcome: inline (in the write's transaction), batched, unattributed (no org "
+    "credential, not stored), dropped_full (queue full), dropped_error (database error).",
+    ["outcome"],
+)
+AUDIT_PRUNED = Counter("provisioner_scim_audit_pruned_total", "SCIM audit rows deleted after the retention period.")
 
 # -- outbox and relay -----------------------------------------------------------------------
 OUTBOX_PENDING = Gauge("provisioner_outbox_pending_rows", "Outbox rows not yet published to Kafka.")

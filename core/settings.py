@@ -43,6 +43,13 @@ class Settings(BaseSettings):
     max_results: int = 1000
     db_pool_size: int = 10
 
+    # SCIM audit trail: rows older than this are pruned (by ingest, hourly; or `provisioner audit prune`)
+    audit_retention_days: int = Field(90, ge=1)
+    # reads and refusals wait here to be written in batches; when it is full, rows are dropped (counted)
+    audit_queue_size: int = Field(10_000, ge=1)
+    audit_flush_seconds: float = Field(0.2, gt=0)
+    audit_prune_interval_seconds: float = Field(3600.0, gt=0)
+
     relay_batch_size: int = 500
     relay_poll_seconds: float = 0.02
     consumer_group_prefix: str = "provisioner"

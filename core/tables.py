@@ -5,6 +5,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -301,4 +302,26 @@ member_activity = Table(
     Column("summary", JSONB, nullable=False),
     Column("at", DateTime(timezone=True), **_now),
     Index("ix_member_activity_member", "org_id", "member_id", "id"),
+)
+
+# Every SCIM request an org's credential made, accepted or refused: who (user agent, address),
+# what (method, path, the query with its values redacted), the answer and how long it took.
+# Bodies are never kept. Rows older than `audit_retention_days` are pruned by ingest.
+scim_audit = Table(
+    "scim_audit",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("org_id", UUID(as_uuid=False), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("method", Text, nullable=False),
+    Column("path", Text, nullable=False),
+    Column("query", Text),
+    Column("status", Integer, nullable=False),
+    Column("duration_ms", Float, nullable=False),
+    Column("user_agent", Text),
+    Column("request_id", Text, nullable=False),
+    Column("client_address", Text),
+    Index("ix_scim_audit_org_at", "org_id", "at", "id"),
+    # rows arrive in time order, so a BRIN index serves the retention delete at almost no cost
+    Index("ix_scim_audit_at_brin", "at", postgresql_using="brin"),
 )

@@ -20,7 +20,7 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, model_validator
 from sqlalchemy import Connection, Engine, select
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -30,6 +30,7 @@ from core.members import list_members
 from core.settings import Settings
 from core.tables import admin_tokens
 from core.tables import orgs as orgs_table
+from ingest import audit
 from ingest.sso import oidc, saml
 
 MAX_BODY_BYTES = 64 * 1024
@@ -192,6 +193,29 @@ class SamlConfigured(BaseModel):
     acs_url: str
     entity_id: str
     metadata_url: str
+
+
+class AuditEntry(BaseModel):
+    """One SCIM request made with this organisation's credential. Bodies are never kept."""
+
+    id: int
+    at: datetime = Field(description="When the request arrived.")
+    method: str
+    path: str = Field(examples=["/scim/acme/v2/Users/0b1e..."])
+    query: str | None = Field(
+        description="The query string with values that may hold personal data replaced by `?` "
+        '(filter values always, e.g. `filter=userName eq "?"`).'
+    )
+    status: int = Field(description="The HTTP status answered.")
+    duration_ms: float
+    user_agent: str | None
+    request_id: str = Field(description="The `X-Request-Id` of the response (the IdP's own, when it sent one).")
+    client_address: str | None
+
+
+class AuditPage(BaseModel):
+    entries: list[AuditEntry] = Field(description="Newest first.")
+    next_cursor: str | None = Field(description="Pass as `cursor` to get older entries; null on the last page.")
 
 
 # -- errors ----------------------------------------------------------------------------------
@@ -446,6 +470,32 @@ def admin_api(settings: Settings, engine: Engine) -> FastAPI:
     def dismiss_conflict(conflict_id: str, who: Admin) -> Resolution:
         """Dismiss the conflict: the member stays, unlinked from the account."""
         return resolve(conflict_id, who, acquire=False)
+
+    # -- SCIM audit trail ----------------------------------------------------------------------
+
+    @app.get("/org/scim-audit", response_model=AuditPage, responses=WITH_QUERY, tags=["audit"])
+    def get_scim_audit(
+        who: Admin,
+        limit: Annotated[int, Query(ge=1, le=500, description="Entries per page.")] = 100,
+        cursor: Annotated[str | None, Query(max_length=200, description="`next_cursor` of the previous page.")] = None,
+        status: Annotated[
+            str | None, Query(pattern=r"^[1-5](\d\d|xx)$", description="A status (`409`) or a class (`4xx`).")
+        ] = None,
+        method: Annotated[Literal["GET", "POST", "PUT", "PATCH", "DELETE"] | None, Query()] = None,
+        since: Annotated[AwareDatetime | None, Query(description="Entries at or after this time (ISO 8601 with offset).")] = None,
+        until: Annotated[AwareDatetime | None, Query(description="Entries before this time (ISO 8601 with offset).")] = None,
+    ) -> AuditPage:
+        """Every SCIM request made with this organisation's credentials, served or refused, newest
+        first; kept for the configured retention period."""
+        try:
+            after = audit.decode_cursor(cursor) if cursor is not None else None
+        except ValueError as exc:
+            raise admin.AdminError(422, f"query.cursor: {exc}") from None
+        with transaction(who) as (conn, org):
+            entries, next_cursor = audit.list_entries(
+                conn, org.id, limit=limit, after=after, status=status, method=method, since=since, until=until
+            )
+        return AuditPage(entries=[AuditEntry(**e) for e in entries], next_cursor=next_cursor)
 
     # -- SSO -----------------------------------------------------------------------------------
 

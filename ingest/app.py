@@ -1,5 +1,7 @@
 """The ingest process's composition root: `create_app(settings)` wires every route."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -13,6 +15,7 @@ from starlette.routing import Mount, Route
 from core.db import make_engine
 from core.settings import Settings
 from ingest.admin_api import admin_api
+from ingest.audit import AuditWriter, ScimAudit
 from ingest.console import console_routes
 from ingest.internal import internal_routes
 from ingest.observability import RequestMetrics
@@ -25,6 +28,15 @@ _SCIM_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
     engine = engine or make_engine(settings)
     scim = ScimEndpoint(settings, engine)
+    audit_writer = AuditWriter(settings, engine)
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        audit_writer.start()
+        try:
+            yield
+        finally:
+            audit_writer.stop()
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -58,7 +70,9 @@ def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
         *console_routes(settings, engine),
         Mount("/admin/v1", app=admin_api(settings, engine)),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(RequestMetrics)])
+    app = Starlette(
+        routes=routes, middleware=[Middleware(RequestMetrics), Middleware(ScimAudit, writer=audit_writer)], lifespan=lifespan
+    )
     app.state.engine = engine
     app.state.settings = settings
     return app

@@ -27,6 +27,7 @@ from starlette.responses import Response
 
 from core import credentials, orgs
 from core.settings import Settings
+from ingest import audit
 from ingest.scim import quirks
 from ingest.scim.changes import OrgRef
 from ingest.scim.limits import OrgRateLimiter, RateLimitedException
@@ -79,6 +80,7 @@ class ScimEndpoint:
             self._normalise(request)
             with self.engine.connect() as conn:
                 org = self._authenticate(conn, slug, request)
+                audit.attribute(org.id)
                 self._limiter.take(org.id)
                 storage = PgStorage(
                     conn,
@@ -88,7 +90,10 @@ class ScimEndpoint:
                     lock=request.method.upper() in _WRITES,
                 )
                 with conn.begin():
-                    return ScimHandler(self.service, storage).handle(request)
+                    response = ScimHandler(self.service, storage).handle(request)
+                    audit.stage(conn, int(response.status), correlation_id)
+                audit.committed()
+                return response
         except RateLimitedException as exc:
             response = self.service.error_response(exc)
             response.headers["Retry-After"] = str(exc.retry_after)

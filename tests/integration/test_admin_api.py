@@ -37,6 +37,7 @@ ENDPOINTS = [
     ("GET", "/org/sso", None),
     ("PUT", "/org/sso/oidc", {"issuer": "https://idp.example.test", "client_id": "a", "client_secret": "b"}),
     ("PUT", "/org/sso/saml", {"metadata_url": "https://idp.example.test/metadata"}),
+    ("GET", "/org/scim-audit", None),
 ]
 
 
@@ -111,7 +112,7 @@ def test_openapi_document_is_served_valid_and_committed(server):
         "/org": {"get"}, "/org/settings": {"patch"}, "/org/scim-token/rotate": {"post"}, "/org/members": {"get", "post"},
         "/org/members/{member_id}/activity": {"get"}, "/org/conflicts": {"get"},
         "/org/conflicts/{conflict_id}/acquire": {"post"}, "/org/conflicts/{conflict_id}/dismiss": {"post"},
-        "/org/sso": {"get"}, "/org/sso/oidc": {"put"}, "/org/sso/saml": {"put"},
+        "/org/sso": {"get"}, "/org/sso/oidc": {"put"}, "/org/sso/saml": {"put"}, "/org/scim-audit": {"get"},
     }
     assert {path: set(ops) for path, ops in doc["paths"].items()} == expected
     for ops in doc["paths"].values():

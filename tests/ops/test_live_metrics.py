@@ -50,6 +50,8 @@ OWNERS: dict[str, tuple[tuple[str, ...], str]] = {
     "provisioner_http_request_duration_seconds": (("provisioner-ingest",), "all"),
     "provisioner_auth_failures": (("provisioner-ingest",), "all"),
     "provisioner_rate_limited": (("provisioner-ingest",), "all"),
+    "provisioner_scim_audit_rows": (("provisioner-ingest",), "all"),
+    "provisioner_scim_audit_pruned": (("provisioner-ingest",), "all"),
     "provisioner_outbox_pending_rows": (("provisioner-relay",), "all"),
     "provisioner_outbox_oldest_age_seconds": (("provisioner-relay",), "all"),
     "provisioner_relay_published": (("provisioner-relay",), "all"),
@@ -82,6 +84,7 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[a-z]{2,}", re.I)
 _UUID = re.compile(r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}", re.I)
 _ROUTE = re.compile(r"/healthz|/readyz|/metrics|/internal/v1/(logins|accounts)|scim:[A-Za-z.]+|sso:(oidc|saml):[a-z]+|admin|console|app|other")
 _OUTCOMES = {"applied", "duplicate", "stale", "pending", "ignored", "dead_lettered"}
+_OUTCOMES |= {"inline", "batched", "unattributed", "dropped_full", "dropped_error"}  # SCIM audit rows
 
 
 @dataclass
