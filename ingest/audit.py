@@ -46,6 +46,7 @@ _PLAIN = re.compile(r"^[A-Za-z0-9:._,$ -]{0,200}$")
 _QUOTED = re.compile(r'"(?:[^"\\]|\\[\s\S]?)*(?:"|$)')  # an unterminated string runs to the end
 _NUMBER = re.compile(r"(?<![\w.$:])-?\d[\d.eE+-]*")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_INSERT = scim_audit.insert()  # built once, not per request
 
 
 @dataclass
@@ -126,7 +127,7 @@ def stage(conn: Connection, status: int, request_id: str) -> None:
     entry = _current.get()
     if entry is None or entry.org_id is None or entry.method not in _WRITES:
         return
-    conn.execute(scim_audit.insert().values(entry.row(status, request_id, time.perf_counter() - entry.started)))
+    conn.execute(_INSERT, entry.row(status, request_id, time.perf_counter() - entry.started))
     entry._staged = True
 
 
@@ -268,7 +269,7 @@ class AuditWriter:
                 else:
                     rows.append({**row, "org_id": org_id})
             if rows:
-                conn.execute(scim_audit.insert(), rows)
+                conn.execute(_INSERT, rows)
         metrics.AUDIT_ROWS.labels("batched").inc(len(rows))
 
 
