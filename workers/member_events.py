@@ -48,6 +48,23 @@ def emit(
 ) -> Event:
     """Stage a member event in the worker's transaction; bumps the member's version."""
     version = conn.execute(_BUMP_VERSION, {"member_id": member_id}).scalar_one()
+    event = build(kind, cause=cause, member_id=member_id, version=version, email=email, source=source, status=status, first_login_at=first_login_at)
+    outbox.add(conn, [event], topics)
+    return event
+
+
+def build(
+    kind: c.EventType,
+    *,
+    cause: Event,
+    member_id: str,
+    version: int,
+    email: str | None,
+    source: str,
+    status: str,
+    first_login_at: datetime | None,
+) -> Event:
+    """The member event `cause` leads to, as the member's `version`-th event."""
     data: dict[str, Any] = {
         "member_id": member_id,
         "email": email,
@@ -56,7 +73,7 @@ def emit(
         "first_login_at": first_login_at.isoformat() if first_login_at else None,
         "cause_event_id": cause.id,
     }
-    event = Event(
+    return Event(
         kind=kind,
         org_id=cause.org_id,
         org_slug=cause.org_slug,
@@ -67,5 +84,3 @@ def emit(
         id=deterministic_id(kind.type, cause.id, member_id),
         correlation_id=cause.correlation_id,
     )
-    outbox.add(conn, [event], topics)
-    return event

@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 from core.tables import member_activity, member_group_links, member_groups, members, pending_logins
 from events import catalogue as c
 from events.envelope import Event
-from workers import member_events
+from workers import member_events, membership_batch
 
 CONSUMER = "membership"
 
@@ -43,6 +43,10 @@ class Membership:
         if outcome == "applied" and event.kind in _USER_EVENTS:
             self._after_user_change(event, conn, before)
         return outcome
+
+    def apply_batch(self, events: list[Event], conn: Connection) -> list[str]:
+        """The same as calling this handler on each event in order, set-wise (membership_batch)."""
+        return membership_batch.apply_batch(events, conn, self, self.topics)
 
     def _after_user_change(self, event: Event, conn: Connection, before: str | None) -> None:
         row = _member(conn, event)

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from core.settings import to_env
 from events.envelope import encode
 from ingest.scim.changes import OrgRef, user_events
-from workers import membership
+from workers import member_events
 from workers.dead_letters import list_dead_letters, redrive
 from workers.runtime import Tally, apply_records
 
@@ -32,7 +32,8 @@ def test_a_dead_letter_is_redriven_once_the_handler_is_fixed(engine, settings, s
     assert len(mine) == 1 and "handler bug" in mine[0]["error"]
 
     # still broken: it stays, with one row and the latest error
-    monkeypatch.setattr(membership.Membership, "__call__", lambda self, e, c: (_ for _ in ()).throw(ValueError("still broken")))
+    # (member_events.build is on both the one-by-one and the set-wise path of the membership worker)
+    monkeypatch.setattr(member_events, "build", lambda *a, **k: (_ for _ in ()).throw(ValueError("still broken")))
     report = redrive(engine, settings, "membership", [mine[0]["id"]])
     assert report["failed"] == [mine[0]["id"]]
     again = [d for d in list_dead_letters(engine, "membership") if d["offset"] == 41 and d["key"] == event.key]
