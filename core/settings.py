@@ -31,7 +31,14 @@ class Settings(BaseSettings):
     topic_billing: str = "billing"
     topic_dead_letter: str = "provisioner.dead-letter"
     topic_partitions: int = 6
+    # 1 for the single local broker; 3 on a cluster (`stack.sh cluster env`). Min ISR 0 means
+    # derived: 1 for one replica, 2 for three; an acks=all write is then on two brokers before
+    # it is acknowledged, and one broker may be lost without refusing writes.
     topic_replication: int = 1
+    topic_min_insync_replicas: int = 0
+
+    def min_insync_replicas(self) -> int:
+        return self.topic_min_insync_replicas or max(1, min(2, self.topic_replication - 1))
 
     token_overlap_seconds: int = 3600
     # How long ingest trusts a verified SCIM token (and its org's SCIM toggle) before re-reading it.

@@ -60,7 +60,7 @@ def ensure_topics(settings: Settings) -> list[str]:
                 num_partitions=settings.topic_partitions,
                 replication_factor=settings.topic_replication,
                 topic_configs={
-                    "min.insync.replicas": str(max(1, min(2, settings.topic_replication - 1))),
+                    "min.insync.replicas": str(settings.min_insync_replicas()),
                     # billing is a ledger: `billing verify` reads it from the beginning, so it never ages out
                     **({"retention.ms": "-1"} if name == settings.topic_billing else {}),
                 },
