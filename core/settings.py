@@ -1,6 +1,6 @@
 """Settings of every process, read once in each entry point and passed down."""
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     metrics_port_billing: int = 9103
     metrics_port_conflicts: int = 9104
 
+    # Seals stored secrets (OIDC client secrets; core/sealed.py). Set it in every deployment: the
+    # default only keeps a local stack working. Several keys, comma-separated: the first seals.
+    secret_key: SecretStr = SecretStr("local-development-only-not-secret")
+
     # Where a successful sign-in sends the browser; `{org}` is replaced by the org's slug.
     app_url: str = "http://127.0.0.1:8000/app/{org}"
     sso_state_ttl_seconds: int = 600
@@ -90,7 +94,10 @@ class Settings(BaseSettings):
 
 def to_env(settings: Settings) -> dict[str, str]:
     """The environment that makes a child process build the same Settings."""
-    env = {f"PROVISIONER_{name.upper()}": str(value) for name, value in settings.model_dump().items()}
+    env = {
+        f"PROVISIONER_{name.upper()}": value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        for name, value in settings.model_dump().items()
+    }
     env["DATABASE_URL"] = settings.database_url
     env["KAFKA_BOOTSTRAP_SERVERS"] = settings.kafka_bootstrap_servers
     return env

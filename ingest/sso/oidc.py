@@ -18,6 +18,7 @@ import base64
 import hashlib
 import hmac
 import html
+import logging
 import re
 import secrets
 import threading
@@ -35,9 +36,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from core import logins, orgs, sso_config
+from core import logins, orgs, sealed, sso_config
 from core.settings import Settings
 from core.tables import sso_states
+
+log = logging.getLogger("provisioner.sso")
 
 ALGORITHMS = ("RS256", "ES256", "PS256")
 LEEWAY_SECONDS = 60
@@ -120,7 +123,8 @@ def configure(engine: Engine, settings: Settings, slug: str, *, issuer: str, cli
     discover(issuer)
     with engine.begin() as conn:
         org = orgs.get(conn, slug)
-        sso_config.put(conn, org.id, "oidc", {"issuer": issuer, "client_id": client_id, "client_secret": client_secret})
+        sealed_secret = sealed.seal(settings, client_secret)
+        sso_config.put(conn, org.id, "oidc", {"issuer": issuer, "client_id": client_id, "client_secret_sealed": sealed_secret})
     base = f"{settings.public_url.rstrip('/')}/sso/{slug}/oidc"
     return {"login_url": f"{base}/login", "redirect_uri": f"{base}/callback", "issuer": issuer}
 
@@ -215,6 +219,12 @@ class _Flow:
             raise Refused(404, "There is no such organisation.") from None
         if not (config := sso_config.get(conn, org.id, "oidc")):
             raise Refused(404, "This organisation has no OpenID Connect sign-in.")
+        if "client_secret_sealed" in config:  # connections saved before sealing hold `client_secret`
+            try:
+                config["client_secret"] = sealed.open_sealed(self.settings, config.pop("client_secret_sealed"))
+            except sealed.SealError:
+                log.error("the org's OIDC client secret does not open with PROVISIONER_SECRET_KEY", extra={"org": org.slug})
+                raise Refused(502, "This organisation's sign-in is misconfigured; ask its administrator.") from None
         return org, config
 
     def _redirect_uri(self, slug: str) -> str:
