@@ -63,6 +63,8 @@ def ensure_topics(settings: Settings) -> list[str]:
                     "min.insync.replicas": str(settings.min_insync_replicas()),
                     # billing is a ledger: `billing verify` reads it from the beginning, so it never ages out
                     **({"retention.ms": "-1"} if name == settings.topic_billing else {}),
+                    # dead letters wait for a fix and a redrive: a month rather than the broker's week
+                    **({"retention.ms": str(30 * 24 * 3600 * 1000)} if name == settings.topic_dead_letter else {}),
                 },
             )
             for name in topic_names(settings)

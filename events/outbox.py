@@ -39,6 +39,11 @@ def add(conn: Connection, events: Iterable[Event], topics: dict[str, str]) -> in
     return len(rows)
 
 
+def add_payload(conn: Connection, event_id: str, topic: str, key: str, payload: dict[str, object]) -> None:
+    """Stage a record that is not one of the catalogue's events (the dead-letter topic's)."""
+    conn.execute(_INSERT, {"event_id": event_id, "topic": topic, "key": key, "payload": payload})
+
+
 def staged_types(conn: Connection) -> list[str]:
     """The types of the events this connection staged since the last call (for metrics)."""
     return conn.info.pop(_STAGED, [])

@@ -56,7 +56,7 @@ def redrive(engine: Engine, settings: Settings, consumer: str, ids: list[int] | 
     for row in rows:
         record = SimpleNamespace(topic=row.topic, partition=row.partition, offset=row.offset, key=(row.key or "").encode() or None, value=row.value)
         tally = Tally()
-        apply_records(engine, consumer, handler, [record], tally)
+        apply_records(engine, consumer, handler, [record], tally, dead_letter_topic=settings.topic_dead_letter)
         if tally.counts.get("dead_lettered"):
             report["failed"].append(row.id)
             _keep_one(engine, row)

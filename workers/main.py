@@ -81,7 +81,7 @@ def run_worker(name: str, settings: Settings) -> None:
     try:
         runtime.run(
             engine, consumer, consumer_name, handler, lambda: state["running"],
-            group=group, every_few_seconds=_domain_gauges(consumer_name, engine),
+            group=group, every_few_seconds=_domain_gauges(consumer_name, engine), dead_letter_topic=settings.topic_dead_letter,
         )
     finally:
         consumer.close(autocommit=False)

@@ -27,7 +27,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from core import metrics
 from core.tables import dead_letters, processed_events
 from events import catalogue as c
-from events import outbox
+from events import dead_letter, outbox
 from events.envelope import EnvelopeError, Event, decode
 
 log = logging.getLogger("provisioner.worker")
@@ -61,19 +61,26 @@ def _claim_all(conn: Connection, consumer: str, event_ids: list[str]) -> set[str
     return {row.event_id for row in conn.execute(_CLAIM, rows)} if rows else set()
 
 
-def _dead_letter(conn: Connection, consumer: str, record: Any, error: str) -> None:
-    """Keep the record and why it failed; counted when the batch commits."""
-    conn.execute(
-        dead_letters.insert().values(
+def _dead_letter(conn: Connection, consumer: str, record: Any, error: str, topic: str | None, org_id: str | None = None) -> None:
+    """Keep the record and why it failed, and stage it for the dead-letter topic (when there is
+    one) in the same transaction; counted when the batch commits."""
+    error = error[:2000]
+    dead_letter_id = conn.execute(
+        dead_letters.insert()
+        .values(
             consumer=consumer,
             topic=record.topic,
             partition=record.partition,
             offset=record.offset,
             key=record.key.decode(errors="replace") if record.key else None,
             value=record.value,
-            error=error[:2000],
+            error=error,
         )
-    )
+        .returning(dead_letters.c.id)
+    ).scalar_one()
+    if topic:
+        event_id, key, payload = dead_letter.build(consumer, record, error, dead_letter_id, org_id)
+        outbox.add_payload(conn, event_id, topic, key, payload)
 
 
 def _record(consumer: str, event_type: str, outcome: str, tally: Tally) -> None:
@@ -87,20 +94,22 @@ class _BatchFailed(Exception):
     """A handler failed while the batch ran without savepoints: run it again, one savepoint each."""
 
 
-def apply_records(engine: Engine, consumer: str, handler: Handler, records: list[Any], tally: Tally) -> None:
+def apply_records(
+    engine: Engine, consumer: str, handler: Handler, records: list[Any], tally: Tally, *, dead_letter_topic: str | None = None
+) -> None:
     """Apply a batch of Kafka records in one transaction.
 
-    The batch first runs without savepoints (two round trips fewer per record); if any handler
-    fails, it is rolled back and run again with a savepoint per record, so the failing record
-    alone is dead-lettered.
+    The batch first runs without savepoints; if any handler fails, it is rolled back and run
+    again with a savepoint per record, so the failing record alone is dead-lettered (and staged
+    for `dead_letter_topic`).
     """
     try:
-        _apply(engine, consumer, handler, records, tally, isolate=False)
+        _apply(engine, consumer, handler, records, tally, isolate=False, topic=dead_letter_topic)
     except _BatchFailed:
-        _apply(engine, consumer, handler, records, tally, isolate=True)
+        _apply(engine, consumer, handler, records, tally, isolate=True, topic=dead_letter_topic)
 
 
-def _apply(engine: Engine, consumer: str, handler: Handler, records: list[Any], tally: Tally, *, isolate: bool) -> None:
+def _apply(engine: Engine, consumer: str, handler: Handler, records: list[Any], tally: Tally, *, isolate: bool, topic: str | None) -> None:
     applied: list[Event] = []
     outcomes: list[tuple[str, str]] = []
     started = time.perf_counter()
@@ -111,10 +120,10 @@ def _apply(engine: Engine, consumer: str, handler: Handler, records: list[Any], 
             try:
                 decoded.append((record, decode(record.value)))
             except EnvelopeError as exc:
-                _dead_letter(conn, consumer, record, str(exc))
+                _dead_letter(conn, consumer, record, str(exc), topic)
                 outcomes.append(("undecodable", "dead_lettered"))
         if isolate:
-            by_event = _apply_one_by_one(conn, consumer, handler, decoded)
+            by_event = _apply_one_by_one(conn, consumer, handler, decoded, topic)
         else:
             by_event = _apply_at_once(conn, consumer, handler, [event for _, event in decoded])
         for event, outcome in by_event:
@@ -167,7 +176,9 @@ def _apply_at_once(conn: Connection, consumer: str, handler: Handler, events: li
     return done + list(zip(fresh, results, strict=True))
 
 
-def _apply_one_by_one(conn: Connection, consumer: str, handler: Handler, decoded: list[tuple[Any, Event]]) -> list[tuple[Event, str]]:
+def _apply_one_by_one(
+    conn: Connection, consumer: str, handler: Handler, decoded: list[tuple[Any, Event]], topic: str | None
+) -> list[tuple[Event, str]]:
     """Each event in a savepoint: a failing handler dead-letters its record alone."""
     done: list[tuple[Event, str]] = []
     for record, event in decoded:
@@ -182,7 +193,7 @@ def _apply_one_by_one(conn: Connection, consumer: str, handler: Handler, decoded
             raise
         except Exception as exc:  # a handler bug must not block other orgs: dead-letter it
             log.exception("handler failed", extra=_context(event))
-            _dead_letter(conn, consumer, record, f"{type(exc).__name__}: {exc}")
+            _dead_letter(conn, consumer, record, f"{type(exc).__name__}: {exc}", topic, event.org_id)
             done.append((event, "dead_lettered"))
             continue
         metrics.HANDLER_DURATION.labels(consumer).observe(time.perf_counter() - handled)
@@ -237,6 +248,7 @@ def run(
     *,
     group: str = "",
     every_few_seconds: Callable[[], None] | None = None,
+    dead_letter_topic: str | None = None,
 ) -> Tally:
     """Consume until should_run() is false; commits offsets after each applied batch."""
     tally = Tally()
@@ -250,7 +262,7 @@ def run(
             continue
         records = [r for batch in batches.values() for r in batch]
         if records:
-            apply_records(engine, consumer, handler, records, tally)
+            apply_records(engine, consumer, handler, records, tally, dead_letter_topic=dead_letter_topic)
             try:
                 kafka.commit()
             except KafkaError as exc:
