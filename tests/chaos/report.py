@@ -77,4 +77,4 @@ def document(results: list[Result], command: str) -> str:
         "`tests/chaos/harness.py` and `tests/chaos/invariants.py`; what an SRE does: `docs/runbook.md`.",
         "",
     ]
-    return "\n".join(head) + "\n".join(render(r) for r in results)
+    return "\n".join(head) + "\n" + "\n".join(render(r) for r in results)
