@@ -2,10 +2,12 @@
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -116,14 +118,41 @@ def _ms(value: str) -> float:
     return float(number) * _UNITS[unit]
 
 
+def _wrk_args(url: str, script: str, connections: int, seconds: int, threads: int) -> list[str]:
+    return ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency",
+            "-s", str(ROOT / "bench" / "wrk" / script), url]
+
+
 def wrk(url: str, script: str, *, connections: int, seconds: int, threads: int = 2, env: dict[str, str] | None = None) -> WrkResult:
     """Run wrk (C, event-driven: it leaves the CPU to the system under test) and parse its report."""
+    threads = min(threads, connections)
     out = subprocess.run(
-        ["wrk", "-t", str(min(threads, connections)), "-c", str(connections), "-d", f"{seconds}s", "--latency",
-         "-s", str(ROOT / "bench" / "wrk" / script), url],
-        env={**os.environ, **(env or {}), "BENCH_THREADS": str(min(threads, connections))},
+        _wrk_args(url, script, connections, seconds, threads),
+        env={**os.environ, **(env or {}), "BENCH_THREADS": str(threads)},
         capture_output=True, text=True, check=True,
     ).stdout
+    return _parse_wrk(out)
+
+
+def wrk_until(url: str, script: str, *, connections: int, done: Callable[[], bool], env: dict[str, str] | None = None, timeout: float = 3600) -> WrkResult:
+    """Run a wrk script that works through a fixed amount of work (one connection per thread, so
+    each thread's responses answer its requests in order) until done() says it is all stored."""
+    proc = subprocess.Popen(
+        [*_wrk_args(url, script, connections, int(timeout), connections), "--timeout", "60s"],
+        env={**os.environ, **(env or {}), "BENCH_THREADS": str(connections)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + timeout
+    while not done() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)  # wrk stops and prints its report
+    out, err = proc.communicate(timeout=60)
+    if "Requests/sec" not in out:
+        raise RuntimeError(f"wrk {script} failed: {err or out}")
+    return _parse_wrk(out)
+
+
+def _parse_wrk(out: str) -> WrkResult:
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))
     p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))

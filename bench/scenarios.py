@@ -1,7 +1,9 @@
 """Benchmark scenarios. Each returns plain dicts of figures; medians over repeats where timed."""
 
 import asyncio
+import os
 import statistics
+import tempfile
 import time
 import uuid
 from typing import Any
@@ -11,7 +13,7 @@ import httpx
 import orjson
 from sqlalchemy import Engine, text
 
-from bench.harness import System, free_port, start_reference, wrk
+from bench.harness import System, free_port, start_reference, wrk, wrk_until
 from core import orgs, service_tokens
 from core.settings import Settings
 
@@ -273,84 +275,54 @@ def box_limits(settings: Settings, engine: Engine, messages: int) -> dict[str, A
 # -- 3. Initial sync: Entra's first cycle for one org ------------------------------------------
 
 
-async def _entra_cycle(base: str, token: str, users: int, group_size: int, connections: int) -> dict[str, Any]:
-    """Lookup then create per user, then groups created and filled with multi-member PATCHes."""
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"}
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    ids: list[str] = [""] * users
-    errors = 0
-    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=60) as client:
-        queue: asyncio.Queue[int] = asyncio.Queue()
-        for i in range(users):
-            queue.put_nowait(i)
-
-        async def provision() -> None:
-            nonlocal errors
-            while not queue.empty():
-                i = queue.get_nowait()
-                name = f"sync-{i}@bench.test"
-                found = await client.get("/Users", params={"filter": f'userName eq "{name}"'})
-                if found.status_code != 200 or found.json()["totalResults"]:
-                    errors += 1
-                    continue
-                body = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name, "externalId": f"ext-{i}",
-                        "active": True, "emails": [{"value": name, "type": "work", "primary": True}]}
-                created = await client.post("/Users", content=orjson.dumps(body))
-                if created.status_code != 201:
-                    errors += 1
-                    continue
-                ids[i] = created.json()["id"]
-
-        await asyncio.gather(*(provision() for _ in range(connections)))
-        users_done = time.monotonic()
-        groups = [ids[i : i + group_size] for i in range(0, users, group_size)]
-
-        async def fill(n: int, members: list[str]) -> None:
-            nonlocal errors
-            group = await client.post("/Groups", content=orjson.dumps({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": f"sync-group-{n}"}))
-            if group.status_code != 201:
-                errors += 1
-                return
-            gid = group.json()["id"]
-            for start in range(0, len(members), 100):  # Entra adds members in batches
-                op = {"op": "Add", "path": "members", "value": [{"value": m} for m in members[start : start + 100] if m]}
-                patch = await client.patch(f"/Groups/{gid}", content=orjson.dumps({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [op]}))
-                if patch.status_code not in (200, 204):
-                    errors += 1
-
-        semaphore = asyncio.Semaphore(connections)
-
-        async def bounded(n: int, members: list[str]) -> None:
-            async with semaphore:
-                await fill(n, members)
-
-        await asyncio.gather(*(bounded(n, g) for n, g in enumerate(groups)))
-    return {"users_done": users_done, "errors": errors, "memberships": sum(1 for i in ids if i)}
-
-
-def initial_sync(system: System, engine: Engine, users: int, connections: int) -> dict[str, Any]:
+def initial_sync(system: System, engine: Engine, users: int, connections: int, group_size: int = 1000) -> dict[str, Any]:
+    """Entra's first cycle for one org, driven by wrk (bench/wrk/entra_*.lua): lookup then create
+    per user, then groups created and filled with PATCHes of 100 members; timed until every
+    user is a member and every membership a link in PostgreSQL (applied, not just accepted)."""
     org, token = orgs.create(engine, "bench-sync-" + uuid.uuid4().hex[:6])
     base = orgs.scim_base_url(system.settings.public_url, org.slug)
-    started = time.monotonic()
-    outcome = asyncio.run(_entra_cycle(base, token, users, 1000, connections))
-    accepted = time.monotonic()
-    with engine.connect() as conn:
-        def applied() -> tuple[int, int]:
-            conn.commit()
-            members_applied = conn.execute(text("SELECT count(*) FROM members WHERE org_id = :o"), {"o": org.id}).scalar()
-            links = conn.execute(text("SELECT count(*) FROM member_group_links WHERE org_id = :o AND present"), {"o": org.id}).scalar()
-            return members_applied, links
+    env = {"BENCH_TOKEN": token, "BENCH_USERS": str(users), "BENCH_PREFIX": f"sync-{org.slug}", "BENCH_GROUP_SIZE": str(group_size)}
 
-        while applied() != (users, outcome["memberships"]) and time.monotonic() - accepted < 1800:
-            time.sleep(0.5)
-        final = applied()
+    def count(sql: str) -> int:
+        with engine.connect() as conn:
+            return conn.execute(text(sql), {"o": org.id}).scalar()
+
+    started = time.monotonic()
+    user_load = wrk_until(base, "entra_users.lua", connections=connections, env=env,
+                          done=lambda: count("SELECT count(*) FROM scim_resources WHERE org_id = :o AND resource_type = 'User'") >= users)
+    users_done = time.monotonic()
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT id, external_id FROM scim_resources WHERE org_id = :o AND resource_type = 'User'"), {"o": org.id}).all()
+    ids = [row[0] for row in sorted(rows, key=lambda r: int(r[1].removeprefix("ext-")))]
+    with tempfile.NamedTemporaryFile("w", suffix=".ids", delete=False) as f:
+        f.write("\n".join(ids) + "\n")
+    try:
+        group_load = wrk_until(base, "entra_groups.lua", connections=min(connections, max(1, users // group_size)),
+                               env={**env, "BENCH_IDS_FILE": f.name},
+                               done=lambda: count("SELECT count(*) FROM scim_group_members WHERE org_id = :o") >= len(ids))
+    finally:
+        os.unlink(f.name)
+    accepted = time.monotonic()
+
+    def applied() -> tuple[int, int]:
+        return (count("SELECT count(*) FROM members WHERE org_id = :o"),
+                count("SELECT count(*) FROM member_group_links WHERE org_id = :o AND present"))
+
+    while applied() != (users, len(ids)) and time.monotonic() - accepted < 3600:
+        time.sleep(0.5)
+    final = applied()
     done = time.monotonic()
     return {
         "users": users,
-        "memberships": outcome["memberships"],
+        "memberships": len(ids),
         "connections": connections,
-        "errors": outcome["errors"],
-        "users_accepted_seconds": round(outcome["users_done"] - started, 1),
+        "load_generator": "wrk (bench/wrk/entra_users.lua, entra_groups.lua), one connection per thread",
+        "errors": user_load.errors + group_load.errors,
+        "requests": user_load.requests + group_load.requests,
+        "user_phase_requests_per_second": user_load.requests_per_second,
+        "user_phase_p99_ms": user_load.p99_ms,
+        "group_phase_p99_ms": group_load.p99_ms,
+        "users_accepted_seconds": round(users_done - started, 1),
         "all_accepted_seconds": round(accepted - started, 1),
         "all_applied_seconds": round(done - started, 1),
         "applied": {"members": final[0], "memberships": final[1]},
