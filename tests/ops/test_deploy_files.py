@@ -5,6 +5,7 @@ Kubernetes v1.33 (strict: unknown fields are errors) and KEDA's ScaledObject.
 """
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -42,12 +43,15 @@ def test_compose_matches_the_compose_specification(ops_tools):
 
 def test_docker_compose_config_accepts_it(ops_tools):
     """Docker Compose's own loader (interpolation, merge keys, schema, references); no engine needed."""
-    result = subprocess.run(
-        [*ops_tools.compose, "-f", str(DEPLOY / "compose.yaml"), "config", "--format", "json"],
-        capture_output=True, text=True, timeout=120,
-    )
+    command = [*ops_tools.compose, "-f", str(DEPLOY / "compose.yaml"), "config", "--format", "json"]
+    env = {k: v for k, v in os.environ.items() if k != "PROVISIONER_SECRET_KEY"}
+    # no secret key, no stack: the sealing key has no default outside a developer's machine
+    refused = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+    assert refused.returncode != 0 and "PROVISIONER_SECRET_KEY" in refused.stderr
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, env={**env, "PROVISIONER_SECRET_KEY": "k" * 43})
     assert result.returncode == 0, result.stderr
     resolved = json.loads(result.stdout)
+    assert {s["environment"]["PROVISIONER_SECRET_KEY"] for n, s in resolved["services"].items() if n in PROCESS_PORTS} == {"k" * 43}
     services = resolved["services"]
     assert set(services) == {"kafka", "postgres", "migrate", "ingest", "relay", "membership", "billing", "conflicts", "prometheus", "grafana"}
     assert services["kafka"]["image"].startswith("apache/kafka:4.1")
