@@ -47,7 +47,10 @@ class Settings(BaseSettings):
     # per org and ingest process; at least 25/s (Entra's requirement); 0 turns the limit off
     scim_rate_limit_per_second: float = 100.0
     scim_rate_limit_burst: int = 200
-    max_results: int = 1000
+    max_results: int = 1000  # SCIM `count` cap, announced as filter.maxResults
+    # SCIM filters (and PATCH paths) longer or more deeply nested are 400 invalidFilter (invalidPath)
+    max_filter_length: int = 4096
+    max_filter_depth: int = 10
     db_pool_size: int = 10
 
     # SCIM audit trail: rows older than this are pruned (by ingest, hourly; or `provisioner audit prune`)

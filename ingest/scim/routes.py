@@ -11,7 +11,7 @@ import threading
 import time
 import uuid
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 import orjson
 from scim2_models import InvalidSyntaxException, PayloadTooLargeException, SCIMException, UnauthorizedException
@@ -30,6 +30,7 @@ from core.settings import Settings
 from ingest import audit
 from ingest.scim import quirks
 from ingest.scim.changes import OrgRef
+from ingest.scim.guards import Limits
 from ingest.scim.limits import OrgRateLimiter, RateLimitedException
 from ingest.scim.provider import build_service
 from ingest.scim.storage import PgStorage
@@ -37,6 +38,7 @@ from ingest.scim.storage import PgStorage
 log = logging.getLogger("provisioner.scim")
 
 _WRITES = {"POST", "PUT", "PATCH", "DELETE"}
+_URL_SAFE = ":/?#[]@!$&'()*+,;=%~"
 _RESOURCE_TYPES = {"Users": "User", "Groups": "Group"}
 
 
@@ -50,6 +52,7 @@ class ScimEndpoint:
         self.topics = settings.topics()
         self._tokens = TokenCache(settings.auth_cache_seconds)
         self._limiter = OrgRateLimiter(settings.scim_rate_limit_per_second, settings.scim_rate_limit_burst)
+        self._limits = Limits(settings.max_filter_length, settings.max_filter_depth)
 
     async def handle(self, request: Request) -> Response:
         slug = request.path_params["org"]
@@ -64,7 +67,8 @@ class ScimEndpoint:
         )
         correlation_id = _correlation_id(request.headers.get("x-request-id"))
         response = await run_in_threadpool(self.serve, slug, scim_request, correlation_id)
-        response.headers.setdefault("Location", scim_request.url)
+        # header values are Latin-1: a path with other characters is sent percent-encoded (RFC 3986)
+        response.headers.setdefault("Location", quote(scim_request.url, safe=_URL_SAFE))
         response.headers.setdefault("Cache-Control", "no-cache")
         response.headers["X-Request-Id"] = correlation_id
         content = b"" if response.body is None else orjson.dumps(response.body)
@@ -77,11 +81,14 @@ class ScimEndpoint:
                 return ScimHandler(self.service, _NoStorage()).handle(request)
             if len(request.body) > self.settings.max_body_bytes:
                 raise PayloadTooLargeException(detail=f"the body exceeds {self.settings.max_body_bytes} bytes")
-            self._normalise(request)
             with self.engine.connect() as conn:
                 org = self._authenticate(conn, slug, request)
                 audit.attribute(org.id)
                 self._limiter.take(org.id)
+                self._limits.check_query(request.query)
+                if request.method.upper() == "POST" and request.path.rstrip("/").endswith(".search"):
+                    self._limits.check_search_body(request.body)
+                self._normalise(request)
                 storage = PgStorage(
                     conn,
                     OrgRef(org.id, org.slug, correlation_id),
@@ -131,6 +138,8 @@ class ScimEndpoint:
             body = orjson.loads(request.body)
         except orjson.JSONDecodeError:
             raise InvalidSyntaxException(detail="the body is not valid JSON") from None
+        if request.method.upper() == "PATCH":
+            self._limits.check_patch_body(body)
         if isinstance(body, dict):
             request.body = orjson.dumps(quirks.normalize_body(resource_type, request.method.upper(), body))
 
