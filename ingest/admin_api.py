@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -254,6 +254,14 @@ _DESCRIBED = {
 }
 
 
+def _utc(value: datetime | None, name: str) -> datetime | None:
+    """A time in UTC: PostgreSQL takes offsets up to 15:59 only, ISO 8601 up to 23:59."""
+    try:
+        return value.astimezone(UTC) if value is not None else None
+    except OverflowError:
+        raise admin.AdminError(422, f"query.{name}: out of range") from None
+
+
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The error responses a route documents (401 on all of them)."""
     return {s: {"model": Problem, "description": _DESCRIBED[s]} for s in sorted({401, *statuses})}
@@ -349,6 +357,8 @@ def admin_api(settings: Settings, engine: Engine) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.__cause__, UnicodeDecodeError):  # FastAPI's 400 for a JSON body that is not UTF-8
+            return _problem(422, "body: not valid JSON (not UTF-8)")
         detail = exc.detail if isinstance(exc.detail, str) else "request refused"
         return _problem(exc.status_code, detail, getattr(exc, "headers", None))
 
@@ -491,6 +501,7 @@ def admin_api(settings: Settings, engine: Engine) -> FastAPI:
             after = audit.decode_cursor(cursor) if cursor is not None else None
         except ValueError as exc:
             raise admin.AdminError(422, f"query.cursor: {exc}") from None
+        since, until = _utc(since, "since"), _utc(until, "until")
         with transaction(who) as (conn, org):
             entries, next_cursor = audit.list_entries(
                 conn, org.id, limit=limit, after=after, status=status, method=method, since=since, until=until

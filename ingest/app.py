@@ -22,7 +22,8 @@ from ingest.observability import RequestMetrics
 from ingest.scim.routes import ScimEndpoint
 from ingest.sso import oidc, saml
 
-_SCIM_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+# OPTIONS too, so the SCIM service answers it (405 with Allow and a SCIM Error), not the router
+_SCIM_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
@@ -71,11 +72,22 @@ def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
         Mount("/admin/v1", app=admin_api(settings, engine)),
     ]
     app = Starlette(
-        routes=routes, middleware=[Middleware(RequestMetrics), Middleware(ScimAudit, writer=audit_writer)], lifespan=lifespan
+        routes=routes, middleware=[Middleware(RequestMetrics), Middleware(ScimAudit, writer=audit_writer)], lifespan=lifespan,
+        exception_handlers={404: _not_routed, 405: _not_routed},
     )
     app.state.engine = engine
     app.state.settings = settings
     return app
+
+
+async def _not_routed(request: Request, exc: Exception) -> Response:
+    """A path or method no route takes (e.g. a path holding a line break): JSON, a SCIM Error under /scim."""
+    status = getattr(exc, "status_code", 404)
+    detail = "no such endpoint" if status == 404 else "method not allowed here"
+    if request.url.path.startswith("/scim/"):
+        body = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": str(status), "detail": detail}
+        return JSONResponse(body, status_code=status, headers=getattr(exc, "headers", None), media_type="application/scim+json")
+    return JSONResponse({"status": status, "detail": detail}, status_code=status, headers=getattr(exc, "headers", None))
 
 
 def app_from_env() -> Starlette:

@@ -11,13 +11,15 @@ from typing import Any
 from scim2_models import ScimFilter
 from scim2_models.path import AttrPath, Comparison, LogicalExpr, ValuePath
 from scim2_models.path.expressions import CompareOperator, LogicalOperator
-from sqlalchemy import ColumnElement, and_, or_
+from sqlalchemy import ColumnElement, and_, false, or_
 
 from core.tables import scim_resources as t
 
 
 def _column_condition(attr: str, sub: str | None, value: str) -> ColumnElement[bool] | None:
     attr, sub = attr.lower(), (sub or "").lower()
+    if "\x00" in value:  # nothing stored holds U+0000 (PostgreSQL refuses it), so nothing is equal to it
+        return false()
     if attr == "username" and not sub:
         return t.c.user_name_ci == value.lower()
     if attr == "externalid" and not sub:

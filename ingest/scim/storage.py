@@ -38,6 +38,22 @@ from ingest.scim.search import lowered, narrowing
 _DROPPED = ("password", "groups", "meta", "id")
 
 
+def _has_nul(value: Any) -> bool:
+    """Whether a JSON value holds U+0000, which PostgreSQL's text and jsonb cannot store."""
+    stack = [value]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, str):
+            if "\x00" in current:
+                return True
+        elif isinstance(current, dict):
+            stack.extend(current.keys())
+            stack.extend(current.values())
+        elif isinstance(current, list):
+            stack.extend(current)
+    return False
+
+
 def _etag(version: int) -> str:
     return f'W/"{version}"'
 
@@ -73,6 +89,8 @@ class PgStorage(ScimStorage):
     # -- reading -----------------------------------------------------------------------
 
     def _row(self, resource_type: ResourceType, resource_id: str) -> Any:
+        if "\x00" in resource_id:  # no stored id holds one, and PostgreSQL refuses it as a parameter
+            raise NotFoundException(detail=f"{resource_type.name} {resource_id!r} not found")
         query = select(t).where(t.c.org_id == self.org.id, t.c.id == resource_id, t.c.resource_type == resource_type.name)
         if self.lock:
             query = query.with_for_update()
@@ -143,7 +161,7 @@ class PgStorage(ScimStorage):
         query = base.order_by(t.c.id).offset(start)
         if search_request.count is not None:
             query = query.limit(search_request.count)
-        rows = list(self.conn.execute(query)) if search_request.count != 0 else []
+        rows = list(self.conn.execute(query)) if search_request.count != 0 and start < total else []
         return SearchPage(total, self._load(rows))
 
     # -- writing -----------------------------------------------------------------------
@@ -162,6 +180,8 @@ class PgStorage(ScimStorage):
         data = resource.model_dump(mode="json")
         for key in _DROPPED:
             data.pop(key, None)
+        if _has_nul(data):
+            raise InvalidValueException(detail="values cannot contain the NUL character (U+0000)")
         members = data.pop("members", None) or []
         types = {m["value"]: m.get("type") or "User" for m in members if m.get("value")}
         displays = {m["value"]: m.get("display") for m in members if m.get("value")}
@@ -241,7 +261,7 @@ class PgStorage(ScimStorage):
             self._stage(changes.group_events(self.org, resource_id, dict(row.data), None, {}, {}, version))
 
     def _locked(self, resource_type: ResourceType, resource_id: str, expected_version: str | None) -> Any:
-        row = self.conn.execute(
+        row = None if "\x00" in resource_id else self.conn.execute(
             select(t)
             .where(t.c.org_id == self.org.id, t.c.id == resource_id, t.c.resource_type == resource_type.name)
             .with_for_update()
@@ -261,8 +281,9 @@ class PgStorage(ScimStorage):
 
     def _existing_members(self, ids: list[str]) -> dict[str, str]:
         """The resource type of each new member; a member that is not in this org is refused."""
+        storable = [m for m in ids if "\x00" not in m]
         rows = self.conn.execute(
-            select(t.c.id, t.c.resource_type).where(t.c.org_id == self.org.id, t.c.id.in_(ids)).with_for_update(read=True)
+            select(t.c.id, t.c.resource_type).where(t.c.org_id == self.org.id, t.c.id.in_(storable)).with_for_update(read=True)
         )
         found = {r.id: r.resource_type for r in rows}
         missing = [m for m in ids if m not in found]
