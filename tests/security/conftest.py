@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import Engine, select, text
 from starlette.testclient import TestClient
 
-from core import admin, orgs, service_tokens
+from core import admin, service_tokens
 from core.settings import Settings
 from core.tables import orgs as orgs_table
 from core.tables import scim_group_members, scim_resources, scim_tokens
