@@ -256,11 +256,8 @@ class AuditWriter:
     def _write(self, batch: list[tuple[dict[str, Any], bytes | None]]) -> None:
         with self.engine.begin() as conn:
             hashes = list({h for row, h in batch if row["org_id"] is None and h is not None})
-            owners = dict(
-                conn.execute(select(scim_tokens.c.token_hash, scim_tokens.c.org_id).where(scim_tokens.c.token_hash.in_(hashes)))
-                .tuples()
-                .all()
-            ) if hashes else {}
+            found = conn.execute(select(scim_tokens.c.token_hash, scim_tokens.c.org_id).where(scim_tokens.c.token_hash.in_(hashes))) if hashes else []
+            owners = {row.token_hash: row.org_id for row in found}
             rows = []
             for row, digest in batch:
                 org_id = row["org_id"] or owners.get(digest)

@@ -26,6 +26,15 @@ class RateLimitedException(SCIMException):
         self.retry_after = retry_after
 
 
+class UnavailableException(SCIMException):
+    """503 Service Unavailable: PostgreSQL cannot be reached (restarting, failing over) or the
+    transaction lost a deadlock; nothing was written, and the IdP should retry after a pause."""
+
+    status = 503
+    _default_detail = "The service cannot store changes right now; retry after the delay in Retry-After."
+    retry_after = 5
+
+
 class OrgRateLimiter:
     """`take(org_id)` spends one token or raises RateLimitedException. A rate of 0 disables it."""
 

@@ -21,6 +21,7 @@ from scim2_server.requests import ScimRequest
 from scim2_server.responses import ScimResponse
 from scim2_server.routing import Operation
 from sqlalchemy import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -31,7 +32,7 @@ from ingest import audit
 from ingest.scim import quirks
 from ingest.scim.changes import OrgRef
 from ingest.scim.guards import Limits
-from ingest.scim.limits import OrgRateLimiter, RateLimitedException
+from ingest.scim.limits import OrgRateLimiter, RateLimitedException, UnavailableException
 from ingest.scim.provider import build_service
 from ingest.scim.storage import PgStorage
 
@@ -95,6 +96,7 @@ class ScimEndpoint:
                     self.models,
                     self.topics,
                     lock=request.method.upper() in _WRITES,
+                    deleting=request.method.upper() == "DELETE",
                 )
                 with conn.begin():
                     response = ScimHandler(self.service, storage).handle(request)
@@ -107,6 +109,14 @@ class ScimEndpoint:
             return response
         except SCIMException as exc:
             return self.service.error_response(exc)
+        except (OperationalError, InterfaceError) as exc:
+            # PostgreSQL restarting or unreachable (or a deadlock lost): nothing was committed;
+            # a 503 with Retry-After tells the IdP to come back, where a 500 reads as our bug
+            log.warning("SCIM request refused: database unavailable (%s)", type(exc.orig).__name__, extra={"org": slug, "correlation_id": correlation_id})
+            unavailable = UnavailableException()
+            response = self.service.error_response(unavailable)
+            response.headers["Retry-After"] = str(unavailable.retry_after)
+            return response
         except Exception:
             log.exception("SCIM request failed", extra={"org": slug, "correlation_id": correlation_id})
             return self.service.error_response(RuntimeError("internal error"))

@@ -78,12 +78,14 @@ class PgStorage(ScimStorage):
         topics: dict[str, str],
         *,
         lock: bool = False,
+        deleting: bool = False,
     ):
         self.conn = conn
         self.org = org
         self.models = models
         self.topics = topics
         self.lock = lock
+        self.deleting = deleting
         self._members_cache: dict[str, dict[str, str]] = {}
 
     # -- reading -----------------------------------------------------------------------
@@ -93,11 +95,22 @@ class PgStorage(ScimStorage):
             raise NotFoundException(detail=f"{resource_type.name} {resource_id!r} not found")
         query = select(t).where(t.c.org_id == self.org.id, t.c.id == resource_id, t.c.resource_type == resource_type.name)
         if self.lock:
+            if self.deleting and resource_type.name == "User":
+                self._lock_groups_of(resource_id)
             query = query.with_for_update()
         row = self.conn.execute(query).first()
         if row is None:
             raise NotFoundException(detail=f"{resource_type.name} {resource_id!r} not found")
         return row
+
+    def _lock_groups_of(self, member_id: str) -> None:
+        """Deleting a user removes it from its groups: lock those groups first (in id order, and
+        before the user, the order a group PATCH takes them in), so a concurrent PATCH of one of
+        them either sees the user gone or finishes before it goes, never half of each."""
+        groups = select(gm.c.group_id).where(gm.c.org_id == self.org.id, gm.c.member_id == member_id)
+        self.conn.execute(
+            select(t.c.id).where(t.c.org_id == self.org.id, t.c.id.in_(groups)).order_by(t.c.id).with_for_update()
+        ).all()
 
     def _members(self, group_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
         found: dict[str, list[dict[str, Any]]] = {gid: [] for gid in group_ids}
