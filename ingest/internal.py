@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -54,10 +55,16 @@ def _service_endpoint(engine: Engine, handle: Handler) -> Callable[[Request], Aw
     """An endpoint for the app's backend: size limit, service token, then `handle` in one transaction."""
 
     def _serve(token: str, body: bytes) -> Response:
-        with engine.begin() as conn:
-            if not token or service_tokens.authenticate(conn, token) is None:
-                return _problem(401, "a valid service token is required")
-            return handle(conn, body)
+        try:
+            with engine.begin() as conn:
+                if not token or service_tokens.authenticate(conn, token) is None:
+                    return _problem(401, "a valid service token is required")
+                return handle(conn, body)
+        except (OperationalError, InterfaceError):
+            # PostgreSQL restarting or unreachable: nothing was recorded; the caller retries
+            response = _problem(503, "the service cannot record this right now; retry after the delay in Retry-After")
+            response.headers["Retry-After"] = "5"
+            return response
 
     async def endpoint(request: Request) -> Response:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")

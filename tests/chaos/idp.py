@@ -57,11 +57,6 @@ class Traffic:
     max_operation_seconds: float = 0.0  # first attempt to final answer, retries included
     slowest_operation: str = ""
     anomalies: list[str] = field(default_factory=list)  # answers a correct service never gives
-    # A group PATCH refused with 400 "members ... are not resources of this org" because another
-    # thread deleted a *different* member of that group meanwhile: a known ingest race (the
-    # PATCH compares the member list it read with the rows it reads later). Reported, not hidden;
-    # the write was not acknowledged, so it is not in the ledger.
-    refused_by_known_race: list[str] = field(default_factory=list)
     errors_at: list[float] = field(default_factory=list)  # monotonic times of failed attempts
 
     def saw(self, kind: str, seconds: float, failed: bool) -> None:
@@ -201,9 +196,6 @@ class ScimActor:
             lost_answer = attempts > 1 and r.status_code == 400 and "noTarget" in r.text and what.startswith("remove")
             if r.status_code < 300 or lost_answer:
                 (user.groups.discard if what.startswith("remove") else user.groups.add)(group)
-            elif r.status_code == 400 and "are not resources of this org" in r.text and user.id not in r.text:
-                with self.traffic.lock:
-                    self.traffic.refused_by_known_race.append(f"{what} {user.user_name}: {r.text[:200]}")
             else:
                 self._anomaly(f"{what} {user.user_name} {group}: {r.status_code} {r.text[:200]}")
 

@@ -53,7 +53,6 @@ def render(result: Result) -> str:
         f"- slowest single attempt {t.max_attempt_seconds:.2f} s; slowest operation including retries "
         f"{t.max_operation_seconds:.2f} s ({t.slowest_operation})",
         f"- answers a correct service never gives: {len(t.anomalies)}" + (f" (e.g. {t.anomalies[:3]})" if t.anomalies else ""),
-        f"- group PATCHes refused by the known delete/PATCH race (400, not acknowledged): {len(t.refused_by_known_race)}",
         "",
         "| invariant | holds | figures |",
         "| --- | --- | --- |",
