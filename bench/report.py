@@ -15,7 +15,8 @@ def _sync(s: dict[str, Any] | None) -> list[str]:
         return ["Not measured in this run."]
     return [
         f"{s['users']:,} users (a `userName eq` lookup, then a create, each) and {s['memberships']:,} memberships "
-        f"(groups of 1,000 filled by PATCHes of 100 members) over {s['connections']} connections, {s['errors']} errors: "
+        f"(groups of 1,000 filled by PATCHes of 100 members) over {s['connections']} connections "
+        f"({s.get('load_generator', 'an asyncio httpx client')}), {s['errors']} errors: "
         f"users accepted in {s['users_accepted_seconds']} s, everything accepted in {s['all_accepted_seconds']} s, "
         f"**everything applied in PostgreSQL in {s['all_applied_seconds']} s** "
         f"({s['applied']['members']:,} members, {s['applied']['memberships']:,} memberships).",
@@ -38,7 +39,8 @@ def render(r: dict[str, Any]) -> str:
         "",
         f"- {m['cpus']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB; Python {m['python']}; {m['postgres']}; {m['java']}; {m['kafka']}.",
         "- Load generator: wrk (C, event-driven, 2 threads) with Lua scripts in `bench/wrk/` for closed-loop runs; an asyncio "
-        "httpx generator for the open-loop (constant-rate) latency runs. wrk uses well under a core, leaving the rest to the system under test.",
+        "httpx generator for the open-loop (constant-rate) latency runs; the initial sync by wrk with one connection per thread "
+        "(`bench/wrk/entra_*.lua`). wrk uses well under a core, leaving the rest to the system under test.",
         "- Ours: ingest with 2 uvicorn processes, PostgreSQL 15 (fsync and synchronous_commit on), Kafka 4.1 single broker; "
         "the relay and the three workers are one process each. The reference: scim2-server's in-memory storage behind its ASGI "
         "application, one uvicorn process (it cannot share memory across processes), same wrk script and payloads.",
