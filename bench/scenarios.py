@@ -163,9 +163,30 @@ def _latencies(engine: Engine, org_id: str) -> dict[str, Any]:
     return {"count": len(values), "p50_ms": round(q[49] * 1000, 1), "p99_ms": round(q[98] * 1000, 1), "max_ms": round(values[-1] * 1000, 1)}
 
 
+def _wait_idle(engine: Engine, timeout: float = 600) -> float:
+    """Until the outbox is empty and no consumer has recorded an event for 2 s: latency runs
+    must not start behind the backlog of an earlier scenario (the conflict and billing workers
+    still reading a drain's member events). Returns the seconds waited."""
+    started = time.monotonic()
+    last = None
+    quiet_since = time.monotonic()
+    while time.monotonic() - started < timeout:
+        with engine.connect() as conn:
+            pending = conn.execute(text("SELECT count(*) FROM outbox")).scalar()
+            processed = conn.execute(text("SELECT count(*) FROM processed_events")).scalar()
+        if pending or processed != last:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= 2.0:
+            break
+        last = processed
+        time.sleep(0.5)
+    return round(time.monotonic() - started, 1)
+
+
 def pipeline_latency(system: System, engine: Engine, sustained_rps: float, seconds: int) -> dict[str, Any]:
     out: dict[str, Any] = {"sustained_write_rps": sustained_rps}
     for share in (0.5, 1.0):
+        waited = _wait_idle(engine)
         org, token = orgs.create(engine, f"bench-latency-{int(share * 100)}-" + uuid.uuid4().hex[:6])
         url = orgs.scim_base_url(system.settings.public_url, org.slug) + "/Users"
         rate = max(1.0, sustained_rps * share)
@@ -182,6 +203,7 @@ def pipeline_latency(system: System, engine: Engine, sustained_rps: float, secon
             "target_rps": round(rate, 1),
             "sent": sent,
             "lag_drained_seconds_after_load": round(time.monotonic() - t0, 2),
+            "waited_for_idle_seconds_before": waited,
             "commit_to_applied": _latencies(engine, org.id),
         }
     return out
