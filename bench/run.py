@@ -10,7 +10,11 @@ import os
 import platform
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
 
 from bench import report, scenarios
 from bench.harness import ROOT, System, bench_settings, fresh_database, wait_http
@@ -90,8 +94,9 @@ def main() -> None:
     print(json.dumps({k: results[k] for k in ("mode", "wall_seconds")}))
 
 
-def sync_only(users: int) -> None:
-    """Measure the initial sync alone (it takes longest) and add it to the last results."""
+def _remeasure(key: str, measure: Callable[[System, Engine, dict[str, Any]], dict[str, Any]]) -> None:
+    """Run one scenario alone, on a fresh database with the whole pipeline running, and put its
+    figures into the last results (and the report) under `key`."""
     path = ROOT / "bench" / "results.json"
     results = json.loads(path.read_text())
     settings = bench_settings(http_workers=2)
@@ -104,38 +109,29 @@ def sync_only(users: int) -> None:
         system.start("ingest", "serve")
         wait_http(settings.public_url + "/readyz")
         system.start_pipeline()
-        results["initial_sync"] = scenarios.initial_sync(system, engine, users, 32)
+        results[key] = measure(system, engine, results)
     finally:
         system.stop()
         engine.dispose()
     path.write_text(json.dumps(results, indent=2) + "\n")
     (ROOT / "docs" / "benchmarks.md").write_text(report.render(results))
-    print(json.dumps(results["initial_sync"]))
+    print(json.dumps(results[key]))
+
+
+def sync_only(users: int) -> None:
+    """Measure the initial sync alone (it takes longest) and add it to the last results."""
+    _remeasure("initial_sync", lambda system, engine, _: scenarios.initial_sync(system, engine, users, 32))
 
 
 def latency_only() -> None:
     """Measure commit → applied alone, at half and full of the last run's sustained write rate."""
-    path = ROOT / "bench" / "results.json"
-    results = json.loads(path.read_text())
-    settings = bench_settings(http_workers=2)
-    engine = fresh_database(settings)
-    from events.kafka import ensure_topics
 
-    ensure_topics(settings)
-    system = System(settings)
-    try:
-        system.start("ingest", "serve")
-        wait_http(settings.public_url + "/readyz")
-        system.start_pipeline()
+    def measure(system: System, engine: Engine, results: dict[str, Any]) -> dict[str, Any]:
         sustained = results["pipeline_latency"]["sustained_write_rps"]
-        results["pipeline_latency"] = scenarios.pipeline_latency(system, engine, sustained, results["plan"]["latency_seconds"])
-        results["pipeline_latency"]["remeasured"] = "alone (`python -m bench.run --latency-only`), on a fresh database"
-    finally:
-        system.stop()
-        engine.dispose()
-    path.write_text(json.dumps(results, indent=2) + "\n")
-    (ROOT / "docs" / "benchmarks.md").write_text(report.render(results))
-    print(json.dumps(results["pipeline_latency"]))
+        out = scenarios.pipeline_latency(system, engine, sustained, results["plan"]["latency_seconds"])
+        return {**out, "remeasured": "alone (`python -m bench.run --latency-only`), on a fresh database"}
+
+    _remeasure("pipeline_latency", measure)
 
 
 if __name__ == "__main__":

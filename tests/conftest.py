@@ -135,6 +135,26 @@ class Processes:
                 proc.kill()
 
 
+def topic_payloads(settings: Settings, topic: str) -> list[dict]:
+    """Every record on a topic, from the beginning, decoded from JSON (reads to the end offsets)."""
+    import orjson
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers.split(","), group_id=None, enable_auto_commit=False)
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        end = consumer.end_offsets(parts)
+        out = []
+        while any(consumer.position(tp) < end[tp] for tp in parts):
+            for records in consumer.poll(timeout_ms=1000).values():
+                out.extend(orjson.loads(r.value) for r in records)
+        return out
+    finally:
+        consumer.close(autocommit=False)
+
+
 def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, message: str = "condition"):
     """Poll until predicate() is truthy; returns its value or fails the test."""
     deadline = time.monotonic() + timeout

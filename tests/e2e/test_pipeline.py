@@ -6,7 +6,6 @@ import subprocess
 import sys
 import time
 
-import orjson
 import pytest
 from kafka import KafkaProducer
 from sqlalchemy import text
@@ -15,7 +14,7 @@ from core.members import list_members
 from core.settings import to_env
 from events.envelope import encode
 from ingest.scim.changes import OrgRef, group_events, user_events
-from tests.conftest import wait_for
+from tests.conftest import topic_payloads, wait_for
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -165,8 +164,8 @@ def test_poison_record_is_dead_lettered_and_blocks_nobody(pipeline, scim_org, en
     # and it is on the dead-letter topic, with its error and origin, through the relay
     # (the conflict worker reads the lifecycle topic too, and sets it aside as well)
     found = wait_for(
-        lambda: {p["data"]["consumer"]: p for p in _topic_payloads(settings, settings.topic_dead_letter) if p["data"]["origin"]["key"] == key.decode()}
-        .keys() >= {"membership", "conflicts"} and [p for p in _topic_payloads(settings, settings.topic_dead_letter) if p["data"]["origin"]["key"] == key.decode()],
+        lambda: {p["data"]["consumer"]: p for p in topic_payloads(settings, settings.topic_dead_letter) if p["data"]["origin"]["key"] == key.decode()}
+        .keys() >= {"membership", "conflicts"} and [p for p in topic_payloads(settings, settings.topic_dead_letter) if p["data"]["origin"]["key"] == key.decode()],
         timeout=30, message="dead letters on their topic",
     )
     assert sorted(p["data"]["consumer"] for p in found) == ["conflicts", "membership"]
@@ -175,24 +174,6 @@ def test_poison_record_is_dead_lettered_and_blocks_nobody(pipeline, scim_org, en
     assert letter["data"]["origin"]["topic"] == settings.topic_lifecycle and "not a provisioner CloudEvent" in letter["data"]["error"]
     assert letter["data"]["value"] is None and base64.b64decode(letter["data"]["value_base64"]) == b"\x00 not an event"
 
-
-def _topic_payloads(settings, topic):
-    """Every record on the topic, from the beginning, decoded."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers.split(","), group_id=None, enable_auto_commit=False)
-    try:
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
-        end = consumer.end_offsets(parts)
-        out = []
-        while any(consumer.position(tp) < end[tp] for tp in parts):
-            for records in consumer.poll(timeout_ms=1000).values():
-                out.extend(orjson.loads(r.value) for r in records)
-        return out
-    finally:
-        consumer.close(autocommit=False)
 
 
 def test_kill_9_of_relay_and_worker_loses_nothing_and_applies_once(pipeline, scim_org, engine, settings):

@@ -6,7 +6,6 @@ can publish the rows it leaves in the outbox.
 
 import orjson
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 from sqlalchemy import text
 
 from core.db import make_engine
@@ -14,24 +13,13 @@ from events import kafka as kafka_clients
 from events import outbox
 from events.relay import Relay
 from ingest.scim.changes import OrgRef, user_events
+from tests.conftest import topic_payloads
 
 pytestmark = pytest.mark.integration
 
 
 def _topic_ids(settings, topic):
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers.split(","), group_id=None, enable_auto_commit=False)
-    try:
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
-        end = consumer.end_offsets(parts)
-        ids = []
-        while any(consumer.position(tp) < end[tp] for tp in parts):
-            for records in consumer.poll(timeout_ms=1000).values():
-                ids.extend(orjson.loads(r.value)["id"] for r in records)
-        return ids
-    finally:
-        consumer.close(autocommit=False)
+    return [payload["id"] for payload in topic_payloads(settings, topic)]
 
 
 def test_relay_after_a_crash_between_ack_and_delete_publishes_nothing_twice(settings, engine, scim_org):
