@@ -30,6 +30,25 @@ _TRANSITIONS = {
 }
 
 
+# The SCIM user events the membership worker applies to a member (both of its paths).
+USER_EVENTS = frozenset({c.USER_CREATED, c.USER_UPDATED, c.USER_DEACTIVATED, c.USER_REACTIVATED, c.USER_DELETED})
+
+
+def email_of(user: dict[str, Any]) -> str | None:
+    """A SCIM user event's email: its `email`, else its `user_name` when that is an address."""
+    user_name = user.get("user_name") or ""
+    return user.get("email") or (user_name if "@" in user_name else None)
+
+
+def status_after(event: Event, first_login_at: datetime | None) -> str:
+    """The member status a SCIM user event leaves."""
+    if event.kind is c.USER_DELETED:
+        return "removed"
+    if not event.data.get("active", True):
+        return "deactivated"
+    return "active" if first_login_at else "provisioned"
+
+
 def transition(before: str | None, after: str) -> c.EventType | None:
     return _TRANSITIONS.get((before or "", after))
 

@@ -198,18 +198,10 @@ def _member(conn: Connection, event: Event) -> Any:
     return conn.execute(_MEMBER_BY_SCIM_ID, {"org_id": event.org_id, "scim_user_id": event.data["user_id"]}).first()
 
 
-def _status_after(event: Event, first_login_at: datetime | None) -> str:
-    if event.kind is c.USER_DELETED:
-        return "removed"
-    if not event.data.get("active", True):
-        return "deactivated"
-    return "active" if first_login_at else "provisioned"
-
-
 def apply_user(event: Event, conn: Connection) -> str:
     row = _member(conn, event)
     data = event.data
-    email = data.get("email") or (data.get("user_name") if "@" in (data.get("user_name") or "") else None)
+    email = member_events.email_of(data)
     values = {
         "user_name": data.get("user_name"),
         "email": email,
@@ -222,7 +214,7 @@ def apply_user(event: Event, conn: Connection) -> str:
         if event.kind is c.USER_DELETED:
             values["status"] = "removed"
         else:
-            values["status"] = _status_after(event, None)
+            values["status"] = member_events.status_after(event, None)
         conn.execute(
             _INSERT_SCIM_MEMBER,
             {"id": str(uuid.uuid4()), "org_id": event.org_id, "scim_user_id": data["user_id"], "source": "scim", **values},
@@ -230,7 +222,7 @@ def apply_user(event: Event, conn: Connection) -> str:
         return "applied"
     if event.resource_version < row.seq or row.status == "removed":
         return "stale"
-    values["status"] = _status_after(event, row.first_login_at)
+    values["status"] = member_events.status_after(event, row.first_login_at)
     conn.execute(_UPDATE_MEMBER, {"member_id": row.id, **values})
     if event.kind is c.USER_DELETED:
         conn.execute(
@@ -288,7 +280,7 @@ def apply_link(event: Event, conn: Connection) -> str:
     return "applied" if result.first() is not None else "stale"
 
 
-_USER_EVENTS = {c.USER_CREATED, c.USER_UPDATED, c.USER_DEACTIVATED, c.USER_REACTIVATED, c.USER_DELETED}
+_USER_EVENTS = member_events.USER_EVENTS
 
 _HANDLERS = {
     c.USER_CREATED: apply_user,

@@ -25,7 +25,7 @@ from events import outbox
 from events.envelope import Event
 from workers import member_events
 
-USER_EVENTS = frozenset({c.USER_CREATED, c.USER_UPDATED, c.USER_DEACTIVATED, c.USER_REACTIVATED, c.USER_DELETED})
+USER_EVENTS = member_events.USER_EVENTS
 LINK_EVENTS = frozenset({c.GROUP_MEMBER_ADDED, c.GROUP_MEMBER_REMOVED})
 
 _ORG_IDS = func.any(cast(bindparam("org_ids"), ARRAY(UUID(as_uuid=False))))
@@ -100,19 +100,6 @@ def apply_batch(events: list[Event], conn: Connection, one: Callable[[Event, Con
     return outcomes
 
 
-def _email(data: dict[str, Any]) -> str | None:
-    user_name = data.get("user_name") or ""
-    return data.get("email") or (user_name if "@" in user_name else None)
-
-
-def _status_after(event: Event, first_login_at: datetime | None) -> str:
-    if event.kind is c.USER_DELETED:
-        return "removed"
-    if not event.data.get("active", True):
-        return "deactivated"
-    return "active" if first_login_at else "provisioned"
-
-
 class _Users:
     """A run of user lifecycle events, applied in memory to the locked members, then written."""
 
@@ -143,7 +130,7 @@ class _Users:
             if (row.org_id, row.scim_user_id) in wanted:
                 self.state[(row.org_id, row.scim_user_id)] = dict(row._mapping)
         # people who may become members now: a sign-in that arrived before them counts as their first
-        people = sorted({(e.org_id, email.lower()) for e in events if (e.org_id, e.data["user_id"]) not in self.state and (email := _email(e.data))})
+        people = sorted({(e.org_id, email.lower()) for e in events if (e.org_id, e.data["user_id"]) not in self.state and (email := member_events.email_of(e.data))})
         if people:
             self.conn.execute(_LOCK_PEOPLE, {"keys": [f"{o}:{e}" for o, e in people]})
             found = self.conn.execute(_PENDING, {"org_ids": org_ids, "emails": sorted({e for _, e in people})})
@@ -155,7 +142,7 @@ class _Users:
         key = (event.org_id, data["user_id"])
         member = self.state.get(key)
         before = member["status"] if member else None
-        email = _email(data)
+        email = member_events.email_of(data)
         values = {
             "user_name": data.get("user_name"), "email": email, "email_ci": email.lower() if email else None,
             "display_name": data.get("display_name"), "seq": event.resource_version,
@@ -163,14 +150,14 @@ class _Users:
         if member is None:
             member = {
                 "id": str(uuid.uuid4()), "org_id": event.org_id, "scim_user_id": data["user_id"], "source": "scim",
-                "version": 0, "first_login_at": None, **values, "status": _status_after(event, None),
+                "version": 0, "first_login_at": None, **values, "status": member_events.status_after(event, None),
             }
             self.state[key] = member
             self.created.append(member)
         else:
             if event.resource_version < member["seq"] or member["status"] == "removed":
                 return "stale"
-            member.update(values, status=_status_after(event, member["first_login_at"]))
+            member.update(values, status=member_events.status_after(event, member["first_login_at"]))
             self.changed[member["id"]] = member
             if event.kind is c.USER_DELETED:
                 self.unlinked.append({"o": event.org_id, "u": data["user_id"]})
