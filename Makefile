@@ -9,20 +9,23 @@ STACK := deploy/local/stack.sh
 STAMP := $(VENV)/.installed
 PIDFILE := .local/provisioner.pid
 LOG := .local/provisioner.log
+SERVICE_TIERS := contract integration e2e sso console security ops chaos
 
-.PHONY: help install stack prepare run up down status test test-unit bench bench-quick chaos
+.PHONY: help install stack prepare run up down status lint test test-unit $(SERVICE_TIERS:%=test-%) bench bench-quick chaos
 
 help:
 	@echo "make run    - bring up Kafka, PostgreSQL and every process in the foreground (Ctrl-C stops)"
 	@echo "make up     - the same in the background; returns once healthy"
 	@echo "make down   - stop everything make up started"
+	@echo "make lint   - ruff and mypy with the project's configuration"
 	@echo "make test   - the whole test suite against the real Kafka and PostgreSQL"
+	@echo "make test-unit, make test-<tier> - one tier (pyproject.toml markers), e.g. test-integration, test-e2e"
 	@echo "make chaos  - fault injection on its own PostgreSQL and Kafka (one broker, then three); writes docs/chaos.md"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,lint]'
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -55,6 +58,11 @@ down:
 status:
 	@bash $(STACK) status && bash deploy/local/wait-healthy.sh --once
 
+# ruff (style, imports, complexity limits) and mypy (strict on domain/ and events/), as configured in pyproject.toml
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
 test: install stack
 	@set -a; eval "$$(bash $(STACK) env)"; set +a; \
 	  $(BIN)/python -m pytest tests
@@ -68,8 +76,13 @@ bench-quick: install stack
 	@command -v wrk >/dev/null || apt-get install -y -qq wrk
 	@set -a; eval "$$(bash $(STACK) env)"; set +a; $(BIN)/python -m bench.run --quick
 
+# One tier by its marker (pyproject.toml). Unit tests need no service, so no stack.
 test-unit: install
-	$(BIN)/python -m pytest tests/unit
+	$(BIN)/python -m pytest -m unit tests
+
+$(SERVICE_TIERS:%=test-%): test-%: install stack
+	@set -a; eval "$$(bash $(STACK) env)"; set +a; \
+	  $(BIN)/python -m pytest -m $* tests
 
 # Fault injection under load (tests/chaos): its own PostgreSQL and Kafka on free ports (one
 # broker, then a three-broker cluster via `stack.sh cluster`), never the shared stack; prints

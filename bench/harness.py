@@ -17,7 +17,7 @@ from sqlalchemy import Engine, create_engine, text
 
 from core.db import make_engine
 from core.migrate import upgrade
-from core.settings import Settings, free_port, isolated, to_env
+from core.settings import Settings, isolated, to_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -69,7 +69,7 @@ class System:
 
     def start(self, name: str, *args: str) -> None:
         self.children[name] = subprocess.Popen(
-            [sys.executable, "-m", "core.cli", *args], env=self.env, stdout=subprocess.DEVNULL
+            [sys.executable, "-m", "cli", *args], env=self.env, stdout=subprocess.DEVNULL
         )
 
     def start_pipeline(self) -> None:
@@ -93,7 +93,8 @@ class System:
 def start_reference(port: int) -> subprocess.Popen[bytes]:
     """The reference in-memory scim2-server, served by the same uvicorn as ours (one process)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "bench.reference:app", "--port", str(port), "--log-level", "warning", "--no-access-log"],
+        [sys.executable, "-m", "uvicorn", "bench.reference:app", "--port", str(port),
+         "--log-level", "warning", "--no-access-log"],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
     )
@@ -123,7 +124,9 @@ def _wrk_args(url: str, script: str, connections: int, seconds: int, threads: in
             "-s", str(ROOT / "bench" / "wrk" / script), url]
 
 
-def wrk(url: str, script: str, *, connections: int, seconds: int, threads: int = 2, env: dict[str, str] | None = None) -> WrkResult:
+def wrk(
+    url: str, script: str, *, connections: int, seconds: int, threads: int = 2, env: dict[str, str] | None = None
+) -> WrkResult:
     """Run wrk (C, event-driven: it leaves the CPU to the system under test) and parse its report."""
     threads = min(threads, connections)
     out = subprocess.run(
@@ -134,7 +137,9 @@ def wrk(url: str, script: str, *, connections: int, seconds: int, threads: int =
     return _parse_wrk(out)
 
 
-def wrk_until(url: str, script: str, *, connections: int, done: Callable[[], bool], env: dict[str, str] | None = None, timeout: float = 3600) -> WrkResult:
+def wrk_until(
+    url: str, script: str, *, connections: int, done: Callable[[], bool], env: dict[str, str] | None = None, timeout: float = 3600
+) -> WrkResult:
     """Run a wrk script that works through a fixed amount of work (one connection per thread, so
     each thread's responses answer its requests in order) until done() says it is all stored."""
     proc = subprocess.Popen(

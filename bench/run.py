@@ -19,8 +19,14 @@ from sqlalchemy import Engine
 from bench import report, scenarios
 from bench.harness import ROOT, System, bench_settings, fresh_database, wait_http
 
-QUICK = {"connections": [16], "seconds": 3, "repeats": 3, "sizes": [10_000], "latency_seconds": 5, "billing_people": 5_000, "kafka_messages": 20_000, "sync_users": 300}
-FULL = {"connections": [4, 16, 64], "seconds": 10, "repeats": 3, "sizes": [10_000, 100_000, 1_000_000], "latency_seconds": 15, "billing_people": 50_000, "kafka_messages": 100_000, "sync_users": int(os.environ.get("BENCH_SYNC_USERS", "100000"))}
+QUICK = {
+    "connections": [16], "seconds": 3, "repeats": 3, "sizes": [10_000], "latency_seconds": 5,
+    "billing_people": 5_000, "kafka_messages": 20_000, "sync_users": 300,
+}
+FULL = {
+    "connections": [4, 16, 64], "seconds": 10, "repeats": 3, "sizes": [10_000, 100_000, 1_000_000], "latency_seconds": 15,
+    "billing_people": 50_000, "kafka_messages": 100_000, "sync_users": int(os.environ.get("BENCH_SYNC_USERS", "100000")),
+}
 
 
 def machine() -> dict[str, object]:
@@ -31,13 +37,15 @@ def machine() -> dict[str, object]:
             return "unknown"
 
     mem = next((line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")), "0")
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
     return {
         "cpus": os.cpu_count(),
         "memory_gib": round(int(mem) / 1024 / 1024, 1),
-        "cpu_model": next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), "unknown"),
+        "cpu_model": next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "unknown"),
         "python": platform.python_version(),
         "postgres": cmd("psql", "--version"),
-        "java": cmd("java", "-version") if False else subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()[0],
+        # java prints its version on stderr, which cmd() does not read
+        "java": subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()[0],
         "wrk": cmd("wrk", "--version") or "wrk",
         "kafka": "Apache Kafka 4.1.1 (KRaft, single broker)",
     }
@@ -46,8 +54,12 @@ def machine() -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--sync-only", type=int, metavar="USERS", help="re-measure only the initial sync, into the existing results")
-    parser.add_argument("--latency-only", action="store_true", help="re-measure only the pipeline latency, into the existing results")
+    parser.add_argument(
+        "--sync-only", type=int, metavar="USERS", help="re-measure only the initial sync, into the existing results"
+    )
+    parser.add_argument(
+        "--latency-only", action="store_true", help="re-measure only the pipeline latency, into the existing results"
+    )
     args = parser.parse_args()
     if args.sync_only:
         sync_only(args.sync_only)

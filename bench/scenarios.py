@@ -13,9 +13,9 @@ import httpx
 import orjson
 from sqlalchemy import Engine, text
 
-from bench.harness import System, free_port, start_reference, wrk, wrk_until
-from core import orgs, service_tokens
-from core.settings import Settings
+from bench.harness import System, start_reference, wrk, wrk_until
+from core.settings import Settings, free_port
+from domain import orgs, service_tokens
 
 
 def median_runs(run, repeats: int) -> dict[str, Any]:
@@ -42,12 +42,19 @@ def scim_writes(system: System, engine: Engine, connections: list[int], seconds:
     try:
         for c in connections:
             tag = uuid.uuid4().hex[:6]
+            # each run gets a fresh user-name prefix: the users of one run must not collide with the last run's
             ours = median_runs(
-                lambda: wrk(ours_url, "post_users.lua", connections=c, seconds=seconds, env={"BENCH_TOKEN": token, "BENCH_PREFIX": f"o{tag}-{uuid.uuid4().hex[:4]}"}),
+                lambda c=c, tag=tag: wrk(
+                    ours_url, "post_users.lua", connections=c, seconds=seconds,
+                    env={"BENCH_TOKEN": token, "BENCH_PREFIX": f"o{tag}-{uuid.uuid4().hex[:4]}"},
+                ),
                 repeats,
             )
             ref = median_runs(
-                lambda: wrk(f"http://127.0.0.1:{ref_port}/Users", "post_users.lua", connections=c, seconds=seconds, env={"BENCH_PREFIX": f"r{tag}-{uuid.uuid4().hex[:4]}"}),
+                lambda c=c, tag=tag: wrk(
+                    f"http://127.0.0.1:{ref_port}/Users", "post_users.lua", connections=c, seconds=seconds,
+                    env={"BENCH_PREFIX": f"r{tag}-{uuid.uuid4().hex[:4]}"},
+                ),
                 repeats,
             )
             out["by_connections"][str(c)] = {
@@ -74,7 +81,8 @@ SELECT :org, md5(:org || i::text), 'User', 1,
          'schemas', jsonb_build_array('urn:ietf:params:scim:schemas:core:2.0:User'),
          'userName', 'seed-' || i || '@bench.test', 'externalId', 'ext-seed-' || i, 'active', true,
          'displayName', 'Seed ' || i, 'name', jsonb_build_object('givenName', 'Seed', 'familyName', i::text),
-         'emails', jsonb_build_array(jsonb_build_object('value', 'seed-' || i || '@bench.test', 'type', 'work', 'primary', true))),
+         'emails', jsonb_build_array(
+           jsonb_build_object('value', 'seed-' || i || '@bench.test', 'type', 'work', 'primary', true))),
        'seed-' || i || '@bench.test', 'ext-seed-' || i, 'seed ' || i, ARRAY['seed-' || i || '@bench.test']
 FROM generate_series(:start, :stop - 1) AS i
 """
@@ -96,8 +104,9 @@ def lookups(system: System, engine: Engine, sizes: list[int], seconds: int, repe
         seeded = size
         row: dict[str, Any] = {"seed_seconds": round(seed_seconds, 1)}
         for attr in ("userName", "externalId"):
-            env = {"BENCH_TOKEN": token, "BENCH_ATTR": attr, "BENCH_SIZE": str(size), "BENCH_PREFIX": "seed", "BENCH_PATH": urlsplit(url).path}
-            row[attr] = median_runs(lambda: wrk(url, "lookup.lua", connections=16, seconds=seconds, env=env), repeats)
+            env = {"BENCH_TOKEN": token, "BENCH_ATTR": attr, "BENCH_SIZE": str(size), "BENCH_PREFIX": "seed",
+                   "BENCH_PATH": urlsplit(url).path}
+            row[attr] = median_runs(lambda env=env: wrk(url, "lookup.lua", connections=16, seconds=seconds, env=env), repeats)
         out["by_size"][str(size)] = row
     return out
 
@@ -134,12 +143,14 @@ async def _paced_posts(url: str, token: str, rate: float, seconds: float, prefix
     """POST at a constant rate with a bounded pool (an open-loop generator)."""
     sent = 0
     limits = httpx.Limits(max_connections=32)
-    async with httpx.AsyncClient(limits=limits, timeout=30, headers={"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"}) as client:
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"}
+    async with httpx.AsyncClient(limits=limits, timeout=30, headers=headers) as client:
         tasks = []
         started = time.monotonic()
         while time.monotonic() - started < seconds:
             name = f"{prefix}-{sent}@bench.test"
-            body = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name, "emails": [{"value": name, "primary": True}]}
+            body = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name,
+                    "emails": [{"value": name, "primary": True}]}
             tasks.append(asyncio.create_task(client.post(url, content=orjson.dumps(body))))
             sent += 1
             await asyncio.sleep(max(0.0, started + sent / rate - time.monotonic()))
@@ -160,7 +171,8 @@ def _latencies(engine: Engine, org_id: str) -> dict[str, Any]:
     if not values:
         return {"count": 0}
     q = statistics.quantiles(values, n=100) if len(values) > 1 else [values[0]] * 99
-    return {"count": len(values), "p50_ms": round(q[49] * 1000, 1), "p99_ms": round(q[98] * 1000, 1), "max_ms": round(values[-1] * 1000, 1)}
+    return {"count": len(values), "p50_ms": round(q[49] * 1000, 1), "p99_ms": round(q[98] * 1000, 1),
+            "max_ms": round(values[-1] * 1000, 1)}
 
 
 def _wait_idle(engine: Engine, timeout: float = 600) -> float:
@@ -183,6 +195,18 @@ def _wait_idle(engine: Engine, timeout: float = 600) -> float:
     return round(time.monotonic() - started, 1)
 
 
+def _wait_members(engine: Engine, org_id: str, count: int, *, timeout: float) -> None:
+    """Wait until the org has `count` members, or `timeout` seconds have passed."""
+    started = time.monotonic()
+    with engine.connect() as conn:
+        def members() -> int:
+            return conn.execute(text("SELECT count(*) FROM members WHERE org_id = :o"), {"o": org_id}).scalar()
+
+        while members() < count and time.monotonic() - started < timeout:
+            time.sleep(0.1)
+            conn.commit()
+
+
 def pipeline_latency(system: System, engine: Engine, sustained_rps: float, seconds: int) -> dict[str, Any]:
     out: dict[str, Any] = {"sustained_write_rps": sustained_rps}
     for share in (0.5, 1.0):
@@ -192,13 +216,7 @@ def pipeline_latency(system: System, engine: Engine, sustained_rps: float, secon
         rate = max(1.0, sustained_rps * share)
         sent = asyncio.run(_paced_posts(url, token, rate, seconds, f"lat{int(share * 100)}"))
         t0 = time.monotonic()
-        with engine.connect() as conn:
-            def count() -> int:
-                return conn.execute(text("SELECT count(*) FROM members WHERE org_id = :o"), {"o": org.id}).scalar()
-
-            while count() < sent and time.monotonic() - t0 < 120:
-                time.sleep(0.1)
-                conn.commit()
+        _wait_members(engine, org.id, sent, timeout=120)
         out[f"{int(share * 100)}%"] = {
             "target_rps": round(rate, 1),
             "sent": sent,
@@ -243,7 +261,8 @@ def billing(system: System, engine: Engine, people: int, seconds: int) -> dict[s
     values = sorted(float(v) for v in rows)
     q = statistics.quantiles(values, n=100) if len(values) > 1 else [0.0] * 99
     return {
-        "login_api": {"requests_per_second": round(result.requests_per_second, 1), "p99_ms": round(result.p99_ms, 2), "errors": result.errors},
+        "login_api": {"requests_per_second": round(result.requests_per_second, 1), "p99_ms": round(result.p99_ms, 2),
+                      "errors": result.errors},
         "first_logins": len(values),
         "expected": expected,
         "billed_within_seconds_after_load": round(time.monotonic() - t0, 2),
@@ -262,14 +281,19 @@ def box_limits(settings: Settings, engine: Engine, messages: int) -> dict[str, A
     topic = f"{settings.topic_lifecycle}.raw"
     ensure_topics(settings.model_copy(update={"topic_lifecycle": topic}))
     value = b"x" * 600  # about the size of a lifecycle event
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers.split(","), acks="all", enable_idempotence=True, linger_ms=5)
+    producer = KafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers.split(","), acks="all", enable_idempotence=True, linger_ms=5
+    )
     t0 = time.monotonic()
     for i in range(messages):
         producer.send(topic, key=str(i % 1000).encode(), value=value)
     producer.flush()
     produce = messages / (time.monotonic() - t0)
     producer.close()
-    consumer = KafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap_servers.split(","), group_id=None, auto_offset_reset="earliest", max_poll_records=2000)
+    consumer = KafkaConsumer(
+        topic, bootstrap_servers=settings.kafka_bootstrap_servers.split(","), group_id=None,
+        auto_offset_reset="earliest", max_poll_records=2000,
+    )
     got, t0 = 0, time.monotonic()
     while got < messages and time.monotonic() - t0 < 60:
         got += sum(len(b) for b in consumer.poll(timeout_ms=500).values())
@@ -303,18 +327,21 @@ def initial_sync(system: System, engine: Engine, users: int, connections: int, g
     user is a member and every membership a link in PostgreSQL (applied, not just accepted)."""
     org, token = orgs.create(engine, "bench-sync-" + uuid.uuid4().hex[:6])
     base = orgs.scim_base_url(system.settings.public_url, org.slug)
-    env = {"BENCH_TOKEN": token, "BENCH_USERS": str(users), "BENCH_PREFIX": f"sync-{org.slug}", "BENCH_GROUP_SIZE": str(group_size)}
+    env = {"BENCH_TOKEN": token, "BENCH_USERS": str(users), "BENCH_PREFIX": f"sync-{org.slug}",
+           "BENCH_GROUP_SIZE": str(group_size)}
 
     def count(sql: str) -> int:
         with engine.connect() as conn:
             return conn.execute(text(sql), {"o": org.id}).scalar()
 
     started = time.monotonic()
-    user_load = wrk_until(base, "entra_users.lua", connections=connections, env=env,
-                          done=lambda: count("SELECT count(*) FROM scim_resources WHERE org_id = :o AND resource_type = 'User'") >= users)
+    users_sql = "SELECT count(*) FROM scim_resources WHERE org_id = :o AND resource_type = 'User'"
+    user_load = wrk_until(base, "entra_users.lua", connections=connections, env=env, done=lambda: count(users_sql) >= users)
     users_done = time.monotonic()
     with engine.connect() as conn:
-        rows = conn.execute(text("SELECT id, external_id FROM scim_resources WHERE org_id = :o AND resource_type = 'User'"), {"o": org.id}).all()
+        rows = conn.execute(
+            text("SELECT id, external_id FROM scim_resources WHERE org_id = :o AND resource_type = 'User'"), {"o": org.id}
+        ).all()
     ids = [row[0] for row in sorted(rows, key=lambda r: int(r[1].removeprefix("ext-")))]
     with tempfile.NamedTemporaryFile("w", suffix=".ids", delete=False) as f:
         f.write("\n".join(ids) + "\n")

@@ -38,7 +38,8 @@ def start(host: str, port: int, ready: Callable[[], bool]) -> None:
                 ok = False
             start_response("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "application/json")])
             return [b'{"status":"ready"}' if ok else b'{"status":"not ready"}']
-        return metrics_app(environ, start_response)
+        body: Iterable[bytes] = metrics_app(environ, start_response)
+        return body
 
     server = make_server(host, port, app, server_class=_Server, handler_class=_Quiet)
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -1,5 +1,7 @@
 """Settings of every process, read once in each entry point and passed down."""
 
+from typing import Any
+
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -115,11 +117,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def isolated(base: Settings, prefix: str, database_url: str, **overrides: object) -> Settings:
+def isolated(base: Settings, prefix: str, database_url: str, **overrides: Any) -> Settings:
     """Settings for a run beside any other (tests, benchmarks): its own database, topics,
     consumer groups and ports, on the same PostgreSQL and Kafka as `base`."""
     port = free_port()
-    values: dict[str, object] = {
+    values: dict[str, Any] = {  # validated by Settings
         "database_url": database_url,
         "kafka_bootstrap_servers": base.kafka_bootstrap_servers,
         "topic_lifecycle": f"{prefix}.lifecycle",

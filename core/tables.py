@@ -1,5 +1,7 @@
 """The PostgreSQL schema, declared once; Alembic migrations are generated from it."""
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -22,7 +24,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 metadata = MetaData()
 
-_now = {"server_default": func.now(), "nullable": False}
+_now: dict[str, Any] = {"server_default": func.now(), "nullable": False}
 
 orgs = Table(
     "orgs",

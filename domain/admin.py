@@ -8,10 +8,11 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
 
-from core import credentials, orgs
-from core.logins import EMAIL
-from core.org_events import stage
+from core import credentials
 from core.tables import accounts, admin_tokens, conflicts, member_activity, members
+from domain import orgs
+from domain.model import ConflictStatus, MemberStatus, is_email
+from domain.postgres import SqlUnitOfWork
 from events import catalogue as c
 
 
@@ -55,10 +56,11 @@ def settings_of(org: orgs.Org) -> dict[str, bool]:
     }
 
 
-def change_settings(conn: Connection, org: orgs.Org, topics: dict[str, str], actor: str, **changes: bool | None) -> orgs.Org:
+def change_settings(uow: SqlUnitOfWork, org: orgs.Org, actor: str, **changes: bool | None) -> orgs.Org:
     """Change provisioning toggles; an `org.settings.changed` event records before and after."""
     from core.tables import orgs as orgs_table
 
+    conn = uow.conn
     values = {k: v for k, v in changes.items() if v is not None}
     unknown = set(values) - set(orgs.SETTINGS)
     if unknown:
@@ -70,32 +72,26 @@ def change_settings(conn: Connection, org: orgs.Org, topics: dict[str, str], act
         return org
     conn.execute(update(orgs_table).where(orgs_table.c.id == org.id).values(**values))
     after = {**before, **values}
-    stage(
-        conn, topics, c.ORG_SETTINGS_CHANGED, org_id=org.id, org_slug=org.slug, subject=f"orgs/{org.id}",
-        key_id=org.id, data={"before": before, "after": after, "actor": actor},
-    )
+    uow.stage_fact(c.OrgSettingsChanged(before=before, after=after, actor=actor), org_id=org.id, org_slug=org.slug)
     return orgs.get(conn, org.slug)
 
 
 # -- members ---------------------------------------------------------------------------------
 
 
-def add_member(conn: Connection, org: orgs.Org, topics: dict[str, str], actor: str, email: str, display_name: str | None = None) -> str:
+def add_member(uow: SqlUnitOfWork, org: orgs.Org, actor: str, email: str, display_name: str | None = None) -> str:
     """Add a person by hand (only while manual provisioning is on); returns the event id."""
     if not org.manual_provisioning:
         raise AdminError(403, "manual provisioning is off for this organisation (setting: manual_provisioning)")
     email = (email or "").strip()
-    if not EMAIL.match(email) or len(email) > 320:
+    if not is_email(email):
         raise AdminError(400, "email must be a valid email address")
-    exists = conn.execute(
-        select(members.c.id).where(members.c.org_id == org.id, members.c.email_ci == email.lower(), members.c.status != "removed")
-    ).first()
+    live = (members.c.org_id == org.id, members.c.email_ci == email.lower(), members.c.status != MemberStatus.REMOVED)
+    exists = uow.conn.execute(select(members.c.id).where(*live)).first()
     if exists:
         raise AdminError(409, f"{email} is already a member of this organisation")
-    event = stage(
-        conn, topics, c.MEMBER_MANUALLY_ADDED, org_id=org.id, org_slug=org.slug, subject=f"logins/{email.lower()}",
-        key_id=email.lower(), data={"email": email, "display_name": display_name, "actor": actor},
-    )
+    added = c.MemberManuallyAdded(email=email, display_name=display_name, actor=actor)
+    event = uow.stage_fact(added, org_id=org.id, org_slug=org.slug)
     return event.id
 
 
@@ -108,7 +104,10 @@ def _is_uuid(value: str) -> bool:
 
 
 def member_activity_of(conn: Connection, org: orgs.Org, member_id: str, limit: int = 50) -> list[dict[str, Any]]:
-    if not _is_uuid(member_id) or not conn.execute(select(members.c.id).where(members.c.org_id == org.id, members.c.id == member_id)).first():
+    if (
+        not _is_uuid(member_id)
+        or not conn.execute(select(members.c.id).where(members.c.org_id == org.id, members.c.id == member_id)).first()
+    ):
         raise AdminError(404, "no such member in this organisation")
     rows = conn.execute(
         select(member_activity)
@@ -117,15 +116,14 @@ def member_activity_of(conn: Connection, org: orgs.Org, member_id: str, limit: i
         .limit(limit)
     )
     return [
-        {"event_id": r.event_id, "type": r.type, "source": r.source, "summary": r.summary, "at": r.at.isoformat()}
-        for r in rows
+        {"event_id": r.event_id, "type": r.type, "source": r.source, "summary": r.summary, "at": r.at.isoformat()} for r in rows
     ]
 
 
 # -- conflicts -------------------------------------------------------------------------------
 
 
-def list_conflicts(conn: Connection, org: orgs.Org, status: str | None = "open") -> list[dict[str, Any]]:
+def list_conflicts(conn: Connection, org: orgs.Org, status: str | None = ConflictStatus.OPEN) -> list[dict[str, Any]]:
     query = (
         select(conflicts, members.c.email, accounts.c.email.label("account_email"))
         .join(members, members.c.id == conflicts.c.member_id)
@@ -152,7 +150,7 @@ def list_conflicts(conn: Connection, org: orgs.Org, status: str | None = "open")
 
 def _open_conflict(conn: Connection, org: orgs.Org, key: str) -> Any:
     """An open conflict by id or by the member's email."""
-    query = select(conflicts).where(conflicts.c.org_id == org.id, conflicts.c.status == "open").with_for_update()
+    query = select(conflicts).where(conflicts.c.org_id == org.id, conflicts.c.status == ConflictStatus.OPEN).with_for_update()
     if "@" in key:
         query = query.where(conflicts.c.email_ci == key.lower())
     elif _is_uuid(key):
@@ -165,20 +163,19 @@ def _open_conflict(conn: Connection, org: orgs.Org, key: str) -> Any:
     return row
 
 
-def resolve(conn: Connection, org: orgs.Org, topics: dict[str, str], actor: str, key: str, *, acquire: bool) -> dict[str, Any]:
+def resolve(uow: SqlUnitOfWork, org: orgs.Org, actor: str, key: str, *, acquire: bool) -> dict[str, Any]:
     """Acquire the existing account into the org (it becomes the member), or dismiss the conflict."""
+    conn = uow.conn
     row = _open_conflict(conn, org, key)
     now = datetime.now(UTC)
-    status = "acquired" if acquire else "dismissed"
+    status = ConflictStatus.ACQUIRED if acquire else ConflictStatus.DISMISSED
     conn.execute(update(conflicts).where(conflicts.c.id == row.id).values(status=status, resolved_at=now, resolved_by=actor))
     values: dict[str, Any] = {"conflict_id": None, "updated_at": now}
     if acquire:
         values["account_id"] = row.account_id
         conn.execute(update(accounts).where(accounts.c.id == row.account_id).values(org_id=org.id))
     conn.execute(update(members).where(members.c.id == row.member_id).values(**values))
-    stage(
-        conn, topics, c.ACCOUNT_ACQUIRED if acquire else c.CONFLICT_DISMISSED, org_id=org.id, org_slug=org.slug,
-        subject=f"members/{row.member_id}", key_id=row.member_id,
-        data={"conflict_id": row.id, "member_id": row.member_id, "account_id": row.account_id, "email": row.email_ci, "actor": actor},
-    )
+    kind = c.AccountAcquired if acquire else c.EmailConflictDismissed
+    resolution = kind(conflict_id=row.id, member_id=row.member_id, account_id=row.account_id, email=row.email_ci, actor=actor)
+    uow.stage_fact(resolution, org_id=org.id, org_slug=org.slug)
     return {"id": row.id, "status": status, "member_id": row.member_id, "account_id": row.account_id}

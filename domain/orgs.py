@@ -3,8 +3,8 @@
 import re
 import uuid
 from dataclasses import dataclass
-from typing import Any
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
 

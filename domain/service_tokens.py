@@ -19,4 +19,4 @@ def authenticate(conn: Connection, token: str) -> str | None:
     row = conn.execute(select(service_tokens).where(service_tokens.c.token_hash == digest)).first()
     if row is None or not credentials.matches(token, row.token_hash):
         return None
-    return row.name
+    return str(row.name)

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from events.catalogue import BY_TYPE, EventType
+from events.catalogue import BY_TYPE, PAYLOAD_OF, EventType, Payload
 
 SPECVERSION = "1.0"
 _NAMESPACE = uuid.UUID("6f1b2a52-6a4e-4c43-9a38-7b7e5c1d0e11")
@@ -51,9 +51,40 @@ class Event:
                 deterministic_id(self.kind.type, self.org_id, self.subject, self.resource_version),
             )
 
+    @classmethod
+    def of(
+        cls,
+        payload: Payload,
+        *,
+        org_id: str,
+        org_slug: str,
+        version: int,
+        occasion: object,
+        correlation_id: str | None = None,
+        time: datetime | None = None,
+    ) -> "Event":
+        """The event a payload makes: subject, key and id as its class declares them."""
+        return cls(
+            kind=payload.KIND,
+            org_id=org_id,
+            org_slug=org_slug,
+            subject=payload.cloudevent_subject(org_id),
+            key=f"{org_id}:{payload.partition_key(org_id)}",
+            resource_version=version,
+            data=payload.data(),
+            id=deterministic_id(*payload.identity(org_id, occasion)),
+            time=time or datetime.now(UTC),
+            correlation_id=correlation_id,
+        )
+
     @property
     def type(self) -> str:
         return self.kind.type
+
+    @property
+    def payload(self) -> Payload:
+        """The typed payload of `data`."""
+        return PAYLOAD_OF[self.kind].from_data(self.data)
 
     def to_cloudevent(self) -> dict[str, Any]:
         ce: dict[str, Any] = {

@@ -1,6 +1,8 @@
 """Kafka clients and topics, configured in one place (kafka-python)."""
 
-from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer
+from collections.abc import Iterator
+
+from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
@@ -43,6 +45,32 @@ def consumer(
     c = KafkaConsumer(**config)
     c.subscribe(topics, listener=listener)
     return c
+
+
+def read_to_end(settings: Settings, topics: list[str], *, depth: int | None = None) -> Iterator[bytes]:
+    """The values of every committed record of these topics, from the beginning (or the last
+    `depth` of each partition) to the end offsets seen when reading starts; no group, nothing committed."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers.split(","),
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+    )
+    try:
+        partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or [])]
+        if not partitions:
+            return
+        consumer.assign(partitions)
+        end = consumer.end_offsets(partitions)
+        start = consumer.beginning_offsets(partitions)
+        for tp in partitions:
+            consumer.seek(tp, start[tp] if depth is None else max(start[tp], end[tp] - depth))
+        while any(consumer.position(tp) < end[tp] for tp in partitions):
+            for records in consumer.poll(timeout_ms=1000).values():
+                for record in records:
+                    yield record.value
+    finally:
+        consumer.close(autocommit=False)
 
 
 def topic_names(settings: Settings) -> list[str]:

@@ -8,7 +8,7 @@ from core import process_http
 from core.db import make_engine
 from core.settings import Settings
 from events import kafka
-from events.relay import Relay
+from events.outbox import Relay
 
 
 def run_relay(settings: Settings) -> None:
@@ -20,6 +20,7 @@ def run_relay(settings: Settings) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+
     def ready() -> bool:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))

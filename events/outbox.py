@@ -1,16 +1,39 @@
-"""The transactional outbox: events are rows written in the same transaction as their cause.
+"""The transactional outbox: events are rows written in the same transaction as their cause, and
+the relay that publishes them to Kafka.
 
 No NOTIFY: PostgreSQL serialises the commits of every transaction that notifies (a
 database-wide lock held through the commit's WAL flush), which capped SCIM writes at about
 one commit per disk flush. The relay polls instead (see docs/decisions.md).
+
+The relay publishes committed outbox rows in id order, then deletes them.
+
+Rows are deleted only after Kafka acknowledged them (acks=all, idempotent producer). A crash
+between the acknowledgement and the delete would re-publish the batch, so before publishing
+anything a new leader (and a relay recovering from a publish error) reads the tail of each
+partition it is about to write to and drops the outbox rows whose event ids are already there:
+no duplicates on the topics from relay crashes. Consumers dedupe by event id anyway.
+One relay is active at a time (a PostgreSQL advisory lock), so per-key order holds; extra
+replicas wait as hot standbys. It polls the outbox (`relay_poll_seconds`, 20 ms by default: an
+index-only probe of a small table); writers do not NOTIFY, see events/outbox.py.
 """
 
-from collections.abc import Iterable
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Connection
+import orjson
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.dialects.postgresql import insert
 
+from core import metrics
+from core.settings import Settings
 from core.tables import outbox
+from events import catalogue as c
+from events import kafka
 from events.envelope import Event
 
 _STAGED = "outbox.staged_types"
@@ -46,4 +69,136 @@ def add_payload(conn: Connection, event_id: str, topic: str, key: str, payload: 
 
 def staged_types(conn: Connection) -> list[str]:
     """The types of the events this connection staged since the last call (for metrics)."""
-    return conn.info.pop(_STAGED, [])
+    staged: list[str] = conn.info.pop(_STAGED, [])
+    return staged
+
+
+log = logging.getLogger("provisioner.relay")
+
+_LOCK_KEY = 0x70726F76  # "prov": the relay's advisory lock
+
+
+def published_ids(settings: Settings, topics: list[str], depth: int) -> set[str]:
+    """Event ids among the last `depth` records of every partition of these topics."""
+    ids: set[str] = set()
+    for value in kafka.read_to_end(settings, topics, depth=depth):
+        try:
+            ids.add(str(orjson.loads(value)["id"]))
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            continue
+    return ids
+
+
+def _observe_published(rows: Sequence[Any]) -> None:
+    now = datetime.now(UTC)
+    for r in rows:
+        metrics.RELAY_PUBLISHED.labels(r.topic).inc()
+        payload = r.payload
+        try:
+            committed = datetime.fromisoformat(payload["time"].replace("Z", "+00:00"))
+            metrics.PUBLISH_DELAY.labels(r.topic).observe(max(0.0, (now - committed).total_seconds()))
+            if payload["type"] == c.BILLING_FIRST_LOGIN.type:
+                first_login = datetime.fromisoformat(payload["data"]["first_login_at"])
+                metrics.COMMIT_TO_BILLING.observe(max(0.0, (now - first_login).total_seconds()))
+        except (KeyError, TypeError, ValueError):
+            continue
+
+
+class Relay:
+    def __init__(self, settings: Settings, engine: Engine, make_producer: Callable[[], KafkaProducer]):
+        self.settings = settings
+        self.engine = engine
+        self.make_producer = make_producer
+        self.producer = make_producer()
+        self.running = True
+        self.published = 0
+        self.skipped = 0
+
+    def recover(self) -> int:
+        """Drop the outbox rows a previous attempt already published; returns how many."""
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                text("SELECT id, topic, event_id FROM outbox ORDER BY id LIMIT :n"), {"n": self.settings.relay_batch_size}
+            ).all()
+            if not rows:
+                return 0
+            seen = published_ids(self.settings, sorted({r.topic for r in rows}), self.settings.relay_batch_size)
+            done = [r.id for r in rows if str(r.event_id) in seen]
+            if done:
+                conn.execute(text("DELETE FROM outbox WHERE id = ANY(:ids)"), {"ids": done})
+        self.skipped += len(done)
+        metrics.RELAY_RECOVERED.inc(len(done))
+        if done:
+            log.warning("relay recovery: %d outbox rows were already on Kafka; not re-published", len(done))
+        return len(done)
+
+    def publish_batch(self) -> int:
+        """Publish one batch of committed rows; returns how many were published."""
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                text("SELECT id, topic, key, payload FROM outbox ORDER BY id LIMIT :n"),
+                {"n": self.settings.relay_batch_size},
+            ).all()
+            if not rows:
+                return 0
+            futures = [self.producer.send(r.topic, key=r.key.encode(), value=orjson.dumps(r.payload)) for r in rows]
+            self.producer.flush()
+            for future in futures:
+                future.get(timeout=0)  # raises if Kafka refused it: rows stay for the next try
+            conn.execute(text("DELETE FROM outbox WHERE id = ANY(:ids)"), {"ids": [r.id for r in rows]})
+        self.published += len(rows)
+        _observe_published(rows)
+        return len(rows)
+
+    def refresh_gauges(self) -> None:
+        """Outbox depth and the age of its oldest row (what the outbox-age alert watches)."""
+        with self.engine.connect() as conn:
+            pending, oldest = conn.execute(text("SELECT count(*), EXTRACT(EPOCH FROM now() - min(created_at)) FROM outbox")).one()
+        metrics.OUTBOX_PENDING.set(pending)
+        metrics.OUTBOX_OLDEST_AGE.set(float(oldest or 0.0))
+
+    def _publish_or_recover(self) -> int:
+        """Publish a batch; after a Kafka error, start a fresh producer and recover first."""
+        try:
+            return self.publish_batch()
+        except KafkaError as exc:
+            metrics.RELAY_ERRORS.inc()
+            log.warning("publish failed (%s); recovering with a new producer", exc)
+            self.producer.close(timeout=5)
+            while self.running:
+                time.sleep(1.0)
+                try:
+                    self.producer = self.make_producer()
+                    self.recover()
+                    return 0
+                except KafkaError as again:
+                    log.warning("Kafka still unavailable (%s); retrying", again)
+            return 0
+
+    def run(self) -> None:
+        """Hold the leader lock, then drain the outbox, polling it while it is empty."""
+        raw = self.engine.raw_connection()
+        try:
+            raw.set_isolation_level(0)  # autocommit: the session lock lives outside transactions
+            cur = raw.cursor()
+            while self.running:
+                cur.execute("SELECT pg_try_advisory_lock(%s)", (_LOCK_KEY,))
+                locked = cur.fetchone()
+                if locked and locked[0]:
+                    break
+                time.sleep(1.0)
+            log.info("relay is the active publisher")
+            metrics.RELAY_LEADER.set(1)
+            self.recover()
+            last_gauges = 0.0
+            while self.running:
+                published = self._publish_or_recover()
+                if time.monotonic() - last_gauges >= 2.0:
+                    last_gauges = time.monotonic()
+                    self.refresh_gauges()
+                    cur.execute("SELECT 1")  # the session holding the lock is alive (else: exit, restart)
+                if published < self.settings.relay_batch_size:
+                    time.sleep(self.settings.relay_poll_seconds)
+        finally:
+            metrics.RELAY_LEADER.set(0)
+            raw.close()

@@ -14,7 +14,7 @@ from starlette.routing import Mount, Route
 
 from core.db import make_engine
 from core.settings import Settings
-from ingest.admin_api import admin_api
+from ingest.admin import admin_api
 from ingest.audit import AuditWriter, ScimAudit
 from ingest.console import console_routes
 from ingest.internal import internal_routes

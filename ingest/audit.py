@@ -100,7 +100,8 @@ def _clean(value: str | None, size: int) -> str | None:
 
 
 def _header(scope: dict[str, Any], name: bytes) -> str | None:
-    for key, value in scope.get("headers") or []:
+    headers: list[tuple[bytes, bytes]] = scope.get("headers") or []
+    for key, value in headers:
         if key.lower() == name:
             return value.decode("latin-1")
     return None
@@ -156,12 +157,13 @@ class ScimAudit:
             user_agent=_clean(_header(scope, b"user-agent"), _MAX_AGENT),
             client_address=client[0] if client else None,
         )
-        seen = {"status": 500, "request_id": None}
+        status, sent_request_id = 500, None
 
         async def send_wrapper(message: dict[str, Any]) -> None:
+            nonlocal status, sent_request_id
             if message["type"] == "http.response.start":
-                seen["status"] = message["status"]
-                seen["request_id"] = next(
+                status = int(message["status"])
+                sent_request_id = next(
                     (v.decode("latin-1") for k, v in message.get("headers", []) if k.lower() == b"x-request-id"), None
                 )
             await send(message)
@@ -172,9 +174,9 @@ class ScimAudit:
         finally:
             _current.reset(reset)
             if not entry.stored:
-                offered = seen["request_id"] or _header(scope, b"x-request-id")
+                offered = sent_request_id or _header(scope, b"x-request-id")
                 request_id = offered if offered and _REQUEST_ID.match(offered) else uuid.uuid4().hex
-                row = entry.row(int(seen["status"]), request_id, time.perf_counter() - entry.started)
+                row = entry.row(status, request_id, time.perf_counter() - entry.started)
                 self.writer.submit(row, None if entry.org_id else _token_hash(scope))
 
 
@@ -231,7 +233,7 @@ class AuditWriter:
     def flush(self) -> None:
         """Write every queued row now, in batches."""
         while True:
-            batch = []
+            batch: list[tuple[dict[str, Any], bytes | None]] = []
             try:
                 while len(batch) < 1000:
                     batch.append(self._queue.get_nowait())
@@ -256,11 +258,13 @@ class AuditWriter:
     def _write(self, batch: list[tuple[dict[str, Any], bytes | None]]) -> None:
         with self.engine.begin() as conn:
             hashes = list({h for row, h in batch if row["org_id"] is None and h is not None})
-            found = conn.execute(select(scim_tokens.c.token_hash, scim_tokens.c.org_id).where(scim_tokens.c.token_hash.in_(hashes))) if hashes else []
-            owners = {row.token_hash: row.org_id for row in found}
+            owners: dict[bytes, str] = {}
+            if hashes:
+                query = select(scim_tokens.c.token_hash, scim_tokens.c.org_id).where(scim_tokens.c.token_hash.in_(hashes))
+                owners = {row.token_hash: row.org_id for row in conn.execute(query)}
             rows = []
             for row, digest in batch:
-                org_id = row["org_id"] or owners.get(digest)
+                org_id = row["org_id"] or (owners.get(digest) if digest is not None else None)
                 if org_id is None:
                     metrics.AUDIT_ROWS.labels("unattributed").inc()
                 else:

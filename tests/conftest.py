@@ -1,7 +1,10 @@
-"""Fixtures on the real PostgreSQL and Kafka that `make test` starts.
+"""Fixtures on the real PostgreSQL and Kafka that `make test` starts, and the test tiers.
 
-Each test session gets its own database (`<db>_test`), topic names and consumer groups, so
-it never touches a running `make run` stack; each test gets its own org.
+Every test module carries one tier marker (`pytestmark`); a test without one fails collection.
+Each test session gets its own databases (`<db>_test_<run>`), topic names and consumer groups,
+so it never touches a running `make run` stack; each test gets its own org. Tests that run the
+relay (the `pipeline` fixture) get a stack of their own (see `pytest_generate_tests`), so no
+test order is needed: the relay never drains an outbox another test reads.
 """
 
 import os
@@ -17,23 +20,36 @@ import httpx
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from core import orgs
 from core.db import make_engine
 from core.migrate import upgrade
 from core.settings import Settings, free_port, isolated, to_env
+from domain import orgs
+
+# The tiers, as declared in pyproject.toml's markers: `pytest -m unit` runs without any service.
+TIERS = ("unit", "contract", "integration", "e2e", "sso", "console", "security", "ops", "chaos")
 
 
-_SPEEDS = {"unit": 0, "integration": 1, "sso": 1, "console": 1, "e2e": 2, "chaos": 3}
-
-
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run unit, then integration, then end-to-end tests.
+    """Every collected test has a tier marker; checked before `-m` deselects anything."""
+    unmarked = [item.nodeid for item in items if not any(item.get_closest_marker(tier) for tier in TIERS)]
+    if unmarked:
+        listed = "\n  ".join(unmarked)
+        raise pytest.UsageError(f"tests without a tier marker ({', '.join(TIERS)}):\n  {listed}")
 
-    Integration tests read the outbox; once the e2e relay runs it drains the outbox, so the
-    e2e tests (and their session-scoped relay and workers) come after them, and the chaos
-    tests, which kill processes and restart the broker, come last.
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test that runs the relay and workers gets its own settings, database and processes.
+
+    The relay publishes and deletes every outbox row of its database, and the integration,
+    console, security and SSO tests read the rows their requests staged: the `pipeline` tests
+    therefore run on a stack of their own (`settings` parametrized per stack, session scope; pytest
+    groups each stack's tests and tears a stack down before the next one starts). The chaos tier
+    gets yet another one: it SIGKILLs the relay and workers and the ones it restarts die with it.
     """
-    items.sort(key=lambda item: _SPEEDS.get(item.path.parent.name, 1))
+    if "pipeline" in metafunc.fixturenames:
+        stack = "chaos" if metafunc.definition.get_closest_marker("chaos") else "pipeline"
+        metafunc.parametrize("settings", [stack], indirect=True, scope="session")
 
 
 def _free_port() -> int:
@@ -78,10 +94,13 @@ def _drop_database(url: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def settings() -> Settings:
+def settings(request: pytest.FixtureRequest) -> Settings:
+    """The settings of one stack: "shared", or the stack `pytest_generate_tests` gave the test."""
+    stack = getattr(request, "param", "shared")
     base = Settings()
     run = uuid.uuid4().hex[:8]
-    url = os.environ.get("PROVISIONER_TEST_DATABASE_URL") or _test_database_url(base.database_url, run)
+    given = os.environ.get("PROVISIONER_TEST_DATABASE_URL") if stack == "shared" else None
+    url = given or _test_database_url(base.database_url, run)
     # auth cache off: revocations and toggles must show at once in these tests
     # the rate limit is off for the suite's bursts; tests/integration/test_rate_limit.py runs its own ingest
     return isolated(base, f"test-{run}", url, auth_cache_seconds=0, scim_rate_limit_per_second=0)
@@ -89,7 +108,7 @@ def settings() -> Settings:
 
 @pytest.fixture(scope="session")
 def engine(settings: Settings) -> Iterator[Engine]:
-    owned = "PROVISIONER_TEST_DATABASE_URL" not in os.environ
+    owned = settings.database_url != os.environ.get("PROVISIONER_TEST_DATABASE_URL")  # else the caller's database
     if owned:
         _create_database(settings.database_url)
     upgrade(settings)
@@ -116,7 +135,7 @@ class Processes:
         self.children: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen([sys.executable, "-m", "core.cli", *args], env=self.env, preexec_fn=_die_with_parent)
+        proc = subprocess.Popen([sys.executable, "-m", "cli", *args], env=self.env, preexec_fn=_die_with_parent)
         self.children[name] = proc
         return proc
 
@@ -138,21 +157,10 @@ class Processes:
 def topic_payloads(settings: Settings, topic: str) -> list[dict]:
     """Every record on a topic, from the beginning, decoded from JSON (reads to the end offsets)."""
     import orjson
-    from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers.split(","), group_id=None, enable_auto_commit=False)
-    try:
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
-        end = consumer.end_offsets(parts)
-        out = []
-        while any(consumer.position(tp) < end[tp] for tp in parts):
-            for records in consumer.poll(timeout_ms=1000).values():
-                out.extend(orjson.loads(r.value) for r in records)
-        return out
-    finally:
-        consumer.close(autocommit=False)
+    from events.kafka import read_to_end
+
+    return [orjson.loads(value) for value in read_to_end(settings, [topic])]
 
 
 def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, message: str = "condition"):

@@ -88,7 +88,7 @@ def _mismatch(expected: Any, actual: Any, at: str) -> str | None:
     if isinstance(expected, list):
         if not isinstance(actual, list) or len(actual) != len(expected):
             return f"{at} should be a list of {len(expected)} items, is {actual!r}"
-        for i, (e, a) in enumerate(zip(expected, actual)):
+        for i, (e, a) in enumerate(zip(expected, actual, strict=True)):
             problem = _mismatch(e, a, f"{at}[{i}]")
             if problem:
                 return problem

@@ -43,10 +43,10 @@ def redrive(engine: Engine, settings: Settings, consumer: str, ids: list[int] | 
     """Re-apply a consumer's dead letters (all, or the given ids) with its current handler."""
     from workers.main import WORKERS
 
-    matches = [entry for entry in WORKERS.values() if entry[0] == consumer]
+    matches = [entry for entry in WORKERS.values() if entry.consumer == consumer]
     if not matches:
-        raise ValueError(f"unknown consumer {consumer!r}; known: {', '.join(e[0] for e in WORKERS.values())}")
-    handler = matches[0][1](settings.topics())
+        raise ValueError(f"unknown consumer {consumer!r}; known: {', '.join(e.consumer for e in WORKERS.values())}")
+    handler = matches[0].handler()
     query = select(dead_letters).where(dead_letters.c.consumer == consumer, dead_letters.c.redriven_at.is_(None))
     if ids:
         query = query.where(dead_letters.c.id.in_(ids))
@@ -54,9 +54,11 @@ def redrive(engine: Engine, settings: Settings, consumer: str, ids: list[int] | 
         rows = list(conn.execute(query.order_by(dead_letters.c.id)))
     report: dict[str, Any] = {"consumer": consumer, "redriven": [], "failed": []}
     for row in rows:
-        record = SimpleNamespace(topic=row.topic, partition=row.partition, offset=row.offset, key=(row.key or "").encode() or None, value=row.value)
+        record = SimpleNamespace(
+            topic=row.topic, partition=row.partition, offset=row.offset, key=(row.key or "").encode() or None, value=row.value
+        )
         tally = Tally()
-        apply_records(engine, consumer, handler, [record], tally, dead_letter_topic=settings.topic_dead_letter)
+        apply_records(engine, settings.topics(), consumer, handler, [record], tally)
         if tally.counts.get("dead_lettered"):
             report["failed"].append(row.id)
             _keep_one(engine, row)

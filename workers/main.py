@@ -4,6 +4,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
+from typing import NamedTuple
 
 from sqlalchemy import Engine, text
 
@@ -15,11 +16,17 @@ from workers import billing, conflicts, membership, runtime
 
 log = logging.getLogger("provisioner.worker")
 
-# name: (consumer name, handler factory, topic roles consumed, metrics port setting)
+class Worker(NamedTuple):
+    consumer: str
+    handler: Callable[[], runtime.Handler]
+    roles: tuple[str, ...]  # topic roles consumed
+    port_setting: str  # the Settings field of its metrics port
+
+
 WORKERS = {
-    "membership": (membership.CONSUMER, membership.Membership, ("lifecycle",), "metrics_port_membership"),
-    "billing": (billing.CONSUMER, billing.Billing, ("members",), "metrics_port_billing"),
-    "conflicts": (conflicts.CONSUMER, conflicts.Conflicts, ("members", "lifecycle"), "metrics_port_conflicts"),
+    "membership": Worker(membership.CONSUMER, membership.Membership, ("lifecycle",), "metrics_port_membership"),
+    "billing": Worker(billing.CONSUMER, billing.Billing, ("members",), "metrics_port_billing"),
+    "conflicts": Worker(conflicts.CONSUMER, conflicts.Conflicts, ("members", "lifecycle"), "metrics_port_conflicts"),
 }
 
 
@@ -30,17 +37,18 @@ def _domain_gauges(name: str, engine: Engine) -> Callable[[], None]:
         with engine.connect() as conn:
             depth = conn.execute(
                 text("SELECT count(*) FROM dead_letters WHERE consumer = :c AND redriven_at IS NULL"), {"c": name}
-            ).scalar()
+            ).scalar() or 0
             metrics.DEAD_LETTER_DEPTH.labels(name).set(depth)
             if name == conflicts.CONSUMER:
-                metrics.OPEN_CONFLICTS.set(conn.execute(text("SELECT count(*) FROM conflicts WHERE status = 'open'")).scalar())
+                open_conflicts = conn.execute(text("SELECT count(*) FROM conflicts WHERE status = 'open'")).scalar()
+                metrics.OPEN_CONFLICTS.set(open_conflicts or 0)
 
     return refresh
 
 
 def _verify_billing_periodically(settings: Settings, engine: Engine, stop: threading.Event) -> None:
     """The billing worker runs `billing verify` on a timer, for the mismatch alert."""
-    from workers.billing_verify import verify
+    from workers.billing.verify import verify
 
     while not stop.wait(settings.billing_verify_interval_seconds):
         try:
@@ -54,7 +62,7 @@ def run_worker(name: str, settings: Settings) -> None:
     """Consume the worker's topics as a member of its consumer group until SIGTERM/SIGINT."""
     consumer_name, factory, roles, port_setting = WORKERS[name]
     topics = settings.topics()
-    handler = factory(topics)
+    handler = factory()
     engine = make_engine(settings, pool_size=2)
     state = {"running": True}
     stop = threading.Event()
@@ -80,8 +88,14 @@ def run_worker(name: str, settings: Settings) -> None:
     log.info("worker %s consuming %s as group %s", name, ", ".join(topics[r] for r in roles), group)
     try:
         runtime.run(
-            engine, consumer, consumer_name, handler, lambda: state["running"],
-            group=group, every_few_seconds=_domain_gauges(consumer_name, engine), dead_letter_topic=settings.topic_dead_letter,
+            engine,
+            consumer,
+            consumer_name,
+            handler,
+            lambda: state["running"],
+            group=group,
+            every_few_seconds=_domain_gauges(consumer_name, engine),
+            topics=topics,
         )
     finally:
         consumer.close(autocommit=False)

@@ -1,12 +1,11 @@
 """The consume loop, written once: decode, dedupe, apply, dead-letter, commit, then commit offsets.
 
-Each poll batch is applied in one PostgreSQL transaction with a tracking row `(consumer,
-event_id)` per event (ARCHITECTURE §3.2), claimed for the whole batch in one statement. A
-handler that has `apply_batch` gets the batch's new events at once and applies them set-wise
-(a few statements per batch instead of several per event); others get them one by one.
+Each poll batch is applied in one PostgreSQL transaction (a unit of work) with a tracking row
+`(consumer, event_id)` per event (ARCHITECTURE §3.2), claimed for the whole batch in one
+statement. The handler gets the batch's new events at once (and may apply them set-wise).
 Offsets are committed to Kafka only after the database commit, so a crash re-delivers and the
 tracking rows make the redelivery a no-op. If a handler fails, the batch is rolled back and
-run again one event at a time, each in a savepoint: a record that cannot be decoded, or whose
+run again one event at a time (a batch of one), each in a savepoint: a record that cannot be decoded, or whose
 handler fails, is recorded as a dead letter with its error and origin, and the batch goes on.
 Metrics (outcomes, latencies, lag, rebalances) are recorded here, so handlers stay free of them.
 """
@@ -16,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer
 from kafka.errors import KafkaError
@@ -26,15 +25,22 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from core import metrics
 from core.tables import dead_letters, processed_events
+from domain.model import Outcome
+from domain.postgres import SqlUnitOfWork
+from domain.uow import UnitOfWork
 from events import catalogue as c
 from events import dead_letter, outbox
 from events.envelope import EnvelopeError, Event, decode
 
 log = logging.getLogger("provisioner.worker")
 
-Handler = Callable[[Event, Connection], str]
-# A handler may also have `apply_batch(events, conn) -> outcomes`: the same effect as calling it
-# on each event in order, in fewer statements.
+
+class Handler(Protocol):
+    """A worker's rules: the outcome of each event, in order, applied through the unit of work.
+
+    Applying a batch has the same effect as applying its events one by one (batches of one)."""
+
+    def apply(self, events: list[Event], uow: UnitOfWork) -> list[Outcome]: ...
 
 
 @dataclass
@@ -61,9 +67,9 @@ def _claim_all(conn: Connection, consumer: str, event_ids: list[str]) -> set[str
     return {row.event_id for row in conn.execute(_CLAIM, rows)} if rows else set()
 
 
-def _dead_letter(conn: Connection, consumer: str, record: Any, error: str, topic: str | None, org_id: str | None = None) -> None:
-    """Keep the record and why it failed, and stage it for the dead-letter topic (when there is
-    one) in the same transaction; counted when the batch commits."""
+def _dead_letter(conn: Connection, consumer: str, record: Any, error: str, topic: str, org_id: str | None = None) -> None:
+    """Keep the record and why it failed, and stage it for the dead-letter topic in the same
+    transaction; counted when the batch commits."""
     error = error[:2000]
     dead_letter_id = conn.execute(
         dead_letters.insert()
@@ -78,15 +84,14 @@ def _dead_letter(conn: Connection, consumer: str, record: Any, error: str, topic
         )
         .returning(dead_letters.c.id)
     ).scalar_one()
-    if topic:
-        event_id, key, payload = dead_letter.build(consumer, record, error, dead_letter_id, org_id)
-        outbox.add_payload(conn, event_id, topic, key, payload)
+    event_id, key, payload = dead_letter.build(consumer, record, error, dead_letter_id, org_id)
+    outbox.add_payload(conn, event_id, topic, key, payload)
 
 
 def _record(consumer: str, event_type: str, outcome: str, tally: Tally) -> None:
     tally.add(outcome)
     metrics.EVENTS_CONSUMED.labels(consumer, event_type, outcome).inc()
-    if outcome == "dead_lettered":
+    if outcome == Outcome.DEAD_LETTERED:
         metrics.DEAD_LETTERS.labels(consumer).inc()
 
 
@@ -95,25 +100,28 @@ class _BatchFailed(Exception):
 
 
 def apply_records(
-    engine: Engine, consumer: str, handler: Handler, records: list[Any], tally: Tally, *, dead_letter_topic: str | None = None
+    engine: Engine, topics: dict[str, str], consumer: str, handler: Handler, records: list[Any], tally: Tally
 ) -> None:
-    """Apply a batch of Kafka records in one transaction.
+    """Apply a batch of Kafka records in one transaction; `topics` maps topic roles to names.
 
     The batch first runs without savepoints; if any handler fails, it is rolled back and run
-    again with a savepoint per record, so the failing record alone is dead-lettered (and staged
-    for `dead_letter_topic`).
+    again with a savepoint per record, so the failing record alone is dead-lettered.
     """
     try:
-        _apply(engine, consumer, handler, records, tally, isolate=False, topic=dead_letter_topic)
+        _apply(engine, topics, consumer, handler, records, tally, isolate=False)
     except _BatchFailed:
-        _apply(engine, consumer, handler, records, tally, isolate=True, topic=dead_letter_topic)
+        _apply(engine, topics, consumer, handler, records, tally, isolate=True)
 
 
-def _apply(engine: Engine, consumer: str, handler: Handler, records: list[Any], tally: Tally, *, isolate: bool, topic: str | None) -> None:
+def _apply(
+    engine: Engine, topics: dict[str, str], consumer: str, handler: Handler, records: list[Any], tally: Tally, *, isolate: bool
+) -> None:
     applied: list[Event] = []
     outcomes: list[tuple[str, str]] = []
     started = time.perf_counter()
-    with engine.begin() as conn:
+    topic = topics[c.TopicRole.DEAD_LETTER]
+    with SqlUnitOfWork.begin(engine, topics) as uow:
+        conn = uow.conn
         outbox.staged_types(conn)  # forget what an earlier use of this pooled connection staged
         decoded: list[tuple[Any, Event]] = []
         for record in records:
@@ -121,14 +129,14 @@ def _apply(engine: Engine, consumer: str, handler: Handler, records: list[Any], 
                 decoded.append((record, decode(record.value)))
             except EnvelopeError as exc:
                 _dead_letter(conn, consumer, record, str(exc), topic)
-                outcomes.append(("undecodable", "dead_lettered"))
+                outcomes.append(("undecodable", Outcome.DEAD_LETTERED))
         if isolate:
-            by_event = _apply_one_by_one(conn, consumer, handler, decoded, topic)
+            by_event = _apply_one_by_one(uow, consumer, handler, decoded, topic)
         else:
-            by_event = _apply_at_once(conn, consumer, handler, [event for _, event in decoded])
+            by_event = _apply_at_once(uow, consumer, handler, [event for _, event in decoded])
         for event, outcome in by_event:
             outcomes.append((event.type, outcome))
-            if outcome == "applied":
+            if outcome == Outcome.APPLIED:
                 applied.append(event)
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("event %s", outcome, extra={**_context(event), "outcome": outcome, "consumer": consumer})
@@ -143,14 +151,19 @@ def _apply(engine: Engine, consumer: str, handler: Handler, records: list[Any], 
         metrics.COMMIT_TO_APPLIED.labels(consumer).observe(max(0.0, (now - event.time).total_seconds()))
     log.info(
         "batch applied",
-        extra={"consumer": consumer, "records": len(records), "applied": len(applied), "correlation_ids": sorted({e.correlation_id for e in applied if e.correlation_id})[:20]},
+        extra={
+            "consumer": consumer,
+            "records": len(records),
+            "applied": len(applied),
+            "correlation_ids": sorted({e.correlation_id for e in applied if e.correlation_id})[:20],
+        },
     )
 
 
-def _apply_at_once(conn: Connection, consumer: str, handler: Handler, events: list[Event]) -> list[tuple[Event, str]]:
-    """One claim for the batch, then the handler on the new events (set-wise when it can)."""
+def _apply_at_once(uow: SqlUnitOfWork, consumer: str, handler: Handler, events: list[Event]) -> list[tuple[Event, str]]:
+    """One claim for the batch, then the handler on the new events."""
     started = time.perf_counter()
-    new = _claim_all(conn, consumer, [e.id for e in events])
+    new = _claim_all(uow.conn, consumer, [e.id for e in events])
     fresh: list[Event] = []
     done: list[tuple[Event, str]] = []
     for event in events:
@@ -158,13 +171,9 @@ def _apply_at_once(conn: Connection, consumer: str, handler: Handler, events: li
             new.discard(event.id)  # the same event twice in one batch: the second is a duplicate
             fresh.append(event)
         else:
-            done.append((event, "duplicate"))
+            done.append((event, Outcome.DUPLICATE))
     try:
-        batch = getattr(handler, "apply_batch", None)
-        if batch is not None:
-            results = batch(fresh, conn)
-        else:
-            results = [handler(event, conn) for event in fresh]
+        results: list[str] = list(handler.apply(fresh, uow)) if fresh else []
     except (OperationalError, InterfaceError):
         raise  # the database is unavailable: crash, restart, and get the batch again
     except Exception as exc:  # find the failing record: run again one by one, with savepoints
@@ -177,24 +186,25 @@ def _apply_at_once(conn: Connection, consumer: str, handler: Handler, events: li
 
 
 def _apply_one_by_one(
-    conn: Connection, consumer: str, handler: Handler, decoded: list[tuple[Any, Event]], topic: str | None
+    uow: SqlUnitOfWork, consumer: str, handler: Handler, decoded: list[tuple[Any, Event]], topic: str
 ) -> list[tuple[Event, str]]:
     """Each event in a savepoint: a failing handler dead-letters its record alone."""
+    conn = uow.conn
     done: list[tuple[Event, str]] = []
     for record, event in decoded:
         handled = time.perf_counter()
         try:
             with conn.begin_nested():
                 if not _claim(conn, consumer, event.id):
-                    done.append((event, "duplicate"))
+                    done.append((event, Outcome.DUPLICATE))
                     continue
-                outcome = handler(event, conn)
+                (outcome,) = handler.apply([event], uow)
         except (OperationalError, InterfaceError):
             raise
         except Exception as exc:  # a handler bug must not block other orgs: dead-letter it
             log.exception("handler failed", extra=_context(event))
             _dead_letter(conn, consumer, record, f"{type(exc).__name__}: {exc}", topic, event.org_id)
-            done.append((event, "dead_lettered"))
+            done.append((event, Outcome.DEAD_LETTERED))
             continue
         metrics.HANDLER_DURATION.labels(consumer).observe(time.perf_counter() - handled)
         done.append((event, outcome))
@@ -205,7 +215,7 @@ def _context(event: Event) -> dict[str, Any]:
     return {"org": event.org_id, "event_id": event.id, "event_type": event.type, "correlation_id": event.correlation_id}
 
 
-class GroupListener(ConsumerRebalanceListener):
+class GroupListener(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-python is untyped
     """Counts rebalances, drops lag series of revoked partitions, remembers joining the group."""
 
     def __init__(self, group: str):
@@ -248,7 +258,7 @@ def run(
     *,
     group: str = "",
     every_few_seconds: Callable[[], None] | None = None,
-    dead_letter_topic: str | None = None,
+    topics: dict[str, str],
 ) -> Tally:
     """Consume until should_run() is false; commits offsets after each applied batch."""
     tally = Tally()
@@ -262,7 +272,7 @@ def run(
             continue
         records = [r for batch in batches.values() for r in batch]
         if records:
-            apply_records(engine, consumer, handler, records, tally, dead_letter_topic=dead_letter_topic)
+            apply_records(engine, topics, consumer, handler, records, tally)
             try:
                 kafka.commit()
             except KafkaError as exc:

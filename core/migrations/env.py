@@ -10,6 +10,8 @@ config = context.config
 
 def run_migrations_online() -> None:
     url = config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError("sqlalchemy.url is not set: run the migrations through core.migrate")
     engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=metadata, compare_type=True)

@@ -21,7 +21,7 @@ def _primary_email(data: Snapshot) -> str | None:
     ):
         for email in emails:
             if email.get("value") and pick(email):
-                return email["value"]
+                return str(email["value"])
     return None
 
 
@@ -48,36 +48,28 @@ class OrgRef:
         self.slug = org_slug
         self.correlation_id = correlation_id
 
-    def event(self, kind: c.EventType, subject: str, key_id: str, version: int, data: Snapshot) -> Event:
-        return Event(
-            kind=kind,
-            org_id=self.id,
-            org_slug=self.slug,
-            subject=subject,
-            key=f"{self.id}:{key_id}",
-            resource_version=version,
-            data=data,
-            correlation_id=self.correlation_id,
+    def event(self, payload: c.Payload, version: int) -> Event:
+        """The event of a SCIM write: one per resource version (its id derives from it)."""
+        return Event.of(
+            payload, org_id=self.id, org_slug=self.slug, version=version, occasion=version, correlation_id=self.correlation_id
         )
 
 
 def user_events(org: OrgRef, user_id: str, before: Snapshot | None, after: Snapshot | None, version: int) -> list[Event]:
     """User created / updated / deactivated / reactivated / deleted, in that order of precedence."""
-    subject = f"Users/{user_id}"
     if after is None:
-        data = user_snapshot(user_id, before or {})
-        return [org.event(c.USER_DELETED, subject, user_id, version, data)]
+        return [org.event(c.UserDeleted(**user_snapshot(user_id, before or {})), version)]
     new = user_snapshot(user_id, after)
     if before is None:
-        return [org.event(c.USER_CREATED, subject, user_id, version, new)]
+        return [org.event(c.UserCreated(**new), version)]
     old = user_snapshot(user_id, before)
     events = []
     if {k: v for k, v in old.items() if k != "active"} != {k: v for k, v in new.items() if k != "active"}:
-        events.append(org.event(c.USER_UPDATED, subject, user_id, version, new))
+        events.append(org.event(c.UserUpdated(**new), version))
     if old["active"] and not new["active"]:
-        events.append(org.event(c.USER_DEACTIVATED, subject, user_id, version, new))
+        events.append(org.event(c.UserDeactivated(**new), version))
     elif not old["active"] and new["active"]:
-        events.append(org.event(c.USER_REACTIVATED, subject, user_id, version, new))
+        events.append(org.event(c.UserReactivated(**new), version))
     return events
 
 
@@ -95,21 +87,23 @@ def group_events(
     `members_*` map member id to member type ("User" or "Group"). Member events are keyed by
     the member, so they stay in order with that user's own lifecycle.
     """
-    subject = f"Groups/{group_id}"
-    name = (after or before or {}).get("displayName")
-    info = {"group_id": group_id, "display_name": name, "external_id": (after or before or {}).get("externalId")}
+    state = after or before or {}
+    info: dict[str, Any] = {
+        "group_id": group_id,
+        "display_name": state.get("displayName"),
+        "external_id": state.get("externalId"),
+    }
     events = []
     if before is None:
-        events.append(org.event(c.GROUP_CREATED, subject, group_id, version, info))
+        events.append(org.event(c.GroupCreated(**info), version))
     elif after is None:
-        events.append(org.event(c.GROUP_DELETED, subject, group_id, version, info))
+        events.append(org.event(c.GroupDeleted(**info), version))
     elif before.get("displayName") != after.get("displayName"):
-        events.append(org.event(c.GROUP_RENAMED, subject, group_id, version, {**info, "previous_display_name": before.get("displayName")}))
+        events.append(org.event(c.GroupRenamed(**info, previous_display_name=before.get("displayName")), version))
     for member_id in sorted(members_after.keys() - members_before.keys()):
-        data = {**info, "member_id": member_id, "member_type": members_after[member_id]}
-        events.append(org.event(c.GROUP_MEMBER_ADDED, f"{subject}/members/{member_id}", member_id, version, data))
+        events.append(org.event(c.GroupMemberAdded(**info, member_id=member_id, member_type=members_after[member_id]), version))
     if after is not None:
         for member_id in sorted(members_before.keys() - members_after.keys()):
-            data = {**info, "member_id": member_id, "member_type": members_before[member_id]}
-            events.append(org.event(c.GROUP_MEMBER_REMOVED, f"{subject}/members/{member_id}", member_id, version, data))
+            removed = c.GroupMemberRemoved(**info, member_id=member_id, member_type=members_before[member_id])
+            events.append(org.event(removed, version))
     return events

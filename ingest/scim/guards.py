@@ -10,6 +10,7 @@ resources, and the echoed value must fit a JSON integer every client can read.
 """
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from scim2_models import InvalidFilterException, InvalidPathException, InvalidValueException, ScimFilter
@@ -25,7 +26,7 @@ class Limits:
         self.max_length = max_length
         self.max_depth = max_depth
 
-    def check_query(self, query: dict[str, str]) -> None:
+    def check_query(self, query: Mapping[str, str]) -> None:
         """The search parameters of a GET (RFC 7644 §3.4.2)."""
         self._check_search(query)
 
@@ -48,7 +49,7 @@ class Limits:
                 if problem:
                     raise InvalidPathException(path=path[:100], detail=problem)
 
-    def _check_search(self, params: dict[str, Any]) -> None:
+    def _check_search(self, params: Mapping[str, Any]) -> None:
         found = {str(k).casefold(): v for k, v in params.items()}
         expression = found.get("filter")
         if isinstance(expression, str):

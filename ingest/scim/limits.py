@@ -9,6 +9,7 @@ Error body, and changes nothing. With N ingest processes the org's limit is N ti
 import math
 import threading
 import time
+from collections.abc import Callable
 
 from scim2_models import SCIMException
 
@@ -38,7 +39,7 @@ class UnavailableException(SCIMException):
 class OrgRateLimiter:
     """`take(org_id)` spends one token or raises RateLimitedException. A rate of 0 disables it."""
 
-    def __init__(self, rate_per_second: float, burst: int, clock=time.monotonic):
+    def __init__(self, rate_per_second: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
         if rate_per_second and rate_per_second < MINIMUM_RATE:
             raise ValueError(f"the SCIM rate limit must be at least {MINIMUM_RATE} requests/s per org (Entra's requirement)")
         self.rate = rate_per_second

@@ -78,5 +78,15 @@ def build_service(settings: Settings) -> tuple[ScimService, dict[str, type[Resou
     _accept_directory_domains()
     provider = build_provider(settings)
     service = ScimService(provider)
-    models = {rt.name: service.get_model(rt) for rt in provider.resource_types}
+    models = {type_name(rt): service.get_model(rt) for rt in provider.resource_types}
     return service, models
+
+
+def type_name(resource_type: ResourceType) -> str:
+    """The name of a resource type this provider serves ("User" or "Group").
+
+    scim2-models types the name as optional; every type built by `ResourceType.from_resource` has one.
+    """
+    if resource_type.name is None:
+        raise ValueError(f"resource type {resource_type.id!r} has no name")
+    return resource_type.name

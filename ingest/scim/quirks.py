@@ -44,7 +44,7 @@ _ENTERPRISE_ATTRIBUTES = frozenset(
 _READ_ONLY = {"User": frozenset({"id", "meta", "groups"}), "Group": frozenset({"id", "meta"})}
 
 
-def normalize_body(resource_type: str, method: str, body: dict) -> dict:
+def normalize_body(resource_type: str, method: str, body: dict[str, Any]) -> dict[str, Any]:
     """Return a copy of ``body`` that the SCIM library accepts, with the same meaning.
 
     ``resource_type`` is "User" or "Group"; ``method`` is "POST", "PUT" or
@@ -62,7 +62,7 @@ def normalize_body(resource_type: str, method: str, body: dict) -> dict:
     return result
 
 
-def _normalize_resource(resource_type: str, body: dict) -> dict:
+def _normalize_resource(resource_type: str, body: dict[str, Any]) -> dict[str, Any]:
     """Apply the POST/PUT rules to a whole resource."""
     body = _drop_nulls(body)
     body = {k: v for k, v in body.items() if k.lower() not in _READ_ONLY[resource_type]}
@@ -90,7 +90,7 @@ def _drop_nulls(value: Any) -> Any:
     return value
 
 
-def _drop_undeclared_schemas(resource_type: str, body: dict) -> dict:
+def _drop_undeclared_schemas(resource_type: str, body: dict[str, Any]) -> dict[str, Any]:
     """Keep in ``schemas`` only the core schema and the extensions the body fills.
 
     An extension URI without attributes in the body carries nothing, yet the
@@ -110,7 +110,7 @@ def _drop_undeclared_schemas(resource_type: str, body: dict) -> dict:
     return {**body, "schemas": kept}
 
 
-def _normalize_extension(extension: dict) -> dict:
+def _normalize_extension(extension: dict[str, Any]) -> dict[str, Any]:
     """Normalize ``manager`` in an enterprise extension object; drop it when empty."""
     result = dict(extension)
     for key in list(result):
@@ -149,7 +149,7 @@ def _normalize_manager(value: Any) -> Any:
     return value
 
 
-def _normalize_patch(resource_type: str, body: dict) -> dict:
+def _normalize_patch(resource_type: str, body: dict[str, Any]) -> dict[str, Any]:
     """Apply the PATCH rules to each operation, in order."""
     for key, operations in body.items():
         if key.lower() == "operations" and isinstance(operations, list):
@@ -163,7 +163,7 @@ def _normalize_patch(resource_type: str, body: dict) -> dict:
     return body
 
 
-def _normalize_operation(resource_type: str, operation: dict) -> list[dict]:
+def _normalize_operation(resource_type: str, operation: dict[str, Any]) -> list[dict[str, Any]]:
     """Return the operations, RFC 7644 §3.5.2 compliant, that one IdP operation means."""
     name = str(operation.get("op", "")).lower()
     path = operation.get("path")
@@ -197,7 +197,7 @@ def _qualify_enterprise_path(path: str) -> str:
     return f"{ENTERPRISE_USER}:{path}" if head.lower() in _ENTERPRISE_ATTRIBUTES else path
 
 
-def _split_remove_by_value(path: str, value: Any) -> list[dict] | None:
+def _split_remove_by_value(path: str, value: Any) -> list[dict[str, Any]] | None:
     """Rewrite a ``remove`` carrying the values to remove into one filtered remove each.
 
     Entra without ``aadOptscim062020`` removes a group member with
@@ -223,7 +223,7 @@ def _value_of(item: Any) -> str | None:
     return ident if isinstance(ident, str) else None
 
 
-def _normalize_pathless_manager(operation: dict) -> list[dict]:
+def _normalize_pathless_manager(operation: dict[str, Any]) -> list[dict[str, Any]]:
     """Normalize a manager carried in a pathless add/replace value.
 
     With ``aadOptscim062020``, Entra folds several attributes into one
@@ -231,7 +231,7 @@ def _normalize_pathless_manager(operation: dict) -> list[dict]:
     empty manager becomes a separate ``remove`` of the manager.
     """
     value = dict(operation["value"])
-    removes: list[dict] = []
+    removes: list[dict[str, Any]] = []
     for key in list(value):
         lowered = key.lower()
         if lowered == _MANAGER_PATH:

@@ -6,11 +6,9 @@ path, or a disabled SCIM integration all get the same 401 (no oracle for org slu
 """
 
 import logging
-import re
 import threading
 import time
-import uuid
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, quote
 
 import orjson
@@ -20,15 +18,17 @@ from scim2_server.handler import ScimHandler
 from scim2_server.requests import ScimRequest
 from scim2_server.responses import ScimResponse
 from scim2_server.routing import Operation
+from scim2_server.storage import ScimStorage
 from sqlalchemy import Engine
-from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from core import credentials, orgs
+from core import credentials
 from core.settings import Settings
+from domain import orgs
 from ingest import audit
+from ingest.http import DATABASE_DOWN, BodyTooLarge, bearer_token, read_body, request_id
 from ingest.scim import quirks
 from ingest.scim.changes import OrgRef
 from ingest.scim.guards import Limits
@@ -57,7 +57,12 @@ class ScimEndpoint:
 
     async def handle(self, request: Request) -> Response:
         slug = request.path_params["org"]
-        body = await _read_limited(request, self.settings.max_body_bytes)
+        try:
+            # streamed only (no Content-Length refusal): serve() answers the 413 as a SCIM Error,
+            # after discovery, from the limit+1 bytes or so read before stopping
+            body = await read_body(request, self.settings.max_body_bytes, refuse_announced=False)
+        except BodyTooLarge as exc:
+            body = exc.received
         scim_request = ScimRequest(
             method=request.method,
             base_url=orgs.scim_base_url(self.settings.public_url, slug),
@@ -66,7 +71,7 @@ class ScimEndpoint:
             headers=list(request.headers.items()),
             body=body,
         )
-        correlation_id = _correlation_id(request.headers.get("x-request-id"))
+        correlation_id = request_id(request.headers.get("x-request-id"))
         response = await run_in_threadpool(self.serve, slug, scim_request, correlation_id)
         # header values are Latin-1: a path with other characters is sent percent-encoded (RFC 3986)
         response.headers.setdefault("Location", quote(scim_request.url, safe=_URL_SAFE))
@@ -79,7 +84,8 @@ class ScimEndpoint:
         try:
             operation = self.service.match(request).operation
             if operation is Operation.service_provider_config:
-                return ScimHandler(self.service, _NoStorage()).handle(request)
+                # scim2-server reads the storage's capability flags even for discovery: a stand-in that has only those
+                return ScimHandler(self.service, cast(ScimStorage, _NoStorage())).handle(request)
             if len(request.body) > self.settings.max_body_bytes:
                 raise PayloadTooLargeException(detail=f"the body exceeds {self.settings.max_body_bytes} bytes")
             with self.engine.connect() as conn:
@@ -109,10 +115,13 @@ class ScimEndpoint:
             return response
         except SCIMException as exc:
             return self.service.error_response(exc)
-        except (OperationalError, InterfaceError) as exc:
+        except DATABASE_DOWN as exc:
             # PostgreSQL restarting or unreachable (or a deadlock lost): nothing was committed;
             # a 503 with Retry-After tells the IdP to come back, where a 500 reads as our bug
-            log.warning("SCIM request refused: database unavailable (%s)", type(exc.orig).__name__, extra={"org": slug, "correlation_id": correlation_id})
+            log.warning(
+                "SCIM request refused: database unavailable (%s)", type(exc.orig).__name__,
+                extra={"org": slug, "correlation_id": correlation_id},
+            )
             unavailable = UnavailableException()
             response = self.service.error_response(unavailable)
             response.headers["Retry-After"] = str(unavailable.retry_after)
@@ -122,10 +131,9 @@ class ScimEndpoint:
             return self.service.error_response(RuntimeError("internal error"))
 
     def _authenticate(self, conn: Any, slug: str, request: ScimRequest) -> orgs.Org:
-        scheme, _, token = (request.header("Authorization") or "").partition(" ")
-        token = token.strip()
+        token = bearer_token(request.header("Authorization"))
         org = None
-        if scheme.lower() == "bearer" and token:
+        if token:
             org = self._tokens.get(token)
             if org is None:
                 org = orgs.authenticate(conn, token)
@@ -196,21 +204,3 @@ class _NoStorage:
 
     def operation(self) -> Any:
         raise RuntimeError("no storage for discovery")
-
-
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-
-
-def _correlation_id(offered: str | None) -> str:
-    """The caller's X-Request-Id when it is a plain short token, else a fresh one."""
-    return offered if offered and _REQUEST_ID.match(offered) else uuid.uuid4().hex
-
-
-async def _read_limited(request: Request, limit: int) -> bytes:
-    """Read at most limit+1 bytes, so the service answers 413 to a larger body without buffering it."""
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            break
-    return body

@@ -47,11 +47,11 @@ def _narrow(node: Any, value_path: AttrPath | None = None) -> ColumnElement[bool
         return _narrow(node.val_filter, node.attr_path)
     if isinstance(node, LogicalExpr):
         parts = [_narrow(term, value_path) for term in node.terms]
+        known = [p for p in parts if p is not None]
         if node.op == LogicalOperator.and_:
-            known = [p for p in parts if p is not None]
             return and_(*known) if known else None
-        if all(p is not None for p in parts):
-            return or_(*parts)
+        if len(known) == len(parts):  # an OR narrows only when each of its terms does
+            return or_(*known)
     return None
 
 

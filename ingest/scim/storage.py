@@ -31,6 +31,7 @@ from core.tables import scim_group_members as gm
 from core.tables import scim_resources as t
 from events import outbox
 from ingest.scim import changes
+from ingest.scim.provider import type_name
 from ingest.scim.search import lowered, narrowing
 
 # Attributes the service never keeps: password is write-only and this system never needs it;
@@ -149,11 +150,15 @@ class PgStorage(ScimStorage):
             self._members_cache[gid] = {m["value"]: m["type"] for m in found}
         return [self._resource(r, members.get(r.id)) for r in rows]
 
-    def get(self, resource_type: ResourceType, resource_id: str, *, response_parameters: ResponseParameters[Any] | None = None) -> Resource[Any]:
+    def get(
+        self, resource_type: ResourceType, resource_id: str, *, response_parameters: ResponseParameters[Any] | None = None
+    ) -> Resource[Any]:
         return self._load([self._row(resource_type, resource_id)], response_parameters)[0]
 
-    def search(self, resource_types: list[ResourceType], search_request: SearchRequest[Any], *, position: Any = None) -> SearchPage:
-        names = sorted({rt.name for rt in resource_types})
+    def search(
+        self, resource_types: list[ResourceType], search_request: SearchRequest[Any], *, position: Any = None
+    ) -> SearchPage:
+        names = sorted({type_name(rt) for rt in resource_types})
         scim_filter = search_request.filter
         base = select(t).where(t.c.org_id == self.org.id, t.c.resource_type.in_(names))
         if scim_filter is None and search_request.sort_by is None:
@@ -218,7 +223,7 @@ class PgStorage(ScimStorage):
         outbox.add(self.conn, events, self.topics)
 
     def create(self, resource_type: ResourceType, resource: Resource[Any]) -> Resource[Any]:
-        name = resource_type.name
+        name = type_name(resource_type)
         resource_id = uuid.uuid4().hex
         data, member_types, displays = self._stored_data(resource)
         now = datetime.now(UTC)
@@ -240,8 +245,10 @@ class PgStorage(ScimStorage):
         self._stage(changes.group_events(self.org, resource_id, None, data, {}, member_types, 1))
         return self.get(resource_type, resource_id)
 
-    def update(self, resource_type: ResourceType, resource: Resource[Any], *, expected_version: str | None = None) -> Resource[Any]:
-        name = resource_type.name
+    def update(
+        self, resource_type: ResourceType, resource: Resource[Any], *, expected_version: str | None = None
+    ) -> Resource[Any]:
+        name = type_name(resource_type)
         resource_id = str(resource.id)
         row = self._locked(resource_type, resource_id, expected_version)
         data, member_types, displays = self._stored_data(resource)
@@ -316,12 +323,17 @@ class PgStorage(ScimStorage):
         if added:
             after = {**after, **self._existing_members(added)}
         if removed:
-            self.conn.execute(delete(gm).where(gm.c.org_id == self.org.id, gm.c.group_id == group_id, gm.c.member_id.in_(removed)))
+            self.conn.execute(
+                delete(gm).where(gm.c.org_id == self.org.id, gm.c.group_id == group_id, gm.c.member_id.in_(removed))
+            )
         if added:
             self.conn.execute(
                 insert(gm),
                 [
-                    {"org_id": self.org.id, "group_id": group_id, "member_id": m, "member_type": after[m], "display": displays.get(m)}
+                    {
+                        "org_id": self.org.id, "group_id": group_id, "member_id": m,
+                        "member_type": after[m], "display": displays.get(m),
+                    }
                     for m in added
                 ],
             )

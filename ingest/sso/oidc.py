@@ -9,7 +9,7 @@
   unknown kid); `iss` exactly the issuer; `aud` contains the client id (`azp` names it when
   present or when there are several audiences); exp/iat/nbf with 60 s leeway; the nonce sent;
   `email` is the person unless `email_verified` is false.
-- Then, in one transaction, `core.logins.record`: accepted -> 302 to the app, refused -> 403 page
+- Then, in one transaction, `ingest.logins.record`: accepted -> 302 to the app, refused -> 403 page
   (its `login.refused` event committed). A verification failure -> 400/401 page and no event;
   unknown or unconfigured org -> 404; unreachable OP -> 502.
 """
@@ -24,6 +24,7 @@ import secrets
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -36,9 +37,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from core import logins, orgs, sealed, sso_config
+from core import sealed
 from core.settings import Settings
 from core.tables import sso_states
+from domain import orgs, sso_config
+from domain.postgres import SqlUnitOfWork
+from ingest import logins
 
 log = logging.getLogger("provisioner.sso")
 
@@ -68,9 +72,11 @@ class ProviderError(ValueError):
 
 def _allowed_url(url: Any) -> bool:
     """https anywhere; http only on a loopback host (a local test IdP)."""
+    if not isinstance(url, str):
+        return False
     try:
-        parts = urlsplit(url) if isinstance(url, str) else None
-        host = parts.hostname if parts else None
+        parts = urlsplit(url)
+        host = parts.hostname
     except ValueError:
         return False
     return bool(host) and (parts.scheme == "https" or (parts.scheme == "http" and host in _LOOPBACK))
@@ -113,7 +119,9 @@ def discover(issuer: str) -> dict[str, Any]:
     return doc
 
 
-def configure(engine: Engine, settings: Settings, slug: str, *, issuer: str, client_id: str, client_secret: str) -> dict:
+def configure(
+    engine: Engine, settings: Settings, slug: str, *, issuer: str, client_id: str, client_secret: str
+) -> dict[str, str]:
     """Check the OP (https, its discovery names this exact issuer), store the org's connection, and
     return what the IdP admin needs: the login URL and the redirect URI to register."""
     if not _allowed_url(issuer) or "?" in issuer or "#" in issuer:
@@ -195,7 +203,8 @@ def _exchange(doc: dict[str, Any], config: dict[str, Any], code: str, redirect_u
     if response.status_code != 200 or not isinstance(body, dict) or not isinstance(body.get("id_token"), str):
         error = body.get("error") if isinstance(body, dict) else None
         raise Refused(401, f"The identity provider did not accept the sign-in ({error or response.status_code}).")
-    return body["id_token"]
+    id_token: str = body["id_token"]
+    return id_token
 
 
 def _page(status: int, message: str) -> Response:
@@ -286,8 +295,8 @@ class _Flow:
             raise Refused(401, "The identity provider says this email address is not verified.")
         sign_in = logins.SignIn(email=email, method="oidc", sso=True, idp=issuer, subject=claims["sub"])
         try:
-            with self.engine.begin() as conn:
-                outcome = logins.record(conn, orgs.get(conn, slug), sign_in, self.settings.topics(), uuid.uuid4().hex)
+            with SqlUnitOfWork.begin(self.engine, self.settings.topics()) as uow:
+                outcome = logins.record(uow, orgs.get(uow.conn, slug), sign_in, uuid.uuid4().hex)
         except logins.LoginError as exc:
             raise Refused(401, f"The identity provider's email claim cannot be used: {exc}.") from None
         if not outcome.accepted:
@@ -299,7 +308,7 @@ def routes(settings: Settings, engine: Engine) -> list[Route]:
     """`GET /sso/{org}/oidc/login` and `GET /sso/{org}/oidc/callback`; blocking work runs in threads."""
     flow = _Flow(settings, engine)
 
-    def guarded(step: Any, *args: Any) -> Response:
+    def guarded(step: Callable[..., Response], *args: Any) -> Response:
         try:
             return step(*args)
         except Refused as refused:

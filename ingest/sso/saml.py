@@ -20,6 +20,8 @@ strict mode, then by the rules below, which are stricter than the toolkit's defa
 import html
 import ipaddress
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -32,16 +34,18 @@ from onelogin.saml2.idp_metadata_parser import OneLogin_Saml2_IdPMetadataParser
 from onelogin.saml2.response import OneLogin_Saml2_Response
 from onelogin.saml2.settings import OneLogin_Saml2_Settings
 from onelogin.saml2.utils import OneLogin_Saml2_Utils
-from sqlalchemy import Engine, delete, func, insert
+from sqlalchemy import Connection, Engine, delete, func, insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from core import logins, orgs, sso_config
 from core.settings import Settings
 from core.tables import saml_seen_assertions, sso_states
+from domain import orgs, sso_config
+from domain.postgres import SqlUnitOfWork
+from ingest import logins
 
 SKEW = timedelta(seconds=60)
 EMAIL_FORMAT = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
@@ -63,7 +67,10 @@ class Rejected(Exception):
 
 def urls(settings: Settings, slug: str) -> dict[str, str]:
     base = f"{settings.public_url.rstrip('/')}/sso/{slug}/saml"
-    return {"login_url": f"{base}/login", "acs_url": f"{base}/acs", "entity_id": f"{base}/metadata", "metadata_url": f"{base}/metadata"}
+    return {
+        "login_url": f"{base}/login", "acs_url": f"{base}/acs",
+        "entity_id": f"{base}/metadata", "metadata_url": f"{base}/metadata",
+    }
 
 
 def _toolkit_settings(settings: Settings, slug: str, config: dict[str, Any] | None) -> OneLogin_Saml2_Settings:
@@ -160,8 +167,8 @@ def _page(status: int, title: str, message: str) -> HTMLResponse:
     return HTMLResponse(body, status_code=status)
 
 
-def _when(value: str | None) -> datetime | None:
-    return datetime.fromtimestamp(OneLogin_Saml2_Utils.parse_SAML_to_time(value), UTC) if value else None
+def _when(value: str) -> datetime:
+    return datetime.fromtimestamp(OneLogin_Saml2_Utils.parse_SAML_to_time(value), UTC)
 
 
 def _check(resp: OneLogin_Saml2_Response, acs_url: str, entity_id: str) -> datetime:
@@ -184,15 +191,16 @@ def _check(resp: OneLogin_Saml2_Response, acs_url: str, entity_id: str) -> datet
     starts = [_when(n.get("NotBefore")) for n in [conditions, *confirmations] if n.get("NotBefore")]
     if not ends:
         raise Rejected("the assertion has no NotOnOrAfter", 401)
-    if min(ends) + SKEW <= now or any(s - SKEW > now for s in starts if s):
+    if min(ends) + SKEW <= now or any(s - SKEW > now for s in starts):
         raise Rejected("the assertion is expired or not yet valid", 401)
     return max(ends) + SKEW
 
 
 def _email(resp: OneLogin_Saml2_Response) -> str:
-    if resp.get_nameid_format() == EMAIL_FORMAT and resp.get_nameid():
-        return resp.get_nameid()
-    attributes = resp.get_attributes()
+    nameid: str | None = resp.get_nameid()
+    if resp.get_nameid_format() == EMAIL_FORMAT and nameid:
+        return nameid
+    attributes: dict[str, list[str]] = resp.get_attributes()
     for name in EMAIL_ATTRIBUTES:
         if attributes.get(name):
             return attributes[name][0]
@@ -208,9 +216,86 @@ def _target(settings: Settings, slug: str, relay_state: str | None) -> str:
     return app
 
 
-def routes(settings: Settings, engine: Engine) -> list[Route]:
-    def load(slug: str, saml: bool = True) -> tuple[orgs.Org, dict[str, Any]]:
-        with engine.connect() as conn:
+@dataclass(frozen=True)
+class _Assertion:
+    """What a valid response says: who signed in, which AuthnRequest it answers, how long to remember it."""
+
+    email: str
+    subject: str | None
+    assertion_id: str
+    in_response_to: str | None
+    remember_until: datetime
+
+
+def _validated(settings: Settings, slug: str, config: dict[str, Any], saml_response: str) -> _Assertion:
+    """The toolkit's checks and ours on the SAMLResponse form field, or Rejected."""
+    u = urls(settings, slug)
+    try:
+        resp = OneLogin_Saml2_Response(_toolkit_settings(settings, slug, config), saml_response)
+    except Exception:
+        raise Rejected("SAMLResponse is not base64-encoded SAML XML") from None
+    acs = urlsplit(u["acs_url"])
+    request_data = {"https": "on" if acs.scheme == "https" else "off", "http_host": acs.netloc, "script_name": acs.path}
+    try:
+        resp.is_valid(request_data, raise_exceptions=True)
+        remember_until = _check(resp, u["acs_url"], u["entity_id"])
+        email, subject, assertion_id = _email(resp), resp.get_nameid(), resp.get_assertion_id()
+        confirmations = resp._query_assertion("/saml:Subject/saml:SubjectConfirmation/saml:SubjectConfirmationData")
+        answers = {resp.get_in_response_to()} | {c.get("InResponseTo") for c in confirmations}
+    except Rejected:
+        raise
+    except Exception as exc:
+        raise Rejected(f"the SAML response was refused: {exc}", 401) from None
+    answers.discard(None)
+    if len(answers) > 1:
+        raise Rejected("the response and its assertion answer different requests (InResponseTo)", 401)
+    in_response_to = answers.pop() if answers else None
+    return _Assertion(email, subject, assertion_id, in_response_to, remember_until)
+
+
+def _answered_request(conn: Connection, org_id: str, in_response_to: str | None) -> str | None:
+    """Consume the pending AuthnRequest an SP-initiated response answers; returns its RelayState.
+
+    An IdP-initiated response (no InResponseTo) answers none; any other must answer an unexpired one of this org.
+    """
+    if not in_response_to:
+        return None
+    row = conn.execute(
+        delete(sso_states)
+        .where(sso_states.c.state == in_response_to, sso_states.c.org_id == org_id, sso_states.c.protocol == "saml")
+        .where(sso_states.c.expires_at > func.now())
+        .returning(sso_states.c.data)
+    ).first()
+    if row is None:
+        raise Rejected("the response answers no pending sign-in of this organisation (InResponseTo)", 401)
+    relay_state: str | None = row.data.get("relay_state")
+    return relay_state
+
+
+def _remember(conn: Connection, org_id: str, assertion: _Assertion) -> None:
+    """Record the assertion id until its NotOnOrAfter; a second use of it is a replay."""
+    conn.execute(
+        delete(saml_seen_assertions).where(
+            saml_seen_assertions.c.org_id == org_id, saml_seen_assertions.c.not_on_or_after < func.now()
+        )
+    )
+    fresh = conn.execute(
+        pg_insert(saml_seen_assertions)
+        .values(org_id=org_id, assertion_id=assertion.assertion_id, not_on_or_after=assertion.remember_until)
+        .on_conflict_do_nothing()
+    ).rowcount
+    if not fresh:
+        raise Rejected("this assertion was already used (replay)", 401)
+
+
+class _Flow:
+    """The blocking steps of the endpoints (run in threads); each refuses by raising Rejected."""
+
+    def __init__(self, settings: Settings, engine: Engine):
+        self.settings, self.engine = settings, engine
+
+    def _load(self, slug: str, saml: bool = True) -> tuple[orgs.Org, dict[str, Any]]:
+        with self.engine.connect() as conn:
             try:
                 org = orgs.get(conn, slug)
             except orgs.OrgError:
@@ -220,16 +305,17 @@ def routes(settings: Settings, engine: Engine) -> list[Route]:
             raise Rejected(f"SAML sign-in is not configured for {slug!r}", 404)
         return org, config or {}
 
-    def metadata_sync(slug: str) -> Response:
-        load(slug, saml=False)
-        return Response(_toolkit_settings(settings, slug, None).get_sp_metadata(), media_type="application/samlmetadata+xml")
+    def metadata(self, slug: str) -> Response:
+        self._load(slug, saml=False)
+        metadata = _toolkit_settings(self.settings, slug, None).get_sp_metadata()
+        return Response(metadata, media_type="application/samlmetadata+xml")
 
-    def login_sync(slug: str, relay_state: str | None) -> Response:
+    def login(self, slug: str, relay_state: str | None) -> Response:
         """SP-initiated: an AuthnRequest via HTTP-Redirect; its id is kept for InResponseTo, once."""
-        org, config = load(slug)
-        request = OneLogin_Saml2_Authn_Request(_toolkit_settings(settings, slug, config))
-        expires = datetime.now(UTC) + timedelta(seconds=settings.sso_state_ttl_seconds)
-        with engine.begin() as conn:
+        org, config = self._load(slug)
+        request = OneLogin_Saml2_Authn_Request(_toolkit_settings(self.settings, slug, config))
+        expires = datetime.now(UTC) + timedelta(seconds=self.settings.sso_state_ttl_seconds)
+        with self.engine.begin() as conn:
             conn.execute(
                 insert(sso_states).values(
                     state=request.get_id(), org_id=org.id, protocol="saml", data={"relay_state": relay_state}, expires_at=expires
@@ -239,91 +325,64 @@ def routes(settings: Settings, engine: Engine) -> list[Route]:
         sep = "&" if "?" in config["sso_url"] else "?"
         return RedirectResponse(f"{config['sso_url']}{sep}{urlencode(query)}", status_code=302)
 
-    def acs_sync(slug: str, form: dict[str, str], correlation_id: str) -> Response:
+    def acs(self, slug: str, form: dict[str, str], correlation_id: str) -> Response:
         """Validate the response; then replay cache, request id and login event in one transaction."""
-        org, config = load(slug)
-        u = urls(settings, slug)
+        org, config = self._load(slug)
         if not form.get("SAMLResponse"):
             raise Rejected("SAMLResponse is missing")
-        try:
-            resp = OneLogin_Saml2_Response(_toolkit_settings(settings, slug, config), form["SAMLResponse"])
-        except Exception:
-            raise Rejected("SAMLResponse is not base64-encoded SAML XML") from None
-        acs = urlsplit(u["acs_url"])
-        request_data = {"https": "on" if acs.scheme == "https" else "off", "http_host": acs.netloc, "script_name": acs.path}
-        try:
-            resp.is_valid(request_data, raise_exceptions=True)
-            remember_until = _check(resp, u["acs_url"], u["entity_id"])
-            email, subject, assertion_id = _email(resp), resp.get_nameid(), resp.get_assertion_id()
-            confirmations = resp._query_assertion("/saml:Subject/saml:SubjectConfirmation/saml:SubjectConfirmationData")
-            answers = {resp.get_in_response_to()} | {c.get("InResponseTo") for c in confirmations}
-        except Rejected:
-            raise
-        except Exception as exc:
-            raise Rejected(f"the SAML response was refused: {exc}", 401) from None
-        answers.discard(None)
-        if len(answers) > 1:
-            raise Rejected("the response and its assertion answer different requests (InResponseTo)", 401)
-        in_response_to = answers.pop() if answers else None
-        relay_state = form.get("RelayState")
-        with engine.begin() as conn:
-            if in_response_to:
-                row = conn.execute(
-                    delete(sso_states)
-                    .where(sso_states.c.state == in_response_to, sso_states.c.org_id == org.id, sso_states.c.protocol == "saml")
-                    .where(sso_states.c.expires_at > func.now())
-                    .returning(sso_states.c.data)
-                ).first()
-                if row is None:
-                    raise Rejected("the response answers no pending sign-in of this organisation (InResponseTo)", 401)
-                relay_state = row.data.get("relay_state") or relay_state
-            conn.execute(
-                delete(saml_seen_assertions).where(
-                    saml_seen_assertions.c.org_id == org.id, saml_seen_assertions.c.not_on_or_after < func.now()
-                )
+        assertion = _validated(self.settings, slug, config, form["SAMLResponse"])
+        with self.engine.begin() as conn:
+            relay_state = _answered_request(conn, org.id, assertion.in_response_to) or form.get("RelayState")
+            _remember(conn, org.id, assertion)
+            sign_in = logins.SignIn(
+                email=assertion.email, method="saml", sso=True, idp=config["idp_entity_id"], subject=assertion.subject
             )
-            fresh = conn.execute(
-                pg_insert(saml_seen_assertions)
-                .values(org_id=org.id, assertion_id=assertion_id, not_on_or_after=remember_until)
-                .on_conflict_do_nothing()
-            ).rowcount
-            if not fresh:
-                raise Rejected("this assertion was already used (replay)", 401)
-            sign_in = logins.SignIn(email=email, method="saml", sso=True, idp=config["idp_entity_id"], subject=subject)
             try:
-                outcome = logins.record(conn, org, sign_in, settings.topics(), correlation_id)
+                outcome = logins.record(SqlUnitOfWork(conn, self.settings.topics()), org, sign_in, correlation_id)
             except logins.LoginError as exc:
                 raise Rejected(str(exc)) from None
         if not outcome.accepted:
             return _page(403, "Sign-in refused", outcome.reason or "refused")
-        return RedirectResponse(_target(settings, slug, relay_state), status_code=303)
+        return RedirectResponse(_target(self.settings, slug, relay_state), status_code=303)
 
-    async def guarded(call, *args: Any) -> Response:
+
+async def _form(request: Request) -> dict[str, str] | Response:
+    """The ACS's url-encoded form, or the error page when it is too large or not a form."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            return _page(413, "Sign-in failed", "the SAML response is too large")
+    try:
+        return {k: v[0] for k, v in parse_qs(body.decode(), max_num_fields=20).items()}
+    except ValueError:
+        return _page(400, "Sign-in failed", "the request body is not a form")
+
+
+def routes(settings: Settings, engine: Engine) -> list[Route]:
+    """The SP metadata, the SP-initiated login and the ACS of every org; blocking work runs in threads."""
+    flow = _Flow(settings, engine)
+
+    async def guarded(call: Callable[..., Response], *args: Any) -> Response:
         try:
             return await run_in_threadpool(call, *args)
         except Rejected as exc:
             return _page(exc.status, "Sign-in failed" if exc.status != 404 else "Not found", str(exc))
 
     async def metadata(request: Request) -> Response:
-        return await guarded(metadata_sync, request.path_params["org"])
+        return await guarded(flow.metadata, request.path_params["org"])
 
     async def login(request: Request) -> Response:
         relay = request.query_params.get("next")
         relay = relay if relay and len(relay) <= 512 else None
-        return await guarded(login_sync, request.path_params["org"], relay)
+        return await guarded(flow.login, request.path_params["org"], relay)
 
     async def acs(request: Request) -> Response:
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_FORM_BYTES:
-                return _page(413, "Sign-in failed", "the SAML response is too large")
-        try:
-            form = {k: v[0] for k, v in parse_qs(body.decode(), max_num_fields=20).items()}
-        except ValueError:
-            return _page(400, "Sign-in failed", "the request body is not a form")
+        form = await _form(request)
+        if isinstance(form, Response):
+            return form
         correlation_id = uuid.uuid4().hex
-        return await guarded(acs_sync, request.path_params["org"], form, correlation_id)
+        return await guarded(flow.acs, request.path_params["org"], form, correlation_id)
 
     return [
         Route("/sso/{org}/saml/metadata", metadata, methods=["GET"]),

@@ -23,11 +23,11 @@ from pathlib import Path
 import httpx
 from sqlalchemy import text
 
-from core import orgs as org_service
-from core import service_tokens
 from core.db import make_engine
 from core.migrate import upgrade
 from core.settings import Settings, free_port, isolated, to_env
+from domain import orgs as org_service
+from domain import service_tokens
 from events.kafka import ensure_topics
 from tests.chaos import idp, invariants
 from tests.chaos.stack import ROOT, Stack
@@ -113,14 +113,14 @@ class Pipeline:
 
     def start(self) -> None:
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "core.cli", "run"], env=self.env, cwd=ROOT,
+        self.proc = subprocess.Popen([sys.executable, "-m", "cli", "run"], env=self.env, cwd=ROOT,
                                      stdout=log, stderr=log, preexec_fn=_die_with_parent)
         log.close()
 
     def pid_of(self, role: str) -> int | None:
         """The live child of the supervisor that runs this role."""
         assert self.proc is not None
-        want = ["core.cli", *_ROLE_ARGS[role]]
+        want = ["cli", *_ROLE_ARGS[role]]
         try:
             children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
         except OSError:
@@ -233,11 +233,7 @@ def run(scenario: Scenario, log_dir: Path | None = None, recovery_timeout: float
     engine = None
     try:
         stack.up()
-        base = Settings(database_url=stack.database_url, kafka_bootstrap_servers=stack.bootstrap,
-                        topic_replication=stack.replication, topic_min_insync_replicas=0)
-        settings = isolated(base, f"chaos-{scenario.name}", stack.database_url, auth_cache_seconds=0.5,
-                            billing_verify_interval_seconds=0, http_port=free_port())
-        settings = settings.model_copy(update={"public_url": f"http://127.0.0.1:{settings.http_port}"})
+        settings = _settings(scenario, stack)
         upgrade(settings)
         engine = make_engine(settings, pool_size=4)
         invariants.install_audit(engine)
@@ -248,24 +244,11 @@ def run(scenario: Scenario, log_dir: Path | None = None, recovery_timeout: float
             raise RuntimeError(f"pipeline not ready; see {log_path}")
 
         traffic = result.traffic
-        ledgers = []
-        for i in range(scenario.orgs):
-            org, token = org_service.create(engine, f"chaos-{i}-{uuid.uuid4().hex[:6]}")
-            ledger = idp.OrgLedger(org.id, org.slug, token)
-            idp.create_groups(ledger, settings.public_url, traffic, scenario.groups_per_org)
-            ledgers.append(ledger)
+        ledgers = _orgs(scenario, settings, engine, traffic)
         service_token = service_tokens.create(engine, "chaos")
 
         stop_load = threading.Event()
-        actors: list[threading.Thread] = []
-        for i, ledger in enumerate(ledgers):
-            for t in range(scenario.scim_threads_per_org):
-                actor = idp.ScimActor(ledger, settings.public_url, traffic, stop_load, f"o{i}s{t}", rng.randrange(10**9))
-                actors.append(threading.Thread(target=actor.run, args=(scenario.think,), daemon=True))
-        for t in range(scenario.login_threads):
-            ledger = ledgers[t % len(ledgers)]
-            actor = idp.LoginActor(ledger, settings.public_url, service_token, traffic, stop_load, f"l{t}", rng.randrange(10**9))
-            actors.append(threading.Thread(target=actor.run, args=(scenario.think,), daemon=True))
+        actors = _actors(scenario, settings, ledgers, service_token, traffic, stop_load, rng)
         stop_sampler = threading.Event()
         sampler = _Sampler(engine, result, stop_sampler)
         sampler.start()
@@ -273,18 +256,7 @@ def run(scenario: Scenario, log_dir: Path | None = None, recovery_timeout: float
         for a in actors:
             a.start()
         time.sleep(scenario.warmup)
-        # faults at random moments; each in its own thread, so they may overlap as real ones do
-        injectors = []
-        for fault in scenario.faults:
-            time.sleep(rng.uniform(*scenario.gap))
-            record = Fault(fault, time.monotonic() - load_start)
-            result.faults.append(record)
-            injector = threading.Thread(target=_inject, args=(record, stack, pipeline, random.Random(rng.random()),
-                                                              scenario, recovery_timeout), daemon=True)
-            injector.start()
-            injectors.append(injector)
-        for injector in injectors:
-            injector.join(timeout=recovery_timeout + 120)
+        _inject_faults(scenario, result, stack, pipeline, rng, load_start, recovery_timeout)
         time.sleep(scenario.tail)
         stop_load.set()
         for a in actors:
@@ -305,6 +277,62 @@ def run(scenario: Scenario, log_dir: Path | None = None, recovery_timeout: float
         result.total_seconds = time.monotonic() - began
     result.restarts_logged = _restarts(log_path)
     return result
+
+
+def _settings(scenario: Scenario, stack: Stack) -> Settings:
+    """The run's settings: its own database, topics and ports on the scenario's PostgreSQL and Kafka."""
+    base = Settings(database_url=stack.database_url, kafka_bootstrap_servers=stack.bootstrap,
+                    topic_replication=stack.replication, topic_min_insync_replicas=0)
+    settings = isolated(base, f"chaos-{scenario.name}", stack.database_url, auth_cache_seconds=0.5,
+                        billing_verify_interval_seconds=0, http_port=free_port())
+    return settings.model_copy(update={"public_url": f"http://127.0.0.1:{settings.http_port}"})
+
+
+def _orgs(scenario: Scenario, settings: Settings, engine, traffic: idp.Traffic) -> list[idp.OrgLedger]:
+    """The scenario's orgs, each with its groups created through SCIM."""
+    ledgers = []
+    for i in range(scenario.orgs):
+        org, token = org_service.create(engine, f"chaos-{i}-{uuid.uuid4().hex[:6]}")
+        ledger = idp.OrgLedger(org.id, org.slug, token)
+        idp.create_groups(ledger, settings.public_url, traffic, scenario.groups_per_org)
+        ledgers.append(ledger)
+    return ledgers
+
+
+def _actors(
+    scenario: Scenario, settings: Settings, ledgers: list[idp.OrgLedger], service_token: str,
+    traffic: idp.Traffic, stop_load: threading.Event, rng: random.Random,
+) -> list[threading.Thread]:
+    """The load's threads (not started): SCIM writers per org, then sign-ins spread over the orgs."""
+    actors: list[threading.Thread] = []
+    for i, ledger in enumerate(ledgers):
+        for t in range(scenario.scim_threads_per_org):
+            actor = idp.ScimActor(ledger, settings.public_url, traffic, stop_load, f"o{i}s{t}", rng.randrange(10**9))
+            actors.append(threading.Thread(target=actor.run, args=(scenario.think,), daemon=True))
+    for t in range(scenario.login_threads):
+        ledger = ledgers[t % len(ledgers)]
+        login = idp.LoginActor(ledger, settings.public_url, service_token, traffic, stop_load, f"l{t}", rng.randrange(10**9))
+        actors.append(threading.Thread(target=login.run, args=(scenario.think,), daemon=True))
+    return actors
+
+
+def _inject_faults(
+    scenario: Scenario, result: Result, stack: Stack, pipeline: Pipeline, rng: random.Random,
+    load_start: float, recovery_timeout: float,
+) -> None:
+    """Inject the scenario's faults at random moments and wait for each to be recovered from."""
+    # each in its own thread, so they may overlap as real ones do
+    injectors = []
+    for fault in scenario.faults:
+        time.sleep(rng.uniform(*scenario.gap))
+        record = Fault(fault, time.monotonic() - load_start)
+        result.faults.append(record)
+        injector = threading.Thread(target=_inject, args=(record, stack, pipeline, random.Random(rng.random()),
+                                                          scenario, recovery_timeout), daemon=True)
+        injector.start()
+        injectors.append(injector)
+    for injector in injectors:
+        injector.join(timeout=recovery_timeout + 120)
 
 
 def _settle(settings: Settings, engine, pipeline: Pipeline, timeout: float = 180.0) -> None:

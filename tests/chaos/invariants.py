@@ -20,12 +20,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import orjson
-from kafka import KafkaConsumer, TopicPartition
 from sqlalchemy import Engine, text
 
 from core.settings import Settings
+from events.kafka import read_to_end
 from tests.chaos.idp import OrgLedger
-from workers.billing_verify import verify
+from workers.billing.verify import verify
 from workers.main import WORKERS
 
 AUDIT_DDL = """
@@ -56,26 +56,13 @@ def install_audit(engine: Engine) -> None:
 
 def read_topic_ids(settings: Settings, topic: str) -> Counter[str]:
     """Event ids on a topic, from the beginning to the current end (read_committed, no group)."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers.split(","), group_id=None,
-                             enable_auto_commit=False, isolation_level="read_committed")
-    try:
-        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-        ids: Counter[str] = Counter()
-        if not parts:
-            return ids
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
-        end = consumer.end_offsets(parts)
-        while any(consumer.position(tp) < end[tp] for tp in parts):
-            for records in consumer.poll(timeout_ms=1000).values():
-                for r in records:
-                    try:
-                        ids[str(orjson.loads(r.value)["id"])] += 1
-                    except (orjson.JSONDecodeError, KeyError, TypeError):
-                        ids["<undecodable>"] += 1
-        return ids
-    finally:
-        consumer.close(autocommit=False)
+    ids: Counter[str] = Counter()
+    for value in read_to_end(settings, [topic]):
+        try:
+            ids[str(orjson.loads(value)["id"])] += 1
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            ids["<undecodable>"] += 1
+    return ids
 
 
 def _sample(items: object, n: int = 5) -> list[str]:
@@ -106,7 +93,9 @@ def check_scim_state(engine: Engine, orgs: list[OrgLedger]) -> Check:
                 if (data.get("active") is not False) != user.active:
                     check.problems.append(f"{user.user_name}: active={data.get('active')}, IdP set {user.active}")
                 if data.get("displayName") != user.display_name:
-                    check.problems.append(f"{user.user_name}: displayName {data.get('displayName')!r}, IdP set {user.display_name!r}")
+                    check.problems.append(
+                        f"{user.user_name}: displayName {data.get('displayName')!r}, IdP set {user.display_name!r}"
+                    )
                 expected_links |= {(g, user.id) for g in user.groups}
             memberships += len(expected_links)
             for g, u in sorted(links ^ expected_links)[:10]:
@@ -147,14 +136,17 @@ def check_memberships(engine: Engine, orgs: list[OrgLedger]) -> Check:
                 if member.status not in wanted:
                     check.problems.append(f"{user.user_name}: member {member.status}, SCIM says {'/'.join(sorted(wanted))}")
                 if data is not None and member.display_name != data.get("displayName"):
-                    check.problems.append(f"{user.user_name}: member name {member.display_name!r}, SCIM {data.get('displayName')!r}")
+                    check.problems.append(
+                        f"{user.user_name}: member name {member.display_name!r}, SCIM {data.get('displayName')!r}"
+                    )
             scim_links = {(r.group_id, r.member_id) for r in conn.execute(
                 text("SELECT group_id, member_id FROM scim_group_members WHERE org_id = :o"), {"o": org.id})}
             applied = {(r.group_id, r.scim_user_id) for r in conn.execute(
                 text("SELECT group_id, scim_user_id FROM member_group_links WHERE org_id = :o AND present"), {"o": org.id})}
             if scim_links != applied:
                 check.problems.append(
-                    f"{org.slug}: group links differ from SCIM: missing {_sample(scim_links - applied)}, extra {_sample(applied - scim_links)}")
+                    f"{org.slug}: group links differ from SCIM: "
+                    f"missing {_sample(scim_links - applied)}, extra {_sample(applied - scim_links)}")
     check.figures = {"members checked": members_checked}
     check.ok = not check.problems
     return check
@@ -201,7 +193,9 @@ def check_tracking(settings: Settings, engine: Engine, on_topics: dict[str, Coun
         if missing:
             check.problems.append(f"{consumer_name}: {len(missing)} events without a tracking row, e.g. {_sample(missing)}")
         if unknown:
-            check.problems.append(f"{consumer_name}: {len(unknown)} tracking rows for events not on Kafka, e.g. {_sample(unknown)}")
+            check.problems.append(
+                f"{consumer_name}: {len(unknown)} tracking rows for events not on Kafka, e.g. {_sample(unknown)}"
+            )
     check.figures["dead letters"] = len(dead)
     for d in dead[:5]:
         check.problems.append(f"dead letter of {d.consumer}: {d.error}")

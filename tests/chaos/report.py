@@ -39,7 +39,8 @@ def render(result: Result) -> str:
               "Faults overlap: each is injected in its own thread at a random moment.",
               "", "Recovery by kind (max over the run): " + ", ".join(
         f"{k} {max(v):.1f} s" for k, v in by_kind.items()) + ".",
-        "Supervisor restarts logged: " + (", ".join(f"{k} {v}" for k, v in sorted(result.restarts_logged.items())) or "none") + ".",
+        "Supervisor restarts logged: "
+        + (", ".join(f"{k} {v}" for k, v in sorted(result.restarts_logged.items())) or "none") + ".",
         f"Outbox during the run: at most {result.outbox_max_rows} rows waiting, oldest {result.outbox_max_age:.1f} s.", ""]
     failed = {k: v for k, v in t.answers.items() if not (k.isdigit() and int(k) < 500 and k != "429")}
     lines += [
@@ -48,8 +49,8 @@ def render(result: Result) -> str:
         f"- acknowledged writes: {sum(t.acknowledged.values())} ("
         + ", ".join(f"{k} {v}" for k, v in sorted(t.acknowledged.items())) + ")",
         "- answers: " + ", ".join(f"{k} × {v}" for k, v in sorted(t.answers.items())),
-        f"- failed attempts (retried): {sum(failed.values())} ({', '.join(f'{k} {v}' for k, v in sorted(failed.items())) or 'none'}); "
-        f"retries {t.retries}",
+        f"- failed attempts (retried): {sum(failed.values())} "
+        f"({', '.join(f'{k} {v}' for k, v in sorted(failed.items())) or 'none'}); retries {t.retries}",
         f"- slowest single attempt {t.max_attempt_seconds:.2f} s; slowest operation including retries "
         f"{t.max_operation_seconds:.2f} s ({t.slowest_operation})",
         f"- answers a correct service never gives: {len(t.anomalies)}" + (f" (e.g. {t.anomalies[:3]})" if t.anomalies else ""),

@@ -25,7 +25,10 @@ FULL = [
     Scenario(
         name="three-brokers",
         kafka="cluster",
-        faults=[*_EVERY_PROCESS, "broker", "postgres-crash", *_EVERY_PROCESS[::2], "broker", *_EVERY_PROCESS[1::2], "postgres-restart", "broker"],
+        faults=[
+            *_EVERY_PROCESS, "broker", "postgres-crash", *_EVERY_PROCESS[::2], "broker", *_EVERY_PROCESS[1::2],
+            "postgres-restart", "broker",
+        ],
         gap=(3.0, 8.0),
         broker_down=(8.0, 20.0),
         seed=12,

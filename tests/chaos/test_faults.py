@@ -13,7 +13,7 @@ import pytest
 from tests.chaos import harness, report
 from tests.chaos.scenarios import QUICK
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.chaos
 
 
 def test_no_acknowledged_write_is_lost_when_processes_a_broker_and_postgres_fail():

@@ -17,15 +17,15 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from core import service_tokens
+from domain import service_tokens
 from tests.conftest import wait_for
-from workers.billing_verify import verify
+from workers.billing.verify import verify
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 STACK = Path(__file__).resolve().parents[2] / "deploy" / "local" / "stack.sh"
 PEOPLE = int(os.environ.get("PROVISIONER_CHAOS_PEOPLE", "2000"))
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.chaos
 
 
 def _chaos(pipeline, log: list[str], seed: int, done: threading.Event, finished: threading.Event) -> None:
@@ -97,10 +97,13 @@ def test_first_logins_bill_exactly_once_despite_kills_and_a_broker_restart(pipel
         report = wait_for(settled, timeout=240, interval=2.0, message="every first login billed and relayed")
     finally:
         with engine.connect() as conn:
+            def of_org(sql: str) -> object:
+                return conn.execute(text(sql), {"o": scim_org.id}).scalar()
+
             print("state:", {
-                "facts": conn.execute(text("SELECT count(*) FROM billing_accounts WHERE org_id = :o"), {"o": scim_org.id}).scalar(),
-                "active": conn.execute(text("SELECT count(*) FROM members WHERE org_id = :o AND status = 'active'"), {"o": scim_org.id}).scalar(),
-                "pending_logins": conn.execute(text("SELECT count(*) FROM pending_logins WHERE org_id = :o"), {"o": scim_org.id}).scalar(),
+                "facts": of_org("SELECT count(*) FROM billing_accounts WHERE org_id = :o"),
+                "active": of_org("SELECT count(*) FROM members WHERE org_id = :o AND status = 'active'"),
+                "pending_logins": of_org("SELECT count(*) FROM pending_logins WHERE org_id = :o"),
                 "outbox": conn.execute(text("SELECT topic, count(*) FROM outbox GROUP BY topic")).all(),
                 "dead_letters": conn.execute(text("SELECT consumer, left(error, 200) FROM dead_letters LIMIT 3")).all(),
                 "alive": {name: proc.poll() is None for name, proc in pipeline.children.items()},

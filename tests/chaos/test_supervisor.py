@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from core.supervisor import MAX_DELAY, backoff
+from cli.supervisor import MAX_DELAY, backoff
 from tests.conftest import wait_for
+
+pytestmark = pytest.mark.chaos
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,7 +24,7 @@ _SUPERVISOR = """
 import sys
 from core.logs import configure
 from core.settings import Settings
-from core.supervisor import supervise
+from cli.supervisor import supervise
 configure(Settings(log_format="json", log_level="INFO"))
 py = sys.executable
 sys.exit(supervise(commands={
@@ -72,9 +74,11 @@ def test_a_killed_child_is_restarted_and_a_crash_loop_backs_off(tmp_path):
         second = restarted[0]["pid"]
         assert second != first and _alive(second)
         # the crashing child dies at once every time: its delays grow 0, 0.5, 1, 2 ...
-        delays = wait_for(
-            lambda: (d := [e["restart_in_seconds"] for e in _events(log) if e.get("role") == "crashing" and "restart_in_seconds" in e])[3:] and d,
-            timeout=60, message="four deaths of the crashing child")
+        def crashing_delays() -> list[float]:
+            d = [e["restart_in_seconds"] for e in _events(log) if e.get("role") == "crashing" and "restart_in_seconds" in e]
+            return d[3:] and d
+
+        delays = wait_for(crashing_delays, timeout=60, message="four deaths of the crashing child")
         assert delays[:4] == [0.0, 0.5, 1.0, 2.0]
         # the steady child was not held back by the other's back-off
         exited = [e for e in _events(log) if e.get("role") == "steady" and "restart_in_seconds" in e]

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from core import admin, orgs
 from core.settings import Settings
+from domain import admin, orgs
 from tests.conftest import ScimOrg, make_org
 
 CHROMIUM_ARGS = [

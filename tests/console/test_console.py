@@ -17,13 +17,14 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select, text, update
 
-from core import admin, orgs
 from core.tables import accounts, conflicts, member_activity, members
+from domain import admin, orgs
+from domain.postgres import SqlUnitOfWork
 from tests.conftest import wait_for
 from tests.console.conftest import login
 from workers.conflicts import ERROR
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.console
 
 DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "console-settings.png"
 
@@ -64,7 +65,8 @@ def insert_conflict(engine, org_id, email, display_name=None):
 
 def outbox(engine, org_id):
     with engine.connect() as conn:
-        return [r[0] for r in conn.execute(text("SELECT payload FROM outbox WHERE payload->>'orgid' = :o ORDER BY id"), {"o": org_id})]
+        query = text("SELECT payload FROM outbox WHERE payload->>'orgid' = :o ORDER BY id")
+        return [r[0] for r in conn.execute(query, {"o": org_id})]
 
 
 def current_org(engine, slug):
@@ -333,7 +335,9 @@ def test_dismiss_and_a_stale_resolution(page, org, engine):
 
 def test_manual_add_refused_while_off_and_staged_while_on(page, org, engine, settings):
     with engine.begin() as conn:
-        admin.change_settings(conn, current_org(engine, org.slug), settings.topics(), "test", manual_provisioning=False)
+        admin.change_settings(
+            SqlUnitOfWork(conn, settings.topics()), current_org(engine, org.slug), "test", manual_provisioning=False
+        )
     address = email("manual")
     login(page, org.admin_token)
     page.goto("/console/users")

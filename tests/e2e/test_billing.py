@@ -6,9 +6,10 @@ import httpx
 import orjson
 import pytest
 
-from core import service_tokens
+from domain import service_tokens
+from domain.postgres import SqlUnitOfWork
 from tests.conftest import wait_for
-from workers.billing_verify import read_topic, verify
+from workers.billing.verify import read_topic, verify
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -51,7 +52,9 @@ def test_n_members_logging_in_twice_are_billed_exactly_n_times(pipeline, scim_or
         # the first login races the membership being applied: it must still count once
         list(pool.map(lambda e: login(app_client, scim_org.slug, e), emails))
         list(pool.map(lambda e: login(app_client, scim_org.slug, e.upper(), "magic_link"), emails))
-    wait_for(lambda: len(of_type(billing_events(settings, scim_org.id), "first_login")) >= len(emails), timeout=60, message="billing")
+    wait_for(
+        lambda: len(of_type(billing_events(settings, scim_org.id), "first_login")) >= len(emails), timeout=60, message="billing"
+    )
     events = billing_events(settings, scim_org.id)
     first = of_type(events, "first_login")
     assert sorted(e["data"]["email"].lower() for e in first) == sorted(emails)
@@ -75,7 +78,11 @@ def test_seat_released_and_restored(pipeline, scim_org, app_client, settings):
     set_active(True)
     wait_for(lambda: of_type(billing_events(settings, scim_org.id), "seat.restored"), timeout=30, message="restored")
     events = billing_events(settings, scim_org.id)
-    assert [e["type"].rsplit(".", 2)[-2:] for e in events] == [["member", "first_login"], ["seat", "released"], ["seat", "restored"]]
+    assert [e["type"].rsplit(".", 2)[-2:] for e in events] == [
+        ["member", "first_login"],
+        ["seat", "released"],
+        ["seat", "restored"],
+    ]
     assert of_type(events, "released")[0]["data"]["reason"] == "deactivated"
 
 
@@ -127,13 +134,17 @@ def test_sso_sign_in_with_jit_creates_an_active_member_and_bills_once(pipeline, 
     """What the OIDC and SAML callbacks hand over (tests/sso drive those against real IdPs)."""
     from sqlalchemy import text
 
-    from core import orgs
-    from core.logins import SignIn, record
+    from domain import orgs
+    from ingest.logins import SignIn, record
 
     org = orgs.update_settings(engine, scim_org.slug, sso_provisioning=True)
     for _ in range(2):
         with engine.begin() as conn:
-            outcome = record(conn, org, SignIn(email="Jit@Acme.test", method="oidc", sso=True, idp="https://idp.test"), settings.topics())
+            outcome = record(
+                SqlUnitOfWork(conn, settings.topics()),
+                org,
+                SignIn(email="Jit@Acme.test", method="oidc", sso=True, idp="https://idp.test"),
+            )
         assert outcome.accepted
 
     def member():

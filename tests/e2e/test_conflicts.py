@@ -5,9 +5,10 @@ import time
 import pytest
 from sqlalchemy import text
 
-from core import admin, orgs, service_tokens
-from core.accounts import register
-from core.members import list_members
+from domain import admin, orgs, service_tokens
+from domain.accounts import register
+from domain.members import list_members
+from domain.postgres import SqlUnitOfWork
 from tests.conftest import wait_for
 from tests.e2e.test_billing import billing_events, login, of_type
 
@@ -36,7 +37,13 @@ def test_scim_push_of_an_existing_account_is_a_conflict_until_acquired(pipeline,
     assert app_client.post("/internal/v1/accounts", json={"email": "solo@example.test"}).status_code == 200  # idempotent
     started = time.monotonic()
     uid = scim_org.client.post("/Users", json={"schemas": [USER], "userName": "solo@example.test"}).json()["id"]
-    member = wait_for(lambda: members_by_email(engine, scim_org.id).get("solo@example.test", {}).get("status") == "conflict" and members_by_email(engine, scim_org.id)["solo@example.test"], message="conflict")
+    member = wait_for(
+        lambda: (
+            members_by_email(engine, scim_org.id).get("solo@example.test", {}).get("status") == "conflict"
+            and members_by_email(engine, scim_org.id)["solo@example.test"]
+        ),
+        message="conflict",
+    )
     print(f"SCIM push to conflict shown: {time.monotonic() - started:.2f}s")
     assert "already has an account" in member["error"]
     with engine.connect() as conn:
@@ -44,14 +51,21 @@ def test_scim_push_of_an_existing_account_is_a_conflict_until_acquired(pipeline,
     assert conflict["email"] == "solo@example.test" and conflict["status"] == "open"
 
     with engine.begin() as conn:
-        result = admin.resolve(conn, orgs.get(conn, scim_org.slug), settings.topics(), "test", "SOLO@example.test", acquire=True)
+        result = admin.resolve(
+            SqlUnitOfWork(conn, settings.topics()), orgs.get(conn, scim_org.slug), "test", "SOLO@example.test", acquire=True
+        )
     assert result["status"] == "acquired"
     member = members_by_email(engine, scim_org.id)["solo@example.test"]
     assert member["status"] == "provisioned" and member["account_id"] == conflict["account_id"]
     # later SCIM updates apply to the acquired member
-    patch = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "displayName", "value": "Solo S"}]}
+    patch = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "displayName", "value": "Solo S"}],
+    }
     assert scim_org.client.patch(f"/Users/{uid}", json=patch).status_code in (200, 204)
-    wait_for(lambda: members_by_email(engine, scim_org.id)["solo@example.test"]["display_name"] == "Solo S", message="update applied")
+    wait_for(
+        lambda: members_by_email(engine, scim_org.id)["solo@example.test"]["display_name"] == "Solo S", message="update applied"
+    )
     # and its first login bills once
     login(app_client, scim_org.slug, "solo@example.test")
     login(app_client, scim_org.slug, "solo@example.test")
@@ -64,10 +78,12 @@ def test_account_registered_after_the_member_is_flagged_too_and_can_be_dismissed
     scim_org.client.post("/Users", json={"schemas": [USER], "userName": "later@example.test"})
     wait_for(lambda: "later@example.test" in members_by_email(engine, scim_org.id), message="member")
     with engine.begin() as conn:
-        register(conn, "LATER@example.test", settings.topics())
+        register(SqlUnitOfWork(conn, settings.topics()), "LATER@example.test")
     wait_for(lambda: members_by_email(engine, scim_org.id)["later@example.test"]["status"] == "conflict", message="conflict")
     with engine.begin() as conn:
-        admin.resolve(conn, orgs.get(conn, scim_org.slug), settings.topics(), "test", "later@example.test", acquire=False)
+        admin.resolve(
+            SqlUnitOfWork(conn, settings.topics()), orgs.get(conn, scim_org.slug), "test", "later@example.test", acquire=False
+        )
     member = members_by_email(engine, scim_org.id)["later@example.test"]
     assert member["status"] == "provisioned" and member["account_id"] is None
     with engine.connect() as conn:
@@ -76,13 +92,15 @@ def test_account_registered_after_the_member_is_flagged_too_and_can_be_dismissed
 
 def test_manual_provisioning_toggle(pipeline, scim_org, engine, settings):
     with engine.begin() as conn:
-        org = admin.change_settings(conn, orgs.get(conn, scim_org.slug), settings.topics(), "test", manual_provisioning=False)
+        org = admin.change_settings(
+            SqlUnitOfWork(conn, settings.topics()), orgs.get(conn, scim_org.slug), "test", manual_provisioning=False
+        )
     with engine.begin() as conn, pytest.raises(admin.AdminError) as refused:
-        admin.add_member(conn, org, settings.topics(), "test", "hand@example.test")
+        admin.add_member(SqlUnitOfWork(conn, settings.topics()), org, "test", "hand@example.test")
     assert refused.value.status == 403 and "manual_provisioning" in str(refused.value)
     with engine.begin() as conn:
-        org = admin.change_settings(conn, org, settings.topics(), "test", manual_provisioning=True)
-        admin.add_member(conn, org, settings.topics(), "test", "hand@example.test", "Hand")
+        org = admin.change_settings(SqlUnitOfWork(conn, settings.topics()), org, "test", manual_provisioning=True)
+        admin.add_member(SqlUnitOfWork(conn, settings.topics()), org, "test", "hand@example.test", "Hand")
     member = wait_for(lambda: members_by_email(engine, scim_org.id).get("hand@example.test"), message="manual member")
     assert (member["status"], member["source"]) == ("provisioned", "manual")
     with engine.connect() as conn:
@@ -94,9 +112,9 @@ def test_manual_provisioning_toggle(pipeline, scim_org, engine, settings):
 
 def test_scim_refused_while_disabled(scim_org, engine, settings):
     with engine.begin() as conn:
-        admin.change_settings(conn, orgs.get(conn, scim_org.slug), settings.topics(), "test", scim_enabled=False)
+        admin.change_settings(SqlUnitOfWork(conn, settings.topics()), orgs.get(conn, scim_org.slug), "test", scim_enabled=False)
     r = scim_org.client.post("/Users", json={"schemas": [USER], "userName": "nope@example.test"})
     assert r.status_code == 401
     with engine.begin() as conn:
-        admin.change_settings(conn, orgs.get(conn, scim_org.slug), settings.topics(), "test", scim_enabled=True)
+        admin.change_settings(SqlUnitOfWork(conn, settings.topics()), orgs.get(conn, scim_org.slug), "test", scim_enabled=True)
     assert scim_org.client.get("/Users", params={"filter": 'userName eq "nope@example.test"'}).json()["totalResults"] == 0

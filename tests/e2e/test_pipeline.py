@@ -10,8 +10,8 @@ import pytest
 from kafka import KafkaProducer
 from sqlalchemy import text
 
-from core.members import list_members
 from core.settings import to_env
+from domain.members import list_members
 from events.envelope import encode
 from ingest.scim.changes import OrgRef, group_events, user_events
 from tests.conftest import topic_payloads, wait_for
@@ -42,13 +42,15 @@ def set_active(client, user_id, active):
 
 def test_scim_user_becomes_provisioned_member(pipeline, scim_org, engine, settings):
     started = time.monotonic()
-    r = scim_org.client.post("/Users", json={"schemas": [USER], "userName": "pat", "emails": [{"value": "Pat@Example.com", "primary": True}]})
+    r = scim_org.client.post(
+        "/Users", json={"schemas": [USER], "userName": "pat", "emails": [{"value": "Pat@Example.com", "primary": True}]}
+    )
     assert r.status_code == 201
     uid = r.json()["id"]
     wait_for(lambda: status_of(engine, scim_org.id, uid) == "provisioned", timeout=10, message="member provisioned")
     print(f"SCIM commit to membership applied: {time.monotonic() - started:.3f}s")
     out = subprocess.run(
-        [sys.executable, "-m", "core.cli", "members", "list", scim_org.slug, "--json"],
+        [sys.executable, "-m", "cli", "members", "list", scim_org.slug, "--json"],
         env={**to_env(settings), "PATH": "/usr/bin:/bin"},
         capture_output=True,
         check=True,
@@ -163,15 +165,17 @@ def test_poison_record_is_dead_lettered_and_blocks_nobody(pipeline, scim_org, en
     assert "not a provisioner CloudEvent" in wait_for(dead, message="dead letter")
     # and it is on the dead-letter topic, with its error and origin, through the relay
     # (the conflict worker reads the lifecycle topic too, and sets it aside as well)
-    found = wait_for(
-        lambda: {p["data"]["consumer"]: p for p in topic_payloads(settings, settings.topic_dead_letter) if p["data"]["origin"]["key"] == key.decode()}
-        .keys() >= {"membership", "conflicts"} and [p for p in topic_payloads(settings, settings.topic_dead_letter) if p["data"]["origin"]["key"] == key.decode()],
-        timeout=30, message="dead letters on their topic",
-    )
+    def letters() -> list[dict]:
+        """The dead letters of this key, once both consumers have set it aside."""
+        mine = [p for p in topic_payloads(settings, settings.topic_dead_letter) if p["data"]["origin"]["key"] == key.decode()]
+        return mine if {p["data"]["consumer"] for p in mine} >= {"membership", "conflicts"} else []
+
+    found = wait_for(letters, timeout=30, message="dead letters on their topic")
     assert sorted(p["data"]["consumer"] for p in found) == ["conflicts", "membership"]
     letter = next(p for p in found if p["data"]["consumer"] == "membership")
     assert letter["type"] == "io.provisioner.dead_letter"
-    assert letter["data"]["origin"]["topic"] == settings.topic_lifecycle and "not a provisioner CloudEvent" in letter["data"]["error"]
+    assert letter["data"]["origin"]["topic"] == settings.topic_lifecycle
+    assert "not a provisioner CloudEvent" in letter["data"]["error"]
     assert letter["data"]["value"] is None and base64.b64decode(letter["data"]["value_base64"]) == b"\x00 not an event"
 
 

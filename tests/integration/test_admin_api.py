@@ -16,8 +16,8 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from core import admin, service_tokens
 from core.tables import accounts, conflicts, member_activity, members
+from domain import admin, service_tokens
 
 pytestmark = pytest.mark.integration
 
@@ -396,9 +396,12 @@ def idp_metadata(entity_id: str = "https://idp.example.test/saml") -> str:
     )
     der = b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
     return f"""<?xml version="1.0"?>
-<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="{entity_id}">
+<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#"
+    entityID="{entity_id}">
   <md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
-    <md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{der}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>
+    <md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data>
+      <ds:X509Certificate>{der}</ds:X509Certificate>
+    </ds:X509Data></ds:KeyInfo></md:KeyDescriptor>
     <md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://idp.example.test/sso"/>
   </md:IDPSSODescriptor>
 </md:EntityDescriptor>"""

@@ -7,10 +7,10 @@ import sys
 import pytest
 from sqlalchemy import text
 
+import workers.membership as users
 from core.settings import to_env
 from events.envelope import encode
 from ingest.scim.changes import OrgRef, user_events
-from workers import member_events
 from workers.dead_letters import list_dead_letters, redrive
 from workers.runtime import Tally, apply_records
 
@@ -24,16 +24,17 @@ def test_a_dead_letter_is_redriven_once_the_handler_is_fixed(engine, settings, s
 
     record = SimpleNamespace(topic=settings.topic_lifecycle, partition=3, offset=41, key=event.key.encode(), value=encode(event))
 
-    def broken(event, conn):
-        raise RuntimeError("handler bug")
+    class Broken:
+        def apply(self, events, uow):
+            raise RuntimeError("handler bug")
 
-    apply_records(engine, "membership", broken, [record], Tally())
+    apply_records(engine, settings.topics(), "membership", Broken(), [record], Tally())
     mine = [d for d in list_dead_letters(engine, "membership") if d["offset"] == 41 and d["key"] == event.key]
     assert len(mine) == 1 and "handler bug" in mine[0]["error"]
 
     # still broken: it stays, with one row and the latest error
-    # (member_events.build is on both the one-by-one and the set-wise path of the membership worker)
-    monkeypatch.setattr(member_events, "build", lambda *a, **k: (_ for _ in ()).throw(ValueError("still broken")))
+    # (a new SCIM user's member.created is announced through users.member_event)
+    monkeypatch.setattr(users, "member_event", lambda *a, **k: (_ for _ in ()).throw(ValueError("still broken")))
     report = redrive(engine, settings, "membership", [mine[0]["id"]])
     assert report["failed"] == [mine[0]["id"]]
     again = [d for d in list_dead_letters(engine, "membership") if d["offset"] == 41 and d["key"] == event.key]
@@ -53,7 +54,9 @@ def test_a_dead_letter_is_redriven_once_the_handler_is_fixed(engine, settings, s
 
 def test_dlq_cli(engine, settings):
     env = to_env(settings)
-    out = subprocess.run([sys.executable, "-m", "core.cli", "dlq", "list", "--json", "--all"], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "cli", "dlq", "list", "--json", "--all"], env=env, capture_output=True, text=True, check=True
+    )
     assert isinstance(json.loads(out.stdout), list)
-    bad = subprocess.run([sys.executable, "-m", "core.cli", "dlq", "redrive", "nosuch"], env=env, capture_output=True, text=True)
+    bad = subprocess.run([sys.executable, "-m", "cli", "dlq", "redrive", "nosuch"], env=env, capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown consumer" in bad.stderr

@@ -21,9 +21,14 @@ pytestmark = pytest.mark.integration
 def limited(settings, engine):
     port = free_port()
     own = settings.model_copy(
-        update={"http_port": port, "public_url": f"http://127.0.0.1:{port}", "scim_rate_limit_per_second": 25, "scim_rate_limit_burst": 10}
+        update={
+            "http_port": port, "public_url": f"http://127.0.0.1:{port}",
+            "scim_rate_limit_per_second": 25, "scim_rate_limit_burst": 10,
+        }
     )
-    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "serve"], env={**os.environ, **to_env(own)}, preexec_fn=_die_with_parent)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli", "serve"], env={**os.environ, **to_env(own)}, preexec_fn=_die_with_parent
+    )
 
     def up():
         try:

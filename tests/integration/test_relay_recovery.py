@@ -11,7 +11,7 @@ from sqlalchemy import text
 from core.db import make_engine
 from events import kafka as kafka_clients
 from events import outbox
-from events.relay import Relay
+from events.outbox import Relay
 from ingest.scim.changes import OrgRef, user_events
 from tests.conftest import topic_payloads
 
@@ -34,7 +34,9 @@ def test_relay_after_a_crash_between_ack_and_delete_publishes_nothing_twice(sett
     relay = Relay(own, relay_engine, lambda: kafka_clients.producer(own))
     with relay_engine.begin() as conn:
         outbox.add(conn, events, own.topics())
-        rows = conn.execute(text("SELECT id, topic, key, payload FROM outbox WHERE payload->>'orgid' = :o ORDER BY id"), {"o": org.id}).all()
+        rows = conn.execute(
+            text("SELECT id, topic, key, payload FROM outbox WHERE payload->>'orgid' = :o ORDER BY id"), {"o": org.id}
+        ).all()
         # publish as the relay does, then "crash" before deleting: the rows stay in the outbox
         for r in rows:
             relay.producer.send(r.topic, key=r.key.encode(), value=orjson.dumps(r.payload))

@@ -55,9 +55,14 @@ def test_discovery_endpoints(scim_org):
 def test_create_then_lookup_by_username_externalid_and_email(scim_org):
     c = scim_org.client
     assert c.get("/Users", params={"filter": 'userName eq "ALICE@example.com"'}).json()["totalResults"] == 0
-    user = new_user(c, "alice@example.com", externalId="ext-1", emails=[{"value": "Alice@Example.com", "type": "work", "primary": True}])
+    user = new_user(
+        c, "alice@example.com", externalId="ext-1", emails=[{"value": "Alice@Example.com", "type": "work", "primary": True}]
+    )
     assert user["meta"]["location"].endswith(f"/Users/{user['id']}")
-    for expr in ('userName eq "ALICE@example.com"', 'externalId eq "ext-1"', 'emails[type eq "work"].value eq "alice@example.com"', 'emails.value eq "ALICE@EXAMPLE.COM"'):
+    for expr in (
+        'userName eq "ALICE@example.com"', 'externalId eq "ext-1"',
+        'emails[type eq "work"].value eq "alice@example.com"', 'emails.value eq "ALICE@EXAMPLE.COM"',
+    ):
         found = c.get("/Users", params={"filter": expr}).json()
         assert found["totalResults"] == 1, expr
         assert found["Resources"][0]["id"] == user["id"]
@@ -202,7 +207,8 @@ def test_concurrent_member_patches_lose_nobody(scim_org):
 def test_remove_one_member_keeps_the_others(scim_org):
     c = scim_org.client
     a, b, d = (new_user(c, n)["id"] for n in ("ra", "rb", "rd"))
-    group = c.post("/Groups", json={"schemas": [GROUP], "displayName": "Trio", "members": [{"value": a}, {"value": b}, {"value": d}]}).json()
+    trio = [{"value": a}, {"value": b}, {"value": d}]
+    group = c.post("/Groups", json={"schemas": [GROUP], "displayName": "Trio", "members": trio}).json()
     body = {"schemas": [PATCH], "Operations": [{"op": "remove", "path": f'members[value eq "{b}"]'}]}
     assert c.patch(f"/Groups/{group['id']}", json=body).status_code in (200, 204)
     assert sorted(m["value"] for m in c.get(f"/Groups/{group['id']}").json()["members"]) == sorted([a, d])
@@ -278,7 +284,7 @@ def test_tenant_isolation(scim_org, other_org):
 
 
 def test_token_rotation_keeps_old_token_during_overlap(scim_org, engine, settings):
-    from core import orgs
+    from domain import orgs
 
     new = orgs.rotate_token(engine, scim_org.slug, overlap_seconds=3600)
     assert scim_org.client.get("/Users").status_code == 200

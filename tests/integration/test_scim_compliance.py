@@ -35,7 +35,9 @@ def reference_successes() -> int:
     server = Path(sys.executable).with_name("scim2-server")
     assert server.exists() or shutil.which("scim2-server")
     port = _free_port()
-    proc = subprocess.Popen([str(server), "--port", str(port), "--bearer-token", "ref-token"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [str(server), "--port", str(port), "--bearer-token", "ref-token"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         url = f"http://127.0.0.1:{port}"
 

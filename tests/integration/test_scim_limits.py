@@ -32,7 +32,10 @@ def limited(settings, engine):
 def rows(engine, org_id):
     with engine.connect() as conn:
         return conn.execute(
-            text("SELECT (SELECT count(*) FROM scim_resources WHERE org_id = :o), (SELECT count(*) FROM outbox WHERE payload->>'orgid' = :s)"),
+            text(
+                "SELECT (SELECT count(*) FROM scim_resources WHERE org_id = :o), "
+                "(SELECT count(*) FROM outbox WHERE payload->>'orgid' = :s)"
+            ),
             {"o": org_id, "s": org_id},
         ).one()
 
@@ -53,7 +56,8 @@ def test_count_is_capped_and_announced(limited):
     for params in ({"count": 1000}, {"count": 99999999999999999999}, {}, {"count": 5, "sortBy": "userName"}):
         page = client.get(f"{base}/Users", params=params).json()
         assert page["totalResults"] == 3 and page["itemsPerPage"] == 2 and len(page["Resources"]) == 2, (params, page)
-    searched = client.post(f"{base}/Users/.search", json={"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "count": 50})
+    search = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "count": 50}
+    searched = client.post(f"{base}/Users/.search", json=search)
     assert searched.json()["itemsPerPage"] == 2
     rest = client.get(f"{base}/Users", params={"startIndex": 3, "count": 1000}).json()
     assert rest["itemsPerPage"] == 1  # the next page holds the rest
@@ -63,9 +67,11 @@ def test_long_or_deep_filters_are_invalid_filter_and_change_nothing(limited, eng
     client, base, org = limited
     before = rows(engine, org.id)
     long_filter = 'userName eq "' + "x" * 80 + '"'
-    assert "at most 80 are allowed" in scim_error(client.get(f"{base}/Users", params={"filter": long_filter}), 400, "invalidFilter")
+    too_long = client.get(f"{base}/Users", params={"filter": long_filter})
+    assert "at most 80 are allowed" in scim_error(too_long, 400, "invalidFilter")
     deep = "not (not (not (not (title pr))))"
-    assert "nests 4 levels deep; at most 3" in scim_error(client.get(f"{base}/Groups", params={"filter": deep}), 400, "invalidFilter")
+    too_deep = client.get(f"{base}/Groups", params={"filter": deep})
+    assert "nests 4 levels deep; at most 3" in scim_error(too_deep, 400, "invalidFilter")
     bracketed = '((((userName eq "u1"))))'
     scim_error(client.get(f"{base}/Users", params={"filter": bracketed}), 400, "invalidFilter")
     search = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "filter": deep}

@@ -29,6 +29,8 @@ def test_scim_answers_503_with_retry_after_when_the_database_is_down(settings):
 def test_the_internal_login_api_answers_503_too(settings):
     down = isolated(settings, "down", f"postgresql://provisioner:provisioner@127.0.0.1:{free_port()}/provisioner")
     with TestClient(create_app(down), raise_server_exceptions=False) as client:
-        response = client.post("/internal/v1/logins", json={"org": "acme", "email": "a@example.test"}, headers={"Authorization": "Bearer svc_x"})
+        response = client.post(
+            "/internal/v1/logins", json={"org": "acme", "email": "a@example.test"}, headers={"Authorization": "Bearer svc_x"}
+        )
     assert response.status_code == 503 and response.headers["Retry-After"] == "5"
     assert response.json()["status"] == 503

@@ -16,8 +16,6 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import _SPEEDS
-
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 PROMETHEUS_DIR = DEPLOY / "prometheus"
@@ -34,13 +32,6 @@ JOBS = {
     "provisioner-billing": "metrics_port_billing",
     "provisioner-conflicts": "metrics_port_conflicts",
 }
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The live ops test starts the relay, which drains the outbox: run with the e2e tests."""
-    speeds = {**_SPEEDS, "ops": _SPEEDS["e2e"]}
-    items.sort(key=lambda item: speeds.get(item.path.parent.name, 1))
 
 
 @dataclass

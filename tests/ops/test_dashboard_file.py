@@ -1,6 +1,10 @@
 """The Grafana dashboard and its provisioning, read as Grafana would."""
 
+import pytest
+
 from tests.ops.conftest import DEPLOY, dashboard, dashboard_panels, load_yaml
+
+pytestmark = pytest.mark.ops
 
 ROWS = ["Ingest RED", "Pipeline lag and latency", "Workers", "Billing", "Conflicts"]
 

@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import Engine, select, text
 from starlette.testclient import TestClient
 
-from core import admin, service_tokens
 from core.settings import Settings
 from core.tables import orgs as orgs_table
 from core.tables import scim_group_members, scim_resources, scim_tokens
+from domain import admin, service_tokens
 from ingest.app import create_app
 from tests.conftest import make_org
 
@@ -113,7 +113,7 @@ def snapshot(engine: Engine, org_id: str) -> dict[str, Any]:
     """Everything a SCIM request of the org may write: its SCIM rows, its outbox rows, its org and tokens."""
     with engine.connect() as conn:
         def rows(query: Any) -> list[tuple[Any, ...]]:
-            return sorted((tuple(str(v) for v in row) for row in conn.execute(query)))
+            return sorted(tuple(str(v) for v in row) for row in conn.execute(query))
 
         return {
             "org": rows(select(orgs_table).where(orgs_table.c.id == org_id)),

@@ -84,7 +84,10 @@ JSON_LITERALS = st.one_of(
 )
 
 JSON_VALUES = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70), st.floats(allow_nan=False, allow_infinity=False), TEXTS),
+    st.one_of(
+        st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
+        st.floats(allow_nan=False, allow_infinity=False), TEXTS,
+    ),
     lambda inner: st.one_of(
         st.lists(inner, max_size=4), st.dictionaries(st.one_of(st.sampled_from(ATTRIBUTES), SHORT_TEXTS), inner, max_size=4)
     ),
@@ -107,7 +110,8 @@ class ScimCall:
     body: bytes | None
 
     def describe(self) -> str:
-        return f"{self.method} {self.path} params={self.params!r} headers={self.headers!r} body={self.body[:300] if self.body else None!r}"
+        body = self.body[:300] if self.body else None
+        return f"{self.method} {self.path} params={self.params!r} headers={self.headers!r} body={body!r}"
 
 
 def _encode(value: Any) -> bytes:
@@ -159,7 +163,10 @@ class ScimStrategies:
                     "displayName": TEXTS,
                     "active": st.one_of(st.booleans(), st.sampled_from(["True", "False", "yes", ""]), JSON_VALUES),
                     "emails": st.one_of(
-                        st.lists(st.fixed_dictionaries({"value": TEXTS}, optional={"type": TEXTS, "primary": st.booleans()}), max_size=3),
+                        st.lists(
+                            st.fixed_dictionaries({"value": TEXTS}, optional={"type": TEXTS, "primary": st.booleans()}),
+                            max_size=3,
+                        ),
                         JSON_VALUES,
                     ),
                     "name": st.one_of(st.fixed_dictionaries({}, optional={"givenName": TEXTS, "familyName": TEXTS}), JSON_VALUES),
@@ -167,7 +174,9 @@ class ScimStrategies:
                     "id": st.one_of(some_id, TEXTS),
                     "meta": JSON_VALUES,
                     "password": TEXTS,
-                    ENTERPRISE: st.one_of(st.fixed_dictionaries({}, optional={"manager": st.one_of(TEXTS, some_id)}), JSON_VALUES),
+                    ENTERPRISE: st.one_of(
+                        st.fixed_dictionaries({}, optional={"manager": st.one_of(TEXTS, some_id)}), JSON_VALUES
+                    ),
                 },
             ),
             st.dictionaries(SHORT_TEXTS, JSON_VALUES, max_size=2),
@@ -181,7 +190,9 @@ class ScimStrategies:
                     {},
                     optional={
                         "displayName": TEXTS, "externalId": TEXTS, "title": TEXTS, "active": st.booleans(),
-                        "emails": st.lists(st.fixed_dictionaries({"value": st.emails(), "type": st.sampled_from(["work", "home"])}), max_size=2),
+                        "emails": st.lists(
+                            st.fixed_dictionaries({"value": st.emails(), "type": st.sampled_from(["work", "home"])}), max_size=2
+                        ),
                         "name": st.fixed_dictionaries({}, optional={"givenName": TEXTS, "familyName": TEXTS}),
                     },
                 ),
@@ -194,7 +205,10 @@ class ScimStrategies:
         members = st.one_of(st.lists(member, max_size=3), JSON_VALUES)
         self.groups = st.fixed_dictionaries(
             {"schemas": st.one_of(st.just([GROUP]), JSON_VALUES)},
-            optional={"displayName": st.one_of(TEXTS, JSON_VALUES), "externalId": TEXTS, "members": members, "id": st.one_of(some_id, TEXTS)},
+            optional={
+                "displayName": st.one_of(TEXTS, JSON_VALUES), "externalId": TEXTS, "members": members,
+                "id": st.one_of(some_id, TEXTS),
+            },
         )
         path = st.one_of(
             st.sampled_from(ATTRIBUTES),
@@ -204,11 +218,16 @@ class ScimStrategies:
             TEXTS,
         )
         operation = st.fixed_dictionaries(
-            {"op": st.one_of(st.sampled_from(["add", "replace", "remove", "Add", "Replace", "REMOVE", "copy", "test"]), SHORT_TEXTS)},
+            {"op": st.one_of(
+                st.sampled_from(["add", "replace", "remove", "Add", "Replace", "REMOVE", "copy", "test"]), SHORT_TEXTS
+            )},
             optional={"path": path, "value": st.one_of(members, self.users, JSON_VALUES, TEXTS)},
         )
         self.patches = st.fixed_dictionaries(
-            {"schemas": st.one_of(st.just([PATCH_OP]), JSON_VALUES), "Operations": st.one_of(st.lists(operation, max_size=3), JSON_VALUES)}
+            {
+                "schemas": st.one_of(st.just([PATCH_OP]), JSON_VALUES),
+                "Operations": st.one_of(st.lists(operation, max_size=3), JSON_VALUES),
+            }
         )
         number = st.integers(min_value=-5, max_value=2**70)
         attributes = st.lists(st.sampled_from(ATTRIBUTES), max_size=3)
@@ -217,7 +236,8 @@ class ScimStrategies:
             optional={
                 "filter": self.filters, "attributes": attributes, "excludedAttributes": st.one_of(attributes, JSON_VALUES),
                 "startIndex": st.one_of(number, JSON_VALUES), "count": st.one_of(number, JSON_VALUES),
-                "sortBy": st.one_of(st.sampled_from(ATTRIBUTES), TEXTS), "sortOrder": st.one_of(st.sampled_from(["ascending", "descending"]), TEXTS),
+                "sortBy": st.one_of(st.sampled_from(ATTRIBUTES), TEXTS),
+                "sortOrder": st.one_of(st.sampled_from(["ascending", "descending"]), TEXTS),
             },
         )
         listed = attributes.map(",".join) | TEXTS
@@ -247,12 +267,15 @@ class ScimStrategies:
         ]
         anything = st.tuples(
             st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]),
-            st.sampled_from(["/Users", "/Groups", "/Users/{id}", "/Groups/{id}", "/{id}", "/Users/{id}/x", "/Me", "/Schemas/{id}"]),
+            st.sampled_from(
+                ["/Users", "/Groups", "/Users/{id}", "/Groups/{id}", "/{id}", "/Users/{id}/x", "/Me", "/Schemas/{id}"]
+            ),
             st.sampled_from([self.users, self.groups, self.patches, self.searches, JSON_VALUES]),
         )
         valid_patch = st.fixed_dictionaries(
             {"schemas": st.just([PATCH_OP]), "Operations": st.lists(
-                st.fixed_dictionaries({"op": st.sampled_from(["replace", "Replace", "add"]), "path": st.sampled_from(["displayName", "title", "active"]),
+                st.fixed_dictionaries({"op": st.sampled_from(["replace", "Replace", "add"]),
+                                       "path": st.sampled_from(["displayName", "title", "active"]),
                                        "value": st.one_of(TEXTS, st.booleans())}), min_size=1, max_size=2)}
         )
         writes = [("POST", "/Users", self.valid_users), ("PATCH", f"/Users/{self.own_user}", valid_patch)]

@@ -25,11 +25,11 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from core import admin
+from domain import admin
 from tests.conftest import make_org
 from tests.security.conftest import examples
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.security
 
 ROOT = Path(__file__).resolve().parents[2]
 

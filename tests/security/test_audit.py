@@ -19,14 +19,14 @@ import pytest
 from sqlalchemy import select, text
 from starlette.testclient import TestClient
 
-from core import admin, orgs
 from core.settings import to_env
 from core.tables import scim_audit
+from domain import admin, orgs
 from ingest.app import create_app
 from ingest.audit import decode_cursor, encode_cursor, redact_filter, redact_query
 from tests.conftest import make_org, wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.security
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -59,7 +59,10 @@ def user(email: str) -> dict:
     ("given", "kept"),
     [
         ('userName eq "ann@acme.com"', 'userName eq "?"'),
-        ('emails[type eq "work" and value co "a\\"b"] or externalId eq "x"', 'emails[type eq "?" and value co "?"] or externalId eq "?"'),
+        (
+            'emails[type eq "work" and value co "a\\"b"] or externalId eq "x"',
+            'emails[type eq "?" and value co "?"] or externalId eq "?"',
+        ),
         ('userName eq "unterminated@acme.com', 'userName eq "?"'),
         ('userName eq "trailing backslash\\', 'userName eq "?"'),
         ("x.y2 gt 12345 and active eq true", "x.y2 gt ? and active eq true"),
@@ -105,10 +108,11 @@ def test_every_scim_request_of_an_org_is_recorded_without_bodies_or_filter_value
         (c.get(f"/Users/{uuid.uuid4()}", headers=agent), 404),
         (c.post("/Users", content=b'{"schemas": [', headers=agent), 400),
         (c.post("/Users", content=b"x" * (settings.max_body_bytes + 10), headers=agent), 413),
-        (c.patch(f"/Users/{user_id}", json={"schemas": [PATCH], "Operations": [{"op": "Replace", "path": "title", "value": "Boss"}]},
-                 headers=agent), 204),
+        (c.patch(f"/Users/{user_id}", headers=agent,
+                 json={"schemas": [PATCH], "Operations": [{"op": "Replace", "path": "title", "value": "Boss"}]}), 204),
         # this org's token on another org's path: refused, and recorded under the token's org
-        (httpx.post(f"{other_org.base_url}/Users", json=user(email), headers={**agent, "Authorization": f"Bearer {scim_org.token}"}), 401),
+        (httpx.post(f"{other_org.base_url}/Users", json=user(email),
+                    headers={**agent, "Authorization": f"Bearer {scim_org.token}"}), 401),
         (c.delete(f"/Users/{user_id}", headers=agent), 204),
     ]
     for response, status in calls:
@@ -134,7 +138,9 @@ def test_every_scim_request_of_an_org_is_recorded_without_bodies_or_filter_value
 
 def test_a_write_is_recorded_in_its_own_transaction(server, engine, scim_org):
     """The row of a committed write exists when the IdP gets its answer (no batch to wait for)."""
-    r = scim_org.client.post("/Users", json=user(f"bo.{uuid.uuid4().hex[:8]}@acme.example.com"), headers={"X-Request-Id": "inline-1"})
+    r = scim_org.client.post(
+        "/Users", json=user(f"bo.{uuid.uuid4().hex[:8]}@acme.example.com"), headers={"X-Request-Id": "inline-1"}
+    )
     assert r.status_code == 201, r.text
     assert [(x["request_id"], x["status"], x["method"]) for x in audit_rows(engine, scim_org.id)] == [("inline-1", 201, "POST")]
 
@@ -160,7 +166,8 @@ def test_an_old_token_and_a_disabled_integration_still_name_the_org(server, sett
     new = orgs.rotate_token(engine, scim_org.slug, overlap_seconds=0)
     assert scim_org.client.get("/Users", headers={"X-Request-Id": "rotated-out"}).status_code == 401
     orgs.update_settings(engine, scim_org.slug, scim_enabled=False)
-    assert scim_org.client.get("/Users", headers={"Authorization": f"Bearer {new}", "X-Request-Id": "scim-off"}).status_code == 401
+    scim_off = scim_org.client.get("/Users", headers={"Authorization": f"Bearer {new}", "X-Request-Id": "scim-off"})
+    assert scim_off.status_code == 401
     rows = rows_for(engine, scim_org.id, 2)
     assert sorted((r["request_id"], r["status"]) for r in rows) == [("rotated-out", 401), ("scim-off", 401)]
 
@@ -200,7 +207,9 @@ def test_admins_page_and_filter_their_own_orgs_trail(server, engine, scim_org, o
         assert len(seen) == 5 and len({e["id"] for e in seen}) == 5
         keys = [(e["at"], e["id"]) for e in seen]
         assert keys == sorted(keys, reverse=True)
-        assert set(seen[0]) == {"id", "at", "method", "path", "query", "status", "duration_ms", "user_agent", "request_id", "client_address"}
+        assert set(seen[0]) == {
+            "id", "at", "method", "path", "query", "status", "duration_ms", "user_agent", "request_id", "client_address",
+        }
 
         def statuses(**params):
             r = api.get("/org/scim-audit", params=params)
@@ -285,13 +294,13 @@ def test_cli_prunes_with_the_given_retention(settings, engine):
     with engine.begin() as conn:
         conn.execute(scim_audit.insert(), [_old_row(org.id, 100, "ancient"), _old_row(org.id, 10, "kept")])
     env = {**os.environ, **to_env(settings)}
-    done = subprocess.run([sys.executable, "-m", "core.cli", "audit", "prune", "--days", "30", "--json"],
+    done = subprocess.run([sys.executable, "-m", "cli", "audit", "prune", "--days", "30", "--json"],
                           env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     assert out["retention_days"] == 30 and out["deleted"] >= 1
     assert [r["request_id"] for r in audit_rows(engine, org.id)] == ["kept"]
-    refused = subprocess.run([sys.executable, "-m", "core.cli", "audit", "prune", "--days", "0"],
+    refused = subprocess.run([sys.executable, "-m", "cli", "audit", "prune", "--days", "0"],
                              env=env, capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2 and "--days" in refused.stderr
     with engine.connect() as conn:

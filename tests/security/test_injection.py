@@ -14,7 +14,7 @@ import pytest
 from tests.security.conftest import seed, snapshot
 from tests.security.scim_requests import PATCH_OP, SQL_INJECTIONS
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.security
 
 @pytest.fixture(scope="module")
 def orgs(settings, engine, app_client):
@@ -29,12 +29,20 @@ def _quoted(payload: str) -> str:
     return json.dumps(payload)  # a filter's string literal is JSON (RFC 7644 §3.4.2.2)
 
 
+def _patch(operation: dict) -> dict:
+    return {"schemas": [PATCH_OP], "Operations": [operation]}
+
+
 def scim_requests(org, payload: str) -> list[tuple[str, str, dict, object]]:
     """(method, url, params, json body) carrying the payload, each on org A's SCIM root."""
-    requests = [("GET", org.scim("/Users"), {"filter": f"{attribute} eq {_quoted(payload)}"}, None) for attribute in FILTER_ATTRIBUTES]
+    quoted = _quoted(payload)
+    requests = [("GET", org.scim("/Users"), {"filter": f"{attribute} eq {quoted}"}, None) for attribute in FILTER_ATTRIBUTES]
+    search = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "filter": f"userName eq {quoted}", "sortBy": payload,
+    }
     requests += [
-        ("GET", org.scim("/Groups"), {"filter": f"members[value eq {_quoted(payload)}]"}, None),
-        ("GET", org.scim("/Users"), {"filter": f"userName co {_quoted(payload)} or externalId sw {_quoted(payload)}"}, None),
+        ("GET", org.scim("/Groups"), {"filter": f"members[value eq {quoted}]"}, None),
+        ("GET", org.scim("/Users"), {"filter": f"userName co {quoted} or externalId sw {quoted}"}, None),
         ("GET", org.scim("/Users"), {"filter": payload}, None),  # the payload as the whole filter
         ("GET", org.scim("/Users"), {"sortBy": payload}, None),
         ("GET", org.scim("/Users"), {"attributes": payload}, None),
@@ -42,11 +50,13 @@ def scim_requests(org, payload: str) -> list[tuple[str, str, dict, object]]:
         ("GET", org.scim("/Users"), {"startIndex": payload, "count": payload}, None),
         ("GET", org.scim("/Users/" + quote(payload, safe="")), {}, None),
         ("DELETE", org.scim("/Users/" + quote(payload, safe="")), {}, None),
-        ("POST", org.scim("/Users/.search"), {}, {"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "filter": f"userName eq {_quoted(payload)}", "sortBy": payload}),
-        ("PATCH", org.scim(f"/Groups/{org.group_id}"), {}, {"schemas": [PATCH_OP], "Operations": [{"op": "remove", "path": f"members[value eq {_quoted(payload)}]"}]}),
-        ("PATCH", org.scim(f"/Groups/{org.group_id}"), {}, {"schemas": [PATCH_OP], "Operations": [{"op": "add", "path": "members", "value": [{"value": payload}]}]}),
-        ("PATCH", org.scim(f"/Users/{org.user_id}"), {}, {"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": payload, "value": "x"}]}),
-        ("PATCH", org.scim(f"/Users/{org.user_id}"), {}, {"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": f'emails[type eq {_quoted(payload)}].value', "value": "x@example.com"}]}),
+        ("POST", org.scim("/Users/.search"), {}, search),
+        ("PATCH", org.scim(f"/Groups/{org.group_id}"), {}, _patch({"op": "remove", "path": f"members[value eq {quoted}]"})),
+        ("PATCH", org.scim(f"/Groups/{org.group_id}"), {},
+         _patch({"op": "add", "path": "members", "value": [{"value": payload}]})),
+        ("PATCH", org.scim(f"/Users/{org.user_id}"), {}, _patch({"op": "replace", "path": payload, "value": "x"})),
+        ("PATCH", org.scim(f"/Users/{org.user_id}"), {},
+         _patch({"op": "replace", "path": f"emails[type eq {quoted}].value", "value": "x@example.com"})),
     ]
     return requests
 
@@ -57,7 +67,8 @@ def test_scim_injection_finds_nothing_and_changes_nothing(payload, engine, app_c
     for method, url, params, body in scim_requests(org_a, payload):
         before_a, before_b = snapshot(engine, org_a.id), snapshot(engine, org_b.id)
         headers = {**org_a.scim_auth, "Content-Type": "application/scim+json"}
-        response = app_client.request(method, url, params=params, headers=headers, content=None if body is None else json.dumps(body))
+        content = None if body is None else json.dumps(body)
+        response = app_client.request(method, url, params=params, headers=headers, content=content)
         where = f"{method} {url} {params} {body}"
         assert response.status_code < 500, f"{response.status_code} for {where}: {response.text[:300]}"
         assert org_b.marker not in response.text, where

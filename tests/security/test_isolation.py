@@ -29,7 +29,7 @@ from ingest.app import create_app
 from ingest.console import _csrf_for
 from tests.security.conftest import GROUP, USER, Tenant, seed
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.security
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 
@@ -87,17 +87,18 @@ class Call:
 def scim_calls(b: Tenant, slug: str) -> list[Call]:
     """Every SCIM operation of scim2-server's routing table, aimed at B's resources."""
     ids = {"Users": b.user_id, "Groups": b.group_id}
-    bodies = {
-        "POST": {"Users": {"schemas": [USER], "userName": "intruder@example.com"}, "Groups": {"schemas": [GROUP], "displayName": "x"}},
-        "PUT": {"Users": {"schemas": [USER], "userName": "intruder@example.com"}, "Groups": {"schemas": [GROUP], "displayName": "x"}},
+    written = {
+        "Users": {"schemas": [USER], "userName": "intruder@example.com"}, "Groups": {"schemas": [GROUP], "displayName": "x"},
     }
+    bodies = {"POST": written, "PUT": written}
+    named = {"/ResourceTypes/{resource_id}": "User", "/Schemas/{resource_id}": USER}  # the resource of a non-collection route
     calls = []
     for route in SCIM_ROUTES:
         if route.pattern in ("/ServiceProviderConfig",) or route.pattern.startswith("/Me") or route.pattern == "/Bulk":
             continue  # public discovery (checked below); /Me and /Bulk are not offered (501)
         for endpoint in ("Users", "Groups") if "{endpoint}" in route.pattern else ("",):
             path = route.pattern.replace("{endpoint}", endpoint)
-            resource = ids.get(endpoint) or {"/ResourceTypes/{resource_id}": "User", "/Schemas/{resource_id}": USER}.get(route.pattern)
+            resource = ids.get(endpoint) or named.get(route.pattern)
             path = path.replace("{resource_id}", resource or "")
             body = None
             if route.operation.value == "search_with_body":
@@ -140,7 +141,8 @@ def b_state(engine, org_id: str) -> dict[str, Any]:
                 state[table.name] = sorted(str(tuple(r)) for r in conn.execute(select(table).where(table.c.org_id == org_id)))
         state["orgs"] = [str(tuple(r)) for r in conn.execute(text("SELECT * FROM orgs WHERE id = :o"), {"o": org_id})]
         state["outbox"] = sorted(
-            str(tuple(r)) for r in conn.execute(text("SELECT id, payload::text FROM outbox WHERE payload->>'orgid' = :o"), {"o": org_id})
+            str(tuple(r))
+            for r in conn.execute(text("SELECT id, payload::text FROM outbox WHERE payload->>'orgid' = :o"), {"o": org_id})
         )
     return state
 
@@ -184,32 +186,13 @@ def test_isolation_matrix(settings, engine, app_client, matrix_orgs, service_tok
         kind = family(path)
         if kind == "public":
             continue
-        if kind == "scim":
-            if path != "/scim/{org}/{path:path}":
-                continue  # the root `/scim/{org}` serves the same endpoint; its operations are listed below
-            calls = scim_calls(b, b.slug) + [
-                Call(c.route, c.method, c.url, c.body, c.own) for c in scim_calls(b, a.slug)  # A's own root, B's ids
-            ]
-        else:
-            url, own = fill(path, b)
-            body = ADMIN_BODIES.get((method, path))
-            if body == "login":
-                body = {"org": b.slug, "email": f"{b.marker}@example.com"}
-            calls = [Call(path, method, url, body, own)]
-        for call in calls:
+        if kind == "scim" and path != "/scim/{org}/{path:path}":
+            continue  # the root `/scim/{org}` serves the same endpoint; its operations are listed below
+        for call in _calls(path, method, kind, a, b):
             for name, headers, cookies, right_kind in credentials:
-                if kind == "service" and name == "service":
-                    continue  # a service token is global: the app's backend names the org in the body
-                if kind == "console" and name in ("A scim", "B scim"):
-                    continue  # the console reads no Authorization header: same as "none"
-                if name.startswith("B ") and right_kind == {"console": "admin"}.get(kind, kind):
-                    continue  # B's own credential of the right kind is not an attack
-                data: dict[str, str] | None = None
-                send_headers = dict(headers) if kind != "console" else {}
-                if kind == "console" and cookies:
-                    send_headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
-                if kind == "console" and method == "POST":
-                    data = {"csrf": _csrf_for(cookies.get("provisioner_console", "")), "email": "intruder@example.com"}
+                if _not_an_attack(kind, name, right_kind):
+                    continue
+                send_headers, data = _request_parts(kind, method, headers, cookies)
                 # A's credential on A's own root (the second set of SCIM calls) is "own" for collections
                 a_root = call.url.startswith(f"/scim/{a.slug}/")
                 own_org = (name == "A scim" and kind == "scim" and a_root) or (name == "A admin" and kind in ("admin", "console"))
@@ -219,23 +202,13 @@ def test_isolation_matrix(settings, engine, app_client, matrix_orgs, service_tok
                     follow_redirects=False,
                 )
                 client.cookies.clear()
-                status = response.status_code
-                sent = f"{call.method} {call.url}"
+                sent = f"{name} {call.method} {call.url}"
                 leaked = [s for s in secrets_of_b if s in response.text]
                 if leaked:
-                    failures.append(f"{name} {sent}: B's data in the answer ({status}): {leaked}")
-                if kind == "console" and status == 303:
-                    where = response.headers["location"]
-                    label = "303 sign-in" if where == "/console/login" else "303 notice"
-                    if not (where == "/console/login" or (own_org and where.startswith("/console"))):
-                        failures.append(f"{name} {sent}: redirected to {where}")
-                elif status in (401, 404):
-                    label = str(status)
-                elif own_org and call.own and status < 500:
-                    label = "own"  # A's own org: served or refused by its rules (409, 400...), checked for B's data
-                else:
-                    label = str(status)
-                    failures.append(f"{name} {sent}: {status} {response.text[:200]}")
+                    failures.append(f"{sent}: B's data in the answer ({response.status_code}): {leaked}")
+                label, failure = _label(kind, response, own_org, own_org and call.own)
+                if failure:
+                    failures.append(f"{sent}: {failure}")
                 cells[(kind, name)][label] += 1
 
     after = b_state(engine, b.id)
@@ -243,6 +216,60 @@ def test_isolation_matrix(settings, engine, app_client, matrix_orgs, service_tok
     _print_matrix(cells, [c[0] for c in credentials])
     assert not failures, "\n".join(failures[:40])
     assert not changed, f"org B's rows changed in {changed}"
+
+
+def _calls(path: str, method: str, kind: str | None, a: Tenant, b: Tenant) -> list[Call]:
+    """The requests a route gets, aimed at B's resources (SCIM's also through A's own root)."""
+    if kind == "scim":
+        return scim_calls(b, b.slug) + [
+            Call(c.route, c.method, c.url, c.body, c.own) for c in scim_calls(b, a.slug)  # A's own root, B's ids
+        ]
+    url, own = fill(path, b)
+    body = ADMIN_BODIES.get((method, path))
+    if body == "login":
+        body = {"org": b.slug, "email": f"{b.marker}@example.com"}
+    return [Call(path, method, url, body, own)]
+
+
+def _not_an_attack(kind: str | None, name: str, right_kind: str | None) -> bool:
+    """Credential cells the matrix leaves out, each for its reason."""
+    if kind == "service" and name == "service":
+        return True  # a service token is global: the app's backend names the org in the body
+    if kind == "console" and name in ("A scim", "B scim"):
+        return True  # the console reads no Authorization header: same as "none"
+    # B's own credential of the right kind is not an attack
+    return name.startswith("B ") and right_kind == {"console": "admin"}.get(kind, kind)
+
+
+def _request_parts(
+    kind: str | None, method: str, headers: dict[str, str], cookies: dict[str, str]
+) -> tuple[dict[str, str], dict[str, str] | None]:
+    """The headers and form a credential is sent with: the console takes its session as a cookie."""
+    if kind != "console":
+        return dict(headers), None
+    send_headers: dict[str, str] = {}
+    data: dict[str, str] | None = None
+    if cookies:
+        send_headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
+    if method == "POST":
+        data = {"csrf": _csrf_for(cookies.get("provisioner_console", "")), "email": "intruder@example.com"}
+    return send_headers, data
+
+
+def _label(kind: str | None, response: Any, own_org: bool, own_resource: bool) -> tuple[str, str | None]:
+    """The matrix cell's label for an answer, and what is wrong with it (None when it is a refusal)."""
+    status = response.status_code
+    if kind == "console" and status == 303:
+        where = response.headers["location"]
+        label = "303 sign-in" if where == "/console/login" else "303 notice"
+        if not (where == "/console/login" or (own_org and where.startswith("/console"))):
+            return label, f"redirected to {where}"
+        return label, None
+    if status in (401, 404):
+        return str(status), None
+    if own_resource and status < 500:
+        return "own", None  # A's own org: served or refused by its rules (409, 400...), checked for B's data
+    return str(status), f"{status} {response.text[:200]}"
 
 
 def _print_matrix(cells: dict[tuple[str, str], Counter[str]], names: list[str]) -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from tests.security.conftest import USER, snapshot
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.security
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
@@ -66,5 +66,6 @@ def test_admin_api_odd_times_and_bytes_are_422_or_served(app_client, org_a):
     assert r.status_code == 200, r.text
     r = app_client.get("/admin/v1/org/scim-audit", params={"since": "0001-01-01T00:00:00+23:00"}, headers=org_a.admin_auth)
     assert r.status_code == 422 and r.json()["detail"] == "query.since: out of range", r.text
-    r = app_client.patch("/admin/v1/org/settings", content=b"\xff", headers={**org_a.admin_auth, "Content-Type": "application/json"})
+    json_type = {**org_a.admin_auth, "Content-Type": "application/json"}
+    r = app_client.patch("/admin/v1/org/settings", content=b"\xff", headers=json_type)
     assert r.status_code == 422 and "not valid JSON" in r.json()["detail"], r.text

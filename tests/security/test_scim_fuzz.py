@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from tests.security.conftest import examples, snapshot
 from tests.security.scim_requests import Ids, ScimCall, ScimStrategies
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.security
 
 FUZZ = settings(
     max_examples=examples(300),

@@ -27,12 +27,14 @@ import httpx
 import pytest
 from sqlalchemy import select, text
 
-from core import admin, orgs, sealed, service_tokens
+from core import sealed
 from core.settings import free_port, to_env
-from core.tables import admin_tokens, scim_audit, scim_tokens, service_tokens as service_tokens_table, sso_configs
+from core.tables import admin_tokens, scim_audit, scim_tokens, sso_configs
+from core.tables import service_tokens as service_tokens_table
+from domain import admin, orgs, service_tokens
 from tests.conftest import _die_with_parent, _http_ok, wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.security
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -87,7 +89,7 @@ def logged_ingest(settings, engine, tmp_path: Path) -> Iterator[tuple[str, Path]
     own = settings.model_copy(update={"http_port": port, "public_url": f"http://127.0.0.1:{port}", "log_level": "DEBUG"})
     log_path = tmp_path / "ingest.log"
     with log_path.open("wb") as log_file:
-        proc = subprocess.Popen([sys.executable, "-m", "core.cli", "serve"], env={**os.environ, **to_env(own)},
+        proc = subprocess.Popen([sys.executable, "-m", "cli", "serve"], env={**os.environ, **to_env(own)},
                                 stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
         try:
             wait_for(lambda: _http_ok(f"{own.public_url}/readyz"), timeout=30, message="ingest /readyz")
@@ -103,7 +105,9 @@ def _body(secret: str) -> str:
 
 
 def _leaks(haystack: str, named: dict[str, str]) -> list[str]:
-    return [f"{name} ({'whole' if s in haystack else 'body'})" for name, s in named.items() if s in haystack or _body(s) in haystack]
+    return [
+        f"{name} ({'whole' if s in haystack else 'body'})" for name, s in named.items() if s in haystack or _body(s) in haystack
+    ]
 
 
 def test_no_secret_in_logs_metrics_events_audit_or_database(settings, engine, logged_ingest, provider):
@@ -121,14 +125,7 @@ def test_no_secret_in_logs_metrics_events_audit_or_database(settings, engine, lo
     email = f"kim.{uuid.uuid4().hex[:6]}@example.com"
 
     # SCIM, right and wrong
-    created = scim.post("/Users", json={"schemas": [USER], "userName": email, "emails": [{"value": email, "type": "work"}]})
-    assert created.status_code == 201, created.text
-    assert scim.get("/Users", params={"filter": f'userName eq "{email}"'}).status_code == 200
-    assert scim.patch(f"/Users/{created.json()['id']}", json={"schemas": [PATCH], "Operations": [{"op": "replace", "path": "active", "value": False}]}).status_code == 204
-    assert scim.get("/Users", params={"access_token": scim_token}).status_code == 200  # a token where none belongs
-    for token in (wrong["wrong SCIM token"], admin_token, service_token, f"{scim_token}x"):
-        assert scim.get("/Users", headers={"Authorization": f"Bearer {token}"}).status_code == 401
-    assert scim.get("/Users", headers={"Authorization": f"Basic {base64.b64encode(f'u:{scim_token}'.encode()).decode()}"}).status_code == 401
+    _use_scim(scim, email, scim_token, [wrong["wrong SCIM token"], admin_token, service_token, f"{scim_token}x"])
 
     # admin API: rotate (a new SCIM token), connect OIDC, read the audit trail; wrong credentials
     rotated = api.post("/org/scim-token/rotate")
@@ -141,13 +138,18 @@ def test_no_secret_in_logs_metrics_events_audit_or_database(settings, engine, lo
     assert api.get("/org/scim-audit").status_code == 200
     for token in (wrong["wrong admin token"], scim_token, service_token):
         assert api.get("/org", headers={"Authorization": f"Bearer {token}"}).status_code == 401
-    assert api.put("/org/sso/oidc", json={"issuer": provider, "client_id": "x", "client_secret": client_secret, "extra": client_secret}).status_code == 422
+    extra = {"issuer": provider, "client_id": "x", "client_secret": client_secret, "extra": client_secret}
+    assert api.put("/org/sso/oidc", json=extra).status_code == 422
 
     # internal API, right and wrong
     login = {"org": slug, "email": email, "method": "password"}
-    assert httpx.post(f"{url}/internal/v1/logins", json=login, headers={"Authorization": f"Bearer {service_token}"}).status_code in (200, 201, 202)
+
+    def sign_in(token: str) -> int:
+        return httpx.post(f"{url}/internal/v1/logins", json=login, headers={"Authorization": f"Bearer {token}"}).status_code
+
+    assert sign_in(service_token) in (200, 201, 202)
     for token in (wrong["wrong service token"], admin_token, scim_token):
-        assert httpx.post(f"{url}/internal/v1/logins", json=login, headers={"Authorization": f"Bearer {token}"}).status_code == 401
+        assert sign_in(token) == 401
 
     # an OIDC sign-in: the sealed secret must reach the provider, and only the provider
     with httpx.Client(timeout=15) as browser:
@@ -179,7 +181,8 @@ def test_no_secret_in_logs_metrics_events_audit_or_database(settings, engine, lo
 
     # events (the outbox holds them as the relay will publish them) and the audit rows
     with engine.connect() as conn:
-        events = conn.execute(text("SELECT payload::text FROM outbox WHERE payload->>'orgid' = :o"), {"o": org.id}).scalars().all()
+        query = text("SELECT payload::text FROM outbox WHERE payload->>'orgid' = :o")
+        events = conn.execute(query, {"o": org.id}).scalars().all()
     assert events and _leaks("\n".join(events), named) == []
     rows = scim_audit_rows(engine, org.id)
     assert len(rows) == 5 and any("access_token=?" == r["query"] for r in rows)
@@ -189,14 +192,36 @@ def test_no_secret_in_logs_metrics_events_audit_or_database(settings, engine, lo
     assert _database_leaks(engine, named) == []
 
     # what is stored instead: hashes of the tokens, the client secret sealed
+    _assert_stored_protected(settings, engine, org.id, named)
+
+
+def _assert_stored_protected(settings, engine, org_id: str, named: dict[str, str]) -> None:
+    """The tokens are stored as their hashes and the OIDC client secret sealed."""
     with engine.connect() as conn:
-        digests = set(conn.execute(select(scim_tokens.c.token_hash).where(scim_tokens.c.org_id == org.id)).scalars())
-        assert {bytes(d) for d in digests} == {_sha(scim_token), _sha(new_scim_token)}
-        assert conn.execute(select(admin_tokens.c.token_hash).where(admin_tokens.c.token_hash == _sha(admin_token))).first()
-        assert conn.execute(select(service_tokens_table.c.name).where(service_tokens_table.c.token_hash == _sha(service_token))).scalar() == "secrets-test"
-        config = conn.execute(select(sso_configs.c.config).where(sso_configs.c.org_id == org.id, sso_configs.c.protocol == "oidc")).scalar()
+        digests = set(conn.execute(select(scim_tokens.c.token_hash).where(scim_tokens.c.org_id == org_id)).scalars())
+        assert {bytes(d) for d in digests} == {_sha(named["SCIM token"]), _sha(named["rotated SCIM token"])}
+        admin_hash = _sha(named["admin token"])
+        assert conn.execute(select(admin_tokens.c.token_hash).where(admin_tokens.c.token_hash == admin_hash)).first()
+        service = select(service_tokens_table.c.name).where(service_tokens_table.c.token_hash == _sha(named["service token"]))
+        assert conn.execute(service).scalar() == "secrets-test"
+        oidc = select(sso_configs.c.config).where(sso_configs.c.org_id == org_id, sso_configs.c.protocol == "oidc")
+        config = conn.execute(oidc).scalar()
     assert set(config) == {"issuer", "client_id", "client_secret_sealed"}
-    assert sealed.open_sealed(settings, config["client_secret_sealed"]) == client_secret
+    assert sealed.open_sealed(settings, config["client_secret_sealed"]) == named["OIDC client secret"]
+
+
+def _use_scim(scim: httpx.Client, email: str, scim_token: str, refused: list[str]) -> None:
+    """SCIM with the org's token (four requests), then with credentials it must refuse."""
+    created = scim.post("/Users", json={"schemas": [USER], "userName": email, "emails": [{"value": email, "type": "work"}]})
+    assert created.status_code == 201, created.text
+    assert scim.get("/Users", params={"filter": f'userName eq "{email}"'}).status_code == 200
+    deactivate = {"schemas": [PATCH], "Operations": [{"op": "replace", "path": "active", "value": False}]}
+    assert scim.patch(f"/Users/{created.json()['id']}", json=deactivate).status_code == 204
+    assert scim.get("/Users", params={"access_token": scim_token}).status_code == 200  # a token where none belongs
+    for token in refused:
+        assert scim.get("/Users", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    basic = base64.b64encode(f"u:{scim_token}".encode()).decode()
+    assert scim.get("/Users", headers={"Authorization": f"Basic {basic}"}).status_code == 401
 
 
 def _sha(token: str) -> bytes:

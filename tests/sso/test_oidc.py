@@ -24,25 +24,21 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import Engine, text
 
-from core import orgs
 from core.settings import Settings, to_env
+from domain import orgs
 from ingest.sso import oidc
 from tests.conftest import ScimOrg
-from tests.sso.conftest_oidc import (  # noqa: F401  (fixtures)
+from tests.sso.conftest_oidc import (
     Browser,
     ForgingProvider,
     OidcOrg,
     OpenIdProvider,
-    browser,
-    forging_provider,
-    oidc_org,
-    openid_provider,
     outbox_events,
     query_of,
     redirect_uri,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.sso
 
 SUCCEEDED = "io.provisioner.login.succeeded"
 REFUSED = "io.provisioner.login.refused"
@@ -213,12 +209,12 @@ def test_cli_configure_prints_the_redirect_uri(settings, scim_org: ScimOrg, open
     args = ["sso", "configure", scim_org.slug, "--oidc-issuer", openid_provider.issuer,
             "--oidc-client-id", "cli-client", "--oidc-client-secret", "cli-secret", "--json"]
     env = {**os.environ, **to_env(settings)}
-    done = subprocess.run([sys.executable, "-m", "core.cli", *args], env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-m", "cli", *args], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)["oidc"]
     assert out["redirect_uri"] == redirect_uri(settings, scim_org.slug)
     assert out["login_url"] == f"{settings.public_url}/sso/{scim_org.slug}/oidc/login"
-    bad = subprocess.run([sys.executable, "-m", "core.cli", *args[:4], "http://idp.example.com", *args[5:]],
+    bad = subprocess.run([sys.executable, "-m", "cli", *args[:4], "http://idp.example.com", *args[5:]],
                          env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "https" in bad.stderr
 

@@ -24,11 +24,11 @@ from cryptography.x509.oid import NameOID
 from lxml import etree
 from sqlalchemy import text
 
-from core import orgs
 from core.settings import to_env
+from domain import orgs
 from tests.conftest import _free_port, make_org, wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.sso
 
 IDP_DIR = Path(__file__).resolve().parents[1] / "idp" / "saml"
 SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
@@ -343,7 +343,7 @@ def test_configure_via_cli(scim_org, settings, idp, tmp_path):
     metadata = tmp_path / "idp.xml"
     metadata.write_text(httpx.get(f"{idp}/metadata", timeout=10).text)
     out = subprocess.run(
-        [sys.executable, "-m", "core.cli", "sso", "configure", scim_org.slug, "--saml-metadata", str(metadata), "--json"],
+        [sys.executable, "-m", "cli", "sso", "configure", scim_org.slug, "--saml-metadata", str(metadata), "--json"],
         env={**os.environ, **to_env(settings)},
         capture_output=True,
         text=True,
@@ -356,7 +356,7 @@ def test_configure_via_cli(scim_org, settings, idp, tmp_path):
     bad = tmp_path / "bad.xml"
     bad.write_text("<EntityDescriptor/>")
     out = subprocess.run(
-        [sys.executable, "-m", "core.cli", "sso", "configure", scim_org.slug, "--saml-metadata", str(bad)],
+        [sys.executable, "-m", "cli", "sso", "configure", scim_org.slug, "--saml-metadata", str(bad)],
         env={**os.environ, **to_env(settings)},
         capture_output=True,
         text=True,

@@ -1,10 +1,18 @@
 """Which lifecycle events a SCIM write yields (pure, no database)."""
 
+import pytest
+
 from events import catalogue as c
 from ingest.scim.changes import OrgRef, group_events, user_events, user_snapshot
 
+pytestmark = pytest.mark.unit
+
 ORG = OrgRef("00000000-0000-0000-0000-000000000001", "acme", "req-1")
-ALICE = {"userName": "alice", "emails": [{"value": "a@x.com", "type": "home"}, {"value": "A@work.com", "primary": True}], "active": True}
+ALICE = {
+    "userName": "alice",
+    "emails": [{"value": "a@x.com", "type": "home"}, {"value": "A@work.com", "primary": True}],
+    "active": True,
+}
 
 
 def types(events):

@@ -1,4 +1,8 @@
+import pytest
+
 from core import credentials
+
+pytestmark = pytest.mark.unit
 
 
 def test_tokens_are_256_bit_random_and_distinct():
@@ -16,7 +20,7 @@ def test_hash_matches_only_its_token():
 
 
 def test_token_cache_expires_and_keeps_only_hashes(monkeypatch):
-    from core.orgs import Org
+    from domain.orgs import Org
     from ingest.scim import routes
 
     clock = {"now": 100.0}

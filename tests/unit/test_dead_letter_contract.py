@@ -12,6 +12,8 @@ from events import dead_letter
 from events.envelope import encode
 from ingest.scim.changes import OrgRef, user_events
 
+pytestmark = pytest.mark.unit
+
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "dead-letter.json").read_text())
 VALIDATOR = Draft202012Validator(SCHEMA, format_checker=FormatChecker())
 ORG = OrgRef("3f0c2a8e-5b7d-4e1a-9c6f-2d8b7a1e4c90", "acme")

@@ -6,6 +6,8 @@ import pytest
 from events.envelope import EnvelopeError, decode, encode
 from ingest.scim.changes import OrgRef, user_events
 
+pytestmark = pytest.mark.unit
+
 ORG = OrgRef("00000000-0000-0000-0000-000000000001", "acme")
 
 

@@ -2,9 +2,10 @@
 
 The schemas are the contract with the teams that consume the lifecycle, members and billing
 topics: the events are built by the real code (`ingest.scim.changes` for SCIM writes,
-`core.logins.record` for sign-ins, `core.admin` and `core.accounts` for org admins' actions and
-accounts, `workers.member_events.emit` and the membership, conflict and billing workers'
-handlers for member, conflict and billing facts), encoded as they go on the wire, and validated
+`ingest.logins.record` for sign-ins, `domain.admin` and `domain.accounts` for org admins' actions and
+accounts, `workers.membership.announce.member_event` and the membership, conflict and billing
+workers' handlers, run on the in-memory unit of work of tests/fakes.py, for member, conflict and
+billing facts), encoded as they go on the wire, and validated
 with `$ref`s resolved from the schema files only (no network). Broken events must fail, so a
 change to the payload that the schemas do not follow turns this test red.
 """
@@ -25,28 +26,33 @@ import pytest
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
-from sqlalchemy.sql.visitors import cloned_traverse
 from sqlalchemy import Column, Table
 from sqlalchemy.sql import functions, operators
 from sqlalchemy.sql.dml import Delete, Insert, Update
 from sqlalchemy.sql.elements import BinaryExpression, BindParameter, BooleanClauseList, Null, TextClause
 from sqlalchemy.sql.schema import PrimaryKeyConstraint, UniqueConstraint
 from sqlalchemy.sql.selectable import Select
+from sqlalchemy.sql.visitors import cloned_traverse
 
-from core import admin, org_events, orgs
-from core.accounts import NO_ORG, register
-from core.logins import SignIn, record
-from core.orgs import Org
-from core.tables import billing_accounts, members, outbox
 from core.tables import orgs as orgs_table
+from core.tables import outbox
+from domain import admin, orgs
+from domain import postgres as unit_of_work
+from domain.accounts import NO_ORG, register
+from domain.model import Member, MemberStatus, Source, transition
+from domain.orgs import Org
+from domain.postgres import SqlUnitOfWork
 from events import catalogue as c
 from events.envelope import Event, decode, deterministic_id, encode
 from events.outbox import add as stage_in_outbox
+from ingest.logins import SignIn, record
 from ingest.scim.changes import OrgRef, group_events, user_events
-from workers import member_events
+from tests.fakes import FakeUnitOfWork
 from workers.billing import Billing
 from workers.conflicts import ERROR, Conflicts
-from workers.membership import Membership
+from workers.membership import Membership, member_event
+
+pytestmark = pytest.mark.unit
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas" / "events"
 BASE_URI = "https://provisioner.dev/schemas/events/"
@@ -170,45 +176,22 @@ def _bound(statement: Any, parameters: Any) -> Any:
 
 
 class FakeConnection:
-    """Just enough of a PostgreSQL connection for the code that builds sign-in, member and
-    billing events: it answers their queries from a little state and keeps the outbox rows
-    they stage, whose payloads (what the relay publishes) are the events under test."""
+    """Just enough of a PostgreSQL connection for the code that records sign-ins: it answers its
+    queries from a little state and keeps the outbox rows it stages, whose payloads (what the
+    relay publishes) are the events under test."""
 
     def __init__(self) -> None:
         self.info: dict[str, Any] = {}  # SQLAlchemy's per-connection scratch space (outbox reads it)
         self.staged: list[dict[str, Any]] = []
-        self.known = False  # answer to core.logins.is_known's member / SCIM user lookups
+        self.known = False  # answer to ingest.logins.is_known's member / SCIM user lookups
         self.txid = 73021
-        self.versions: dict[str, int] = {}  # members.version by member id
-        self.accounts: dict[tuple[str, str], SimpleNamespace] = {}  # billing_accounts rows
 
     def execute(self, statement: Any, parameters: Any = None) -> _Result:
-        if isinstance(statement, TextClause):  # advisory locks
-            return _Result()
-        statement = _bound(statement, parameters)
-        params = statement.compile().params
         if isinstance(statement, Insert) and statement.table is outbox:
             self.staged.extend(parameters)
             return _Result()
-        if isinstance(statement, Update) and statement.table is members:  # the member's event counter
-            member_id = params.get("id_1") or params["member_id"]
-            self.versions[member_id] = self.versions.get(member_id, 0) + 1
-            return _Result(self.versions[member_id])
-        if isinstance(statement, Insert) and statement.table is billing_accounts:  # on conflict do nothing
-            key = (params["org_id"], params["email_ci"])
-            if key in self.accounts:
-                return _Result()
-            self.accounts[key] = SimpleNamespace(**params)
-            return _Result(self.accounts[key])
-        if isinstance(statement, Update) and statement.table is billing_accounts:
-            vars(self.accounts[(params["org_id_1"], params["email_ci_1"])]).update(
-                seat_active=params["seat_active"], member_id=params["member_id"]
-            )
-            return _Result()
         if isinstance(statement, Select) and "txid_current" in str(statement):
             return _Result(self.txid)
-        if isinstance(statement, Select) and "billing_accounts" in str(statement):
-            return _Result(self.accounts.get((params["org_id_1"], params["email_ci_1"])))
         if isinstance(statement, Select):  # is_known: a member, or a SCIM user, with that email
             return _Result(SimpleNamespace(id="known") if self.known else None)
         raise AssertionError(f"unexpected statement: {statement}")
@@ -222,21 +205,30 @@ def sign_ins_members_and_billing() -> tuple[list[Event], FakeConnection]:
     """Sign-ins, the member events the membership worker makes of them and of SCIM user events,
     and what the billing worker makes of those, each step fed the previous step's event."""
     db = FakeConnection()
-    billing = Billing(TOPICS)
+    uow = FakeUnitOfWork(topics=TOPICS, staged=db.staged)  # the workers stage into the same outbox
+    billing = Billing()
+    people: dict[str, Member] = {}
     events: list[Event] = []
 
     def login(org: Org, email: str, *, known: bool = False, correlation_id: str | None = "req-5e1d", **how: Any) -> Event:
         """Record a sign-in; `known` is whether the org has a member or a SCIM user with that email."""
         db.known = known
-        record(db, org, SignIn(email=email, **how), TOPICS, correlation_id)
+        record(SqlUnitOfWork(db, TOPICS), org, SignIn(email=email, **how), correlation_id)
         events.append(db.last())
         return events[-1]
 
-    def member(kind: c.EventType, cause: Event, member_id: str, **row: Any) -> None:
-        member_events.emit(db, TOPICS, kind, cause=cause, member_id=member_id, **row)
+    def member(kind: c.EventType, cause: Event, member_id: str, *, email: str | None, source: str, status: str,
+               first_login_at: datetime | None) -> None:
+        """The member event the membership worker announces for this member, then billing's."""
+        row = people.setdefault(member_id, Member(
+            id=member_id, org_id=cause.org_id, scim_user_id=None, user_name=None, email=email, email_ci=None,
+            display_name=None, status=MemberStatus(status), source=Source(source),
+        ))
+        row.email, row.status, row.first_login_at = email, MemberStatus(status), first_login_at
+        uow.stage([member_event(kind, cause, row)])
         events.append(db.last())
         staged = len(db.staged)
-        billing(events[-1], db)
+        billing.apply([events[-1]], uow)
         if len(db.staged) > staged:
             events.append(db.last())
 
@@ -244,7 +236,7 @@ def sign_ins_members_and_billing() -> tuple[list[Event], FakeConnection]:
         return datetime.fromisoformat(login_event.data["logged_in_at"])
 
     def moved(before: str, after: str) -> c.EventType:
-        kind = member_events.transition(before, after)
+        kind = transition(MemberStatus(before), MemberStatus(after))
         assert kind is not None
         return kind
 
@@ -441,9 +433,9 @@ class TableConnection:
 
 # the workers and the topic roles they consume, as `workers.main` composes them
 PIPELINE = (
-    (Membership(TOPICS), ("lifecycle",)),
-    (Conflicts(TOPICS), ("members", "lifecycle")),
-    (Billing(TOPICS), ("members",)),
+    (Membership(), ("lifecycle",)),
+    (Conflicts(), ("members", "lifecycle")),
+    (Billing(), ("members",)),
 )
 
 
@@ -455,7 +447,8 @@ def settle(db: TableConnection) -> None:
         db.delivered += 1
         for handler, roles in PIPELINE:
             if event.kind.topic_role in roles:
-                handler(event, db)
+                # the workers' unit of work on the same rows the admin and account code wrote
+                handler.apply([event], FakeUnitOfWork(db.tables, TOPICS, db.staged))
                 db.commit()
 
 
@@ -473,7 +466,8 @@ def _fixed_uuid4s():
 
 
 class _Clock(datetime):
-    """`datetime` for `core.org_events`: its `now` starts at STAGED and advances a second a call."""
+    """`datetime` for `domain.postgres` (where org-level facts are stamped): its `now` starts at
+    STAGED and advances a second a call."""
 
     calls = 0
 
@@ -511,23 +505,23 @@ def org_admins_accounts_and_conflicts() -> tuple[list[Event], TableConnection]:
         done()
 
     def sign_in(email: str, at: datetime, **how: Any) -> None:
-        done(record(db, acme(), SignIn(email=email, at=at, **how), TOPICS, "req-0c9d"))
+        done(record(SqlUnitOfWork(db, TOPICS), acme(), SignIn(email=email, at=at, **how), "req-0c9d"))
 
     # an admin turns SSO provisioning on (just-in-time members)
-    done(admin.change_settings(db, acme(), TOPICS, "cli", sso_provisioning=True))
+    done(admin.change_settings(SqlUnitOfWork(db, TOPICS), acme(), "cli", sso_provisioning=True))
     # Dana has an account of the app, outside any org, before the admin adds her by hand:
     # member.created, then the conflict; the admin acquires her account, and she signs in
-    done(register(db, "Dana@Solo.example", TOPICS, "Dana Scully"))
-    done(admin.add_member(db, acme(), TOPICS, ADMIN_API, "Dana@solo.example", "Dana Scully"))
-    done(admin.resolve(db, acme(), TOPICS, ADMIN_API, "dana@solo.example", acquire=True))
+    done(register(SqlUnitOfWork(db, TOPICS), "Dana@Solo.example", "Dana Scully"))
+    done(admin.add_member(SqlUnitOfWork(db, TOPICS), acme(), ADMIN_API, "Dana@solo.example", "Dana Scully"))
+    done(admin.resolve(SqlUnitOfWork(db, TOPICS), acme(), ADMIN_API, "dana@solo.example", acquire=True))
     sign_in("dana@solo.example", datetime(2025, 4, 2, 15, 0, 0, tzinfo=UTC), method="magic_link", sso=False)
     # Frank is pushed by SCIM first, then registers an account: the conflict comes from the
     # account's side, and the admin dismisses it (by its id)
     scim(*user_events(ORG, FRANK_ID, None, FRANK, 1))
-    done(register(db, "frank@acme.example", TOPICS))
+    done(register(SqlUnitOfWork(db, TOPICS), "frank@acme.example"))
     conflict = db.last()  # flagged by the conflict worker on the account.registered
     assert conflict.kind is c.EMAIL_CONFLICT_DETECTED
-    done(admin.resolve(db, acme(), TOPICS, "cli", conflict.data["conflict_id"], acquire=False))
+    done(admin.resolve(SqlUnitOfWork(db, TOPICS), acme(), "cli", conflict.data["conflict_id"], acquire=False))
     # Grace is pushed inactive; Heidi signs in through SAML and becomes a member just in time
     scim(*user_events(ORG, GRACE_ID, None, GRACE, 1))
     sign_in("Heidi@acme.example", datetime(2025, 4, 2, 16, 0, 0, tzinfo=UTC), method="saml", sso=True,
@@ -537,12 +531,12 @@ def org_admins_accounts_and_conflicts() -> tuple[list[Event], TableConnection]:
     scim(*user_events(ORG, IVAN_ID, None, IVAN, 1))
     sign_in("ivan@acme.example", datetime(2025, 4, 2, 17, 0, 0, tzinfo=UTC), method="password", sso=False)
     scim(*user_events(ORG, IVAN_ID, IVAN, None, 2))
-    done(admin.add_member(db, acme(), TOPICS, "cli", "ivan@acme.example"))
+    done(admin.add_member(SqlUnitOfWork(db, TOPICS), acme(), "cli", "ivan@acme.example"))
     sign_in("ivan@acme.example", datetime(2025, 4, 3, 9, 0, 0, tzinfo=UTC), method="password", sso=False)
     return [decode_row(row) for row in db.staged], db
 
 
-with mock.patch("uuid.uuid4", _fixed_uuid4s()), mock.patch.object(org_events, "datetime", _Clock):
+with mock.patch("uuid.uuid4", _fixed_uuid4s()), mock.patch.object(unit_of_work, "datetime", _Clock):
     ORG_EVENTS, ORG_DB = org_admins_accounts_and_conflicts()
 EVENTS: list[Event] = [
     *user_lifecycle(), *group_lifecycle(), *user_lifecycle(ORG_WITHOUT_REQUEST), *SIGN_INS, *ORG_EVENTS
@@ -1012,8 +1006,8 @@ def test_a_settings_change_is_keyed_by_the_org_and_records_before_and_after():
 
 def test_a_settings_change_that_changes_nothing_emits_nothing():
     db = TableConnection(ACME)
-    admin.change_settings(db, ACME, TOPICS, "cli", manual_provisioning=True, sso_provisioning=None)
-    admin.change_settings(db, ACME, TOPICS, "cli")
+    admin.change_settings(SqlUnitOfWork(db, TOPICS), ACME, "cli", manual_provisioning=True, sso_provisioning=None)
+    admin.change_settings(SqlUnitOfWork(db, TOPICS), ACME, "cli")
     assert db.staged == []
 
 
@@ -1028,8 +1022,8 @@ def test_an_account_belongs_to_no_org_and_is_keyed_by_its_email():
 
 def test_registering_an_email_again_emits_nothing():
     db = TableConnection(ACME)
-    assert register(db, "Zoe@Solo.example", TOPICS).created
-    assert not register(db, "zoe@solo.example", TOPICS, "Zoe").created
+    assert register(SqlUnitOfWork(db, TOPICS), "Zoe@Solo.example").created
+    assert not register(SqlUnitOfWork(db, TOPICS), "zoe@solo.example", "Zoe").created
     assert [decode_row(row).kind for row in db.staged] == [c.ACCOUNT_REGISTERED]
 
 
@@ -1058,7 +1052,7 @@ def test_a_manual_add_is_keyed_by_the_person_like_their_sign_ins():
 def test_no_manual_add_while_manual_provisioning_is_off():
     db = TableConnection(replace(ACME, manual_provisioning=False))
     with pytest.raises(admin.AdminError) as refused:
-        admin.add_member(db, orgs.get(db, ACME.slug), TOPICS, "cli", "someone@acme.example")
+        admin.add_member(SqlUnitOfWork(db, TOPICS), orgs.get(db, ACME.slug), "cli", "someone@acme.example")
     assert refused.value.status == 403
     assert db.staged == []
 

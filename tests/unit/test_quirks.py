@@ -8,6 +8,8 @@ import pytest
 
 from ingest.scim.quirks import ENTERPRISE_USER, normalize_body
 
+pytestmark = pytest.mark.unit
+
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "idp"
 FIXTURE_FILES = sorted(FIXTURES.glob("*.json"))
 MANAGER = f"{ENTERPRISE_USER}:manager"

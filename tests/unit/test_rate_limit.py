@@ -4,6 +4,8 @@ import pytest
 
 from ingest.scim.limits import OrgRateLimiter, RateLimitedException
 
+pytestmark = pytest.mark.unit
+
 
 def test_bucket_allows_the_burst_then_refuses_with_retry_after_then_refills():
     clock = {"now": 0.0}

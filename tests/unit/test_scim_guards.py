@@ -5,6 +5,8 @@ from scim2_models import InvalidFilterException, InvalidPathException, InvalidVa
 
 from ingest.scim.guards import MAX_START_INDEX, Limits, bracket_depth, logical_depth
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize(
     ("expression", "brackets", "logic"),

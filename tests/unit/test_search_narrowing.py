@@ -6,6 +6,8 @@ from sqlalchemy.dialects import postgresql
 
 from ingest.scim.search import narrowing
 
+pytestmark = pytest.mark.unit
+
 UserE = User[EnterpriseUser]
 
 

@@ -11,11 +11,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import orjson
-from kafka import KafkaConsumer, TopicPartition
 from sqlalchemy import Engine, text
 
 from core.settings import Settings
 from events import catalogue as c
+from events import kafka
 
 
 @dataclass
@@ -49,27 +49,7 @@ class Report:
 
 def read_topic(settings: Settings) -> list[bytes]:
     """Every committed record of the billing topic, from the beginning to the current end."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers.split(","),
-        isolation_level="read_committed",
-        enable_auto_commit=False,
-        group_id=None,
-        consumer_timeout_ms=2000,
-    )
-    try:
-        partitions = [TopicPartition(settings.topic_billing, p) for p in sorted(consumer.partitions_for_topic(settings.topic_billing) or [])]
-        if not partitions:
-            return []
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        end = consumer.end_offsets(partitions)
-        values: list[bytes] = []
-        while any(consumer.position(tp) < end[tp] for tp in partitions):
-            for records in consumer.poll(timeout_ms=1000).values():
-                values.extend(r.value for r in records)
-        return values
-    finally:
-        consumer.close(autocommit=False)
+    return list(kafka.read_to_end(settings, [settings.topic_billing]))
 
 
 def verify(settings: Settings, engine: Engine, org_ids: list[str] | None = None) -> Report:

@@ -20,6 +20,7 @@ import html
 import shutil
 import sys
 import uuid
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -57,38 +58,10 @@ def make_server(base: str, key: str, cert: str) -> Server:
     return Server(config=config)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--key", required=True)
-    parser.add_argument("--cert", required=True)
-    parser.add_argument("--sha1", action="store_true", help="sign with RSA-SHA1 and SHA-1 digests")
-    args = parser.parse_args()
-    base = f"http://127.0.0.1:{args.port}"
-    idp = make_server(base, args.key, args.cert)
-    sign_alg, digest_alg = (SIG_RSA_SHA1, DIGEST_SHA1) if args.sha1 else (SIG_RSA_SHA256, DIGEST_SHA256)
-    pending: dict[str, tuple[dict, str | None]] = {}  # login form key -> (response args, RelayState)
-
-    def respond(resp_args: dict, user: str, relay_state: str | None, lifetime: int | None = None) -> bytes:
-        policy = None
-        if lifetime is not None:
-            policy = Policy({"default": {"lifetime": {"seconds": lifetime}, "name_form": NAME_FORMAT_URI}}, mds=idp.metadata)
-        response = idp.create_authn_response(
-            {"mail": [user], "givenName": [user.split("@")[0]]},
-            userid=user,
-            name_id=NameID(format=NAMEID_FORMAT_EMAILADDRESS, text=user),
-            authn={"class_ref": PASSWORD},
-            sign_assertion=True,
-            sign_response=False,
-            sign_alg=sign_alg,
-            digest_alg=digest_alg,
-            release_policy=policy,
-            **resp_args,
-        )
-        http_args = idp.apply_binding(
-            BINDING_HTTP_POST, str(response), resp_args["destination"], relay_state or "", response=True
-        )
-        return http_args["data"].encode() if isinstance(http_args["data"], str) else http_args["data"]
+def _handler(
+    base: str, idp: Server, pending: dict[str, tuple[dict, str | None]], respond: Callable[..., bytes]
+) -> type[BaseHTTPRequestHandler]:
+    """The HTTP endpoints of the IdP (see the module docstring) over its pysaml2 server."""
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *_):  # quiet
@@ -141,7 +114,43 @@ def main() -> None:
             except Exception as exc:
                 self.reply(400, html.escape(f"{type(exc).__name__}: {exc}").encode())
 
-    server = HTTPServer(("127.0.0.1", args.port), Handler)
+    return Handler
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--key", required=True)
+    parser.add_argument("--cert", required=True)
+    parser.add_argument("--sha1", action="store_true", help="sign with RSA-SHA1 and SHA-1 digests")
+    args = parser.parse_args()
+    base = f"http://127.0.0.1:{args.port}"
+    idp = make_server(base, args.key, args.cert)
+    sign_alg, digest_alg = (SIG_RSA_SHA1, DIGEST_SHA1) if args.sha1 else (SIG_RSA_SHA256, DIGEST_SHA256)
+    pending: dict[str, tuple[dict, str | None]] = {}  # login form key -> (response args, RelayState)
+
+    def respond(resp_args: dict, user: str, relay_state: str | None, lifetime: int | None = None) -> bytes:
+        policy = None
+        if lifetime is not None:
+            policy = Policy({"default": {"lifetime": {"seconds": lifetime}, "name_form": NAME_FORMAT_URI}}, mds=idp.metadata)
+        response = idp.create_authn_response(
+            {"mail": [user], "givenName": [user.split("@")[0]]},
+            userid=user,
+            name_id=NameID(format=NAMEID_FORMAT_EMAILADDRESS, text=user),
+            authn={"class_ref": PASSWORD},
+            sign_assertion=True,
+            sign_response=False,
+            sign_alg=sign_alg,
+            digest_alg=digest_alg,
+            release_policy=policy,
+            **resp_args,
+        )
+        http_args = idp.apply_binding(
+            BINDING_HTTP_POST, str(response), resp_args["destination"], relay_state or "", response=True
+        )
+        return http_args["data"].encode() if isinstance(http_args["data"], str) else http_args["data"]
+
+    server = HTTPServer(("127.0.0.1", args.port), _handler(base, idp, pending, respond))
     print("ready", flush=True)
     try:
         server.serve_forever()

@@ -1,12 +1,13 @@
-"""`provisioner sso ...`: configure an org's SSO connections and print what the IdP admin pastes."""
+"""`provisioner sso configure`: set up an org's OIDC/SAML connections and print what the IdP admin pastes."""
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
+from cli._common import fail, load_settings
 from core.db import make_engine
-from core.settings import Settings
 
 sso_app = typer.Typer(no_args_is_help=True, help="Single sign-on (OIDC, SAML) per org.")
 
@@ -17,12 +18,12 @@ def configure(
     oidc_issuer: str = typer.Option(None, help="OpenID Provider issuer (exact match against the ID token's iss)"),
     oidc_client_id: str = typer.Option(None),
     oidc_client_secret: str = typer.Option(None),
-    saml_metadata: Path = typer.Option(None, help="IdP metadata XML file"),
+    saml_metadata: Annotated[Path | None, typer.Option(help="IdP metadata XML file")] = None,
     saml_metadata_url: str = typer.Option(None, help="IdP metadata URL"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Configure OIDC and/or SAML for an org; prints redirect/ACS URLs and SP metadata location."""
-    settings = Settings()
+    settings = load_settings()
     engine = make_engine(settings)
     out: dict[str, object] = {}
     try:
@@ -38,9 +39,8 @@ def configure(
             xml = saml_metadata.read_text() if saml_metadata else None
             out["saml"] = saml.configure(engine, settings, slug, metadata_xml=xml, metadata_url=saml_metadata_url)
     except ValueError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        fail(str(exc))
     if not out:
-        typer.echo("error: give --oidc-* and/or --saml-metadata[-url] options", err=True)
-        raise typer.Exit(2)
+        fail("give --oidc-* and/or --saml-metadata[-url] options")
+    # Indented by default: a person copies these URLs into the IdP's console.
     typer.echo(json.dumps(out, indent=None if as_json else 2))

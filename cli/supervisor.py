@@ -37,11 +37,11 @@ def backoff(quick_deaths: int) -> float:
     """
     if quick_deaths <= 1:
         return 0.0
-    return min(MAX_DELAY, FIRST_DELAY * 2 ** (quick_deaths - 2))
+    return min(MAX_DELAY, FIRST_DELAY * 2.0 ** (quick_deaths - 2))
 
 
 def _command(args: list[str]) -> list[str]:
-    return [sys.executable, "-m", "core.cli", *args]
+    return [sys.executable, "-m", "cli", *args]
 
 
 log = logging.getLogger("provisioner.supervisor")

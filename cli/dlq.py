@@ -1,0 +1,45 @@
+"""`provisioner dlq list|redrive`: inspect the records a worker set aside and re-apply them after a fix."""
+
+import json
+from typing import Annotated
+
+import typer
+
+from cli._common import fail, load_settings
+from core.db import make_engine
+
+dlq_app = typer.Typer(no_args_is_help=True, help="Dead letters: records a worker set aside.")
+
+
+@dlq_app.command("list")
+def dlq_list(
+    consumer: str = typer.Option(None, help="membership, billing or conflicts"),
+    include_redriven: bool = typer.Option(False, "--all", help="Include redriven ones"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """List dead letters with their error and origin (topic, partition, offset)."""
+    from workers.dead_letters import list_dead_letters
+
+    found = list_dead_letters(make_engine(load_settings()), consumer, include_redriven)
+    if as_json:
+        typer.echo(json.dumps(found))
+    else:
+        for d in found:
+            typer.echo(f"{d['id']}\t{d['consumer']}\t{d['topic']}[{d['partition']}]@{d['offset']}\t{d['error'][:120]}")
+
+
+@dlq_app.command("redrive")
+def dlq_redrive(
+    consumer: str,
+    ids: Annotated[list[int] | None, typer.Argument(help="Dead letter ids (default: all of the consumer's)")] = None,
+) -> None:
+    """Re-apply dead letters with the worker's current handler (after a fix); exit 1 if some fail again."""
+    from workers.dead_letters import redrive
+
+    settings = load_settings()
+    try:
+        report = redrive(make_engine(settings), settings, consumer, ids or None)
+    except ValueError as exc:
+        fail(str(exc))
+    typer.echo(json.dumps(report))
+    raise typer.Exit(1 if report["failed"] else 0)

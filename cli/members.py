@@ -1,0 +1,114 @@
+"""`provisioner members|accounts|conflicts ...`: an org's people, the SaaS's own accounts, and the clashes between them."""
+
+import json
+
+import typer
+
+from cli._common import fail, load_settings
+from core.db import make_engine
+from domain import orgs
+
+members_app = typer.Typer(no_args_is_help=True, help="An org's members, as the membership worker applied them.")
+accounts_app = typer.Typer(no_args_is_help=True, help="The SaaS's accounts outside any org.")
+conflicts_app = typer.Typer(no_args_is_help=True, help="Email conflicts between members and existing accounts.")
+
+
+@members_app.command("add")
+def members_add(slug: str, email: str, name: str = typer.Option(None, help="Display name")) -> None:
+    """Add a person by hand (only while the org's manual provisioning is on)."""
+    from domain import admin
+    from domain.postgres import SqlUnitOfWork
+
+    settings = load_settings()
+    try:
+        with SqlUnitOfWork.begin(make_engine(settings), settings.topics()) as uow:
+            event_id = admin.add_member(uow, orgs.get(uow.conn, slug), "cli", email, name)
+    except (orgs.OrgError, admin.AdminError) as exc:
+        fail(str(exc))
+    typer.echo(json.dumps({"email": email, "event_id": event_id, "status": "accepted"}))
+
+
+@members_app.command("list")
+def members_list(
+    slug: str,
+    as_json: bool = typer.Option(False, "--json"),
+    status: str = typer.Option(None, help="Only members with this status"),
+    include_removed: bool = typer.Option(False, "--all", help="Include removed members"),
+) -> None:
+    """List an org's members with email, status and source."""
+    from domain.members import list_members
+
+    engine = make_engine(load_settings())
+    with engine.connect() as conn:
+        try:
+            org = orgs.get(conn, slug)
+        except orgs.OrgError as exc:
+            fail(str(exc))
+        found = list_members(conn, org.id, status=status, include_removed=include_removed)
+    if as_json:
+        typer.echo(json.dumps(found))
+    else:
+        for m in found:
+            typer.echo(f"{m['email'] or m['user_name']}\t{m['status']}\t{m['source']}")
+
+
+@accounts_app.command("register")
+def accounts_register(email: str, name: str = typer.Option(None, help="Display name")) -> None:
+    """Register an account outside any org (as the app does when someone signs up)."""
+    from domain.accounts import AccountError, register
+    from domain.postgres import SqlUnitOfWork
+
+    settings = load_settings()
+    try:
+        with SqlUnitOfWork.begin(make_engine(settings), settings.topics()) as uow:
+            result = register(uow, email, name)
+    except AccountError as exc:
+        fail(str(exc))
+    typer.echo(json.dumps({**result.account, "created": result.created}))
+
+
+@conflicts_app.command("list")
+def conflicts_list(
+    slug: str,
+    status: str = typer.Option("open", help="open, acquired, dismissed or all"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """List an org's email conflicts."""
+    from domain import admin
+
+    with make_engine(load_settings()).connect() as conn:
+        try:
+            found = admin.list_conflicts(conn, orgs.get(conn, slug), None if status == "all" else status)
+        except orgs.OrgError as exc:
+            fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(found))
+    else:
+        for item in found:
+            typer.echo(f"{item['email']}\t{item['status']}\t{item['error']}")
+
+
+def _resolve(slug: str, key: str, acquire: bool) -> None:
+    """Settle one conflict (by email or id) either way and print the outcome."""
+    from domain import admin
+    from domain.postgres import SqlUnitOfWork
+
+    settings = load_settings()
+    try:
+        with SqlUnitOfWork.begin(make_engine(settings), settings.topics()) as uow:
+            result = admin.resolve(uow, orgs.get(uow.conn, slug), "cli", key, acquire=acquire)
+    except (orgs.OrgError, admin.AdminError) as exc:
+        fail(str(exc))
+    typer.echo(json.dumps(result))
+
+
+@conflicts_app.command("acquire")
+def conflicts_acquire(slug: str, email_or_id: str) -> None:
+    """Acquire the existing account into the org: it becomes the member."""
+    _resolve(slug, email_or_id, acquire=True)
+
+
+@conflicts_app.command("dismiss")
+def conflicts_dismiss(slug: str, email_or_id: str) -> None:
+    """Dismiss a conflict: the member stays, the account stays outside the org."""
+    _resolve(slug, email_or_id, acquire=False)

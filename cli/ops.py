@@ -1,0 +1,69 @@
+"""`provisioner db|topics ...` and the process commands (serve, relay, worker, run) that operators start."""
+
+from typing import Annotated
+
+import typer
+
+from cli._common import fail, load_settings
+
+db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+topics_app = typer.Typer(no_args_is_help=True, help="Kafka topics.")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the schema migrations."""
+    from core.migrate import upgrade
+
+    upgrade(load_settings())
+
+
+@topics_app.command("create")
+def topics_create() -> None:
+    """Create the Kafka topics that are missing."""
+    from events.kafka import ensure_topics
+
+    created = ensure_topics(load_settings())
+    typer.echo(f"created: {', '.join(created) or 'none (all present)'}")
+
+
+# The process commands sit on the root app; cli.main registers them there.
+
+
+def serve() -> None:
+    """Run the ingest HTTP server (SCIM, health, metrics)."""
+    import uvicorn
+
+    settings = load_settings()
+    uvicorn.run(
+        "ingest.app:app_from_env",
+        factory=True,
+        host=settings.http_host,
+        port=settings.http_port,
+        workers=settings.http_workers,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+def relay() -> None:
+    """Run the outbox relay."""
+    from events.main import run_relay
+
+    run_relay(load_settings())
+
+
+def worker(name: str = typer.Argument(..., help="membership, billing or conflicts")) -> None:
+    """Run one worker of a consumer group."""
+    from workers.main import WORKERS, run_worker
+
+    if name not in WORKERS:
+        fail(f"unknown worker {name!r}; known: {', '.join(WORKERS)}")
+    run_worker(name, load_settings())
+
+
+def run(roles: Annotated[list[str] | None, typer.Argument(help="Roles to run (default: all)")] = None) -> None:
+    """Run ingest, the relay and every worker in the foreground; Ctrl-C stops all."""
+    from cli.supervisor import supervise
+
+    raise typer.Exit(supervise(roles))

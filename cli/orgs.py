@@ -1,0 +1,108 @@
+"""`provisioner org|service-token|admin-token ...`: create orgs and issue the credentials that reach them."""
+
+import json
+
+import typer
+
+from cli._common import echo_fields, fail, load_settings
+from core.db import make_engine
+from domain import orgs
+
+org_app = typer.Typer(no_args_is_help=True, help="Organisations and their SCIM credentials.")
+service_token_app = typer.Typer(no_args_is_help=True, help="Service tokens for the internal API.")
+admin_token_app = typer.Typer(no_args_is_help=True, help="Org admins' tokens for the admin API and console.")
+
+
+@org_app.command("create")
+def org_create(
+    slug: str, name: str = typer.Option(None, help="Display name"), as_json: bool = typer.Option(False, "--json")
+) -> None:
+    """Create an org and print its SCIM base URL and bearer token (shown once)."""
+    settings = load_settings()
+    try:
+        org, token = orgs.create(make_engine(settings), slug, name)
+    except orgs.OrgError as exc:
+        fail(str(exc))
+    scim_base_url = orgs.scim_base_url(settings.public_url, org.slug)
+    out = {"id": org.id, "slug": org.slug, "scim_base_url": scim_base_url, "scim_token": token}
+    echo_fields(out, as_json)
+
+
+@org_app.command("rotate-token")
+def org_rotate_token(slug: str, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Issue a new SCIM token; the old ones keep working for the configured overlap."""
+    settings = load_settings()
+    try:
+        token = orgs.rotate_token(make_engine(settings), slug, settings.token_overlap_seconds)
+    except orgs.OrgError as exc:
+        fail(str(exc))
+    out = {"slug": slug, "scim_token": token, "previous_tokens_valid_for_seconds": settings.token_overlap_seconds}
+    echo_fields(out, as_json)
+
+
+def _toggle(value: str | None, name: str) -> bool | None:
+    """`on`/`off` as True/False; None (not given) leaves the toggle as it is."""
+    if value is None:
+        return None
+    if value.lower() not in ("on", "off"):
+        fail(f"--{name} takes on or off")
+    return value.lower() == "on"
+
+
+@org_app.command("settings")
+def org_settings(
+    slug: str,
+    manual_provisioning: str = typer.Option(None, "--manual-provisioning", help="on|off"),
+    sso_provisioning: str = typer.Option(None, "--sso-provisioning", help="on|off"),
+    scim: str = typer.Option(None, "--scim", help="on|off"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Show or change an org's provisioning toggles."""
+    from domain import admin
+    from domain.postgres import SqlUnitOfWork
+
+    settings = load_settings()
+    engine = make_engine(settings)
+    try:
+        with SqlUnitOfWork.begin(engine, settings.topics()) as uow:
+            # The org is looked up before the toggles are parsed: an unknown org is reported first.
+            org = admin.change_settings(
+                uow,
+                orgs.get(uow.conn, slug),
+                "cli",
+                manual_provisioning=_toggle(manual_provisioning, "manual-provisioning"),
+                sso_provisioning=_toggle(sso_provisioning, "sso-provisioning"),
+                scim_enabled=_toggle(scim, "scim"),
+            )
+    except (orgs.OrgError, admin.AdminError) as exc:
+        fail(str(exc))
+    out = {
+        "slug": org.slug,
+        "manual_provisioning": org.manual_provisioning,
+        "sso_provisioning": org.sso_provisioning,
+        "scim": org.scim_enabled,
+    }
+    echo_fields(out, as_json)
+
+
+@service_token_app.command("create")
+def service_token_create(
+    name: str = typer.Option("app", help="Who uses it"), as_json: bool = typer.Option(False, "--json")
+) -> None:
+    """Issue a service token for the internal API (shown once)."""
+    from domain import service_tokens
+
+    token = service_tokens.create(make_engine(load_settings()), name)
+    typer.echo(json.dumps({"token": token, "name": name}) if as_json else token)
+
+
+@admin_token_app.command("create")
+def admin_token_create(slug: str, name: str = typer.Option("admin"), as_json: bool = typer.Option(False, "--json")) -> None:
+    """Issue an org admin token (admin API and console; shown once)."""
+    from domain import admin
+
+    try:
+        token = admin.create_admin_token(make_engine(load_settings()), slug, name)
+    except orgs.OrgError as exc:
+        fail(str(exc))
+    typer.echo(json.dumps({"slug": slug, "token": token}) if as_json else token)

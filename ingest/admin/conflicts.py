@@ -1,0 +1,39 @@
+"""The admin API's conflict routes: email conflicts, and acquiring or dismissing one."""
+
+from typing import Annotated, Literal
+
+from fastapi import Query
+
+from domain import admin
+from ingest.admin.deps import Admin, Api, Caller, Service, known_id, resource_router
+from ingest.admin.errors import WITH_QUERY, documented
+from ingest.admin.models import Conflict, Resolution
+
+router = resource_router("conflicts")
+
+
+@router.get("/org/conflicts", response_model=list[Conflict], responses=WITH_QUERY)
+def get_conflicts(
+    who: Admin, api: Api, status: Annotated[Literal["open", "acquired", "dismissed", "all"], Query()] = "open"
+) -> list[Conflict]:
+    """Email conflicts: a member whose email is an account outside this organisation."""
+    with api.transaction(who) as (uow, org):
+        return [Conflict(**c) for c in admin.list_conflicts(uow.conn, org, None if status == "all" else status)]
+
+
+def _resolve(api: Service, conflict_id: str, who: Caller, *, acquire: bool) -> Resolution:
+    key = known_id(conflict_id, "open conflict")
+    with api.transaction(who) as (uow, org):
+        return Resolution(**admin.resolve(uow, org, who.actor, key, acquire=acquire))
+
+
+@router.post("/org/conflicts/{conflict_id}/acquire", response_model=Resolution, responses=documented(404, 422))
+def acquire_conflict(conflict_id: str, who: Admin, api: Api) -> Resolution:
+    """Acquire the existing account into this organisation: it becomes the member."""
+    return _resolve(api, conflict_id, who, acquire=True)
+
+
+@router.post("/org/conflicts/{conflict_id}/dismiss", response_model=Resolution, responses=documented(404, 422))
+def dismiss_conflict(conflict_id: str, who: Admin, api: Api) -> Resolution:
+    """Dismiss the conflict: the member stays, unlinked from the account."""
+    return _resolve(api, conflict_id, who, acquire=False)

@@ -1,0 +1,43 @@
+"""The admin API's member routes: list members, add one by hand, a member's recent activity."""
+
+from typing import Annotated, Literal
+
+from fastapi import Query
+
+from domain import admin
+from domain.members import list_members
+from ingest.admin.deps import Admin, Api, known_id, resource_router
+from ingest.admin.errors import WITH_BODY, WITH_QUERY, documented
+from ingest.admin.models import Activity, AddedMember, Member, NewMember
+
+router = resource_router("members")
+
+
+@router.get("/org/members", response_model=list[Member], responses=WITH_QUERY)
+def get_members(
+    who: Admin,
+    api: Api,
+    status: Annotated[
+        Literal["provisioned", "active", "deactivated", "conflict", "removed"] | None,
+        Query(description="Only members with this status; without it, every member but the removed ones."),
+    ] = None,
+) -> list[Member]:
+    with api.transaction(who) as (uow, org):
+        return [Member(**m) for m in list_members(uow.conn, org.id, status=status)]
+
+
+@router.post("/org/members", status_code=202, response_model=AddedMember, responses=documented(400, 403, 409, *WITH_BODY))
+def add_member(new: NewMember, who: Admin, api: Api) -> AddedMember:
+    """Add a person by hand (while `manual_provisioning` is on). Accepted: the member appears
+    with source `manual` once the membership worker applies the event."""
+    with api.transaction(who) as (uow, org):
+        event_id = admin.add_member(uow, org, who.actor, new.email, new.display_name)
+    return AddedMember(event_id=event_id, email=new.email.strip())
+
+
+@router.get("/org/members/{member_id}/activity", response_model=list[Activity], responses=documented(404, 422))
+def member_activity(member_id: str, who: Admin, api: Api) -> list[Activity]:
+    """The member's recent provisioning activity, newest first (at most 50 entries)."""
+    member_id = known_id(member_id, "member")
+    with api.transaction(who) as (uow, org):
+        return [Activity(**a) for a in admin.member_activity_of(uow.conn, org, member_id)]

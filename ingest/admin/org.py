@@ -1,0 +1,41 @@
+"""The admin API's org routes: the org and its provisioning settings, and the SCIM token."""
+
+from domain import admin, orgs
+from ingest.admin.deps import Admin, Api, Service, resource_router
+from ingest.admin.errors import ERRORS, WITH_BODY, documented
+from ingest.admin.models import OrgOut, OrgSettings, RotatedToken, SettingsChange
+
+router = resource_router("org")
+
+
+def _org_out(api: Service, org: orgs.Org) -> OrgOut:
+    return OrgOut(
+        id=org.id, slug=org.slug, name=org.name, settings=OrgSettings(**admin.settings_of(org)),
+        scim_base_url=orgs.scim_base_url(api.settings.public_url, org.slug) if org.scim_enabled else None,
+    )
+
+
+@router.get("/org", response_model=OrgOut, response_model_exclude_none=True, responses=ERRORS)
+def get_org(who: Admin, api: Api) -> OrgOut:
+    """The admin token's organisation and its provisioning settings."""
+    with api.transaction(who) as (_, org):
+        return _org_out(api, org)
+
+
+@router.patch("/org/settings", response_model=OrgSettings, responses=documented(*WITH_BODY))
+def change_settings(change: SettingsChange, who: Admin, api: Api) -> OrgSettings:
+    """Change provisioning toggles; an `org.settings.changed` event records before and after."""
+    with api.transaction(who, lock=True) as (uow, org):
+        org = admin.change_settings(uow, org, who.actor, **change.model_dump())
+        return OrgSettings(**admin.settings_of(org))
+
+
+@router.post("/org/scim-token/rotate", response_model=RotatedToken, responses=ERRORS)
+def rotate_scim_token(who: Admin, api: Api) -> RotatedToken:
+    """Issue a new SCIM token; tokens issued before keep working for the overlap, then stop."""
+    overlap = api.settings.token_overlap_seconds
+    token = orgs.rotate_token(api.engine, who.org.slug, overlap)
+    return RotatedToken(
+        scim_token=token, scim_base_url=orgs.scim_base_url(api.settings.public_url, who.org.slug),
+        previous_tokens_valid_for_seconds=overlap,
+    )

@@ -1,0 +1,48 @@
+"""The admin API's SSO routes: what is configured, and connecting an OpenID Provider or a SAML IdP."""
+
+from domain import admin, sso_config
+from ingest.admin.deps import Admin, Api, resource_router
+from ingest.admin.errors import ERRORS, WITH_BODY, documented
+from ingest.admin.models import OidcConfig, OidcConfigured, OidcConnection, SamlConfig, SamlConfigured, SamlConnection, SsoOut
+from ingest.sso import oidc, saml
+
+router = resource_router("sso")
+
+
+@router.get("/org/sso", response_model=SsoOut, responses=ERRORS)
+def get_sso(who: Admin, api: Api) -> SsoOut:
+    """Which protocols are configured, and the URLs to give the IdP (client secrets are never returned)."""
+    with api.transaction(who) as (uow, org):
+        o, s = sso_config.get(uow.conn, org.id, "oidc"), sso_config.get(uow.conn, org.id, "saml")
+    oidc_base = f"{api.settings.public_url.rstrip('/')}/sso/{org.slug}/oidc"
+    return SsoOut(
+        sso_provisioning=org.sso_provisioning,
+        oidc=OidcConnection(
+            configured=o is not None, issuer=(o or {}).get("issuer"), client_id=(o or {}).get("client_id"),
+            login_url=f"{oidc_base}/login", redirect_uri=f"{oidc_base}/callback",
+        ),
+        saml=SamlConnection(
+            configured=s is not None, idp_entity_id=(s or {}).get("idp_entity_id"), idp_sso_url=(s or {}).get("sso_url"),
+            idp_metadata_url=(s or {}).get("metadata_url"), **saml.urls(api.settings, org.slug),
+        ),
+    )
+
+
+@router.put("/org/sso/oidc", response_model=OidcConfigured, responses=documented(400, *WITH_BODY))
+def configure_oidc(config: OidcConfig, who: Admin, api: Api) -> OidcConfigured:
+    """Connect an OpenID Provider (its discovery document must name exactly this issuer)."""
+    try:
+        out = oidc.configure(api.engine, api.settings, who.org.slug, **config.model_dump())
+    except ValueError as exc:
+        raise admin.AdminError(400, str(exc)) from None
+    return OidcConfigured(**out)
+
+
+@router.put("/org/sso/saml", response_model=SamlConfigured, responses=documented(400, *WITH_BODY))
+def configure_saml(config: SamlConfig, who: Admin, api: Api) -> SamlConfigured:
+    """Connect a SAML IdP from its metadata (the XML, or an https URL to fetch it from)."""
+    try:
+        out = saml.configure(api.engine, api.settings, who.org.slug, **config.model_dump())
+    except ValueError as exc:
+        raise admin.AdminError(400, str(exc)) from None
+    return SamlConfigured(**out)

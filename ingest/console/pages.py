@@ -1,0 +1,245 @@
+"""Console pages of a signed-in admin: the Provisioning settings, the user list, conflicts and a member's activity.
+
+Every action goes through `domain.admin`, the same service layer as the admin API and the CLI.
+"""
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from domain import admin, orgs
+from domain.members import list_members
+from ingest.console.session import PREFIX, Session, flash_of
+from ingest.console.web import Console
+
+TOGGLES = (
+    (
+        "manual_provisioning",
+        "Manual provisioning",
+        "Allow admins to add users by hand on the Users page.",
+    ),
+    (
+        "sso_provisioning",
+        "Provisioning through SSO",
+        "Add people to the organization as soon as they sign in through your identity provider (just-in-time).",
+    ),
+    (
+        "scim_enabled",
+        "Provisioning through SCIM",
+        "Let your identity provider push users and groups over SCIM 2.0, the IETF standard.",
+    ),
+)
+TOGGLE_LABELS = {name: label for name, label, _ in TOGGLES}
+
+STATUS_LABELS = {
+    "provisioned": "Provisioned",
+    "active": "Active",
+    "deactivated": "Deactivated",
+    "conflict": "Conflict",
+    "removed": "Removed",
+}
+SOURCE_LABELS = {"scim": "SCIM", "sso": "SSO", "manual": "Manual", "app": "App"}
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+# -- provisioning settings -------------------------------------------------------------------
+
+
+def settings_page(console: Console, request: Request, session: Session, form: dict[str, str]) -> Response:
+    """GET /console: the three provisioning toggles, SCIM details while SCIM is on, and open conflicts."""
+    flash = flash_of(request, session)
+    with console.engine.connect() as conn:
+        open_conflicts = len(admin.list_conflicts(conn, session.org, "open"))
+    values = admin.settings_of(session.org)
+    toggles = [
+        {
+            "name": name, "label": label, "description": description, "on": values[name],
+            "state": _toggle_state(name, values[name]),
+        }
+        for name, label, description in TOGGLES
+    ]
+    page = console.page(
+        request, "settings.html", session, toggles=toggles, open_conflicts=open_conflicts,
+        notice=flash if flash and not flash.get("token") else None,  # a new token is shown by the SCIM details
+        new_token=flash.get("token") if flash else None,
+        base_url=orgs.scim_base_url(console.settings.public_url, session.org.slug),
+        overlap=_duration(console.settings.token_overlap_seconds),
+    )
+    return console.shown(request, page)
+
+
+def _toggle_state(name: str, on: bool) -> str:
+    # SCIM is "Enabled"/"Disabled", the other two "On"/"Off", as in the settings panel this mirrors.
+    if name == "scim_enabled":
+        return "Enabled" if on else "Disabled"
+    return "On" if on else "Off"
+
+
+def change_setting(console: Console, request: Request, session: Session, form: dict[str, str]) -> Response:
+    """POST /console/settings: flip one toggle."""
+    name, value = form.get("setting", ""), form.get("value", "")
+    if name not in TOGGLE_LABELS or value not in ("on", "off"):
+        return console.error_page(request, session, 400, "Unknown setting or value; use the toggles on the Provisioning page.")
+    try:
+        with console.unit_of_work() as uow:
+            admin.change_settings(uow, session.org, session.actor, **{name: value == "on"})
+    except admin.AdminError as exc:
+        return console.flash(session, PREFIX, kind="error", text=_capitalise(str(exc)))
+    state = ("enabled" if value == "on" else "disabled") if name == "scim_enabled" else value
+    return console.flash(session, PREFIX, kind="ok", text=f"{TOGGLE_LABELS[name]} is now {state}.")
+
+
+def rotate(console: Console, request: Request, session: Session, form: dict[str, str]) -> Response:
+    """POST /console/scim/rotate: a new SCIM token, shown once on the next page."""
+    if not session.org.scim_enabled:
+        return console.flash(session, PREFIX, kind="error", text="Enable Provisioning through SCIM before rotating its token.")
+    token = orgs.rotate_token(console.engine, session.org.slug, console.settings.token_overlap_seconds)
+    return console.flash(session, PREFIX, kind="ok", text="A new SCIM bearer token was issued.", token=token)
+
+
+# -- users -----------------------------------------------------------------------------------
+
+
+def users_page(console: Console, request: Request, session: Session, form: dict[str, str]) -> Response:
+    """GET /console/users: every member, optionally filtered by status."""
+    flash = flash_of(request, session)
+    wanted = request.query_params.get("status", "")
+    status, error = wanted, ""
+    if wanted and wanted not in STATUS_LABELS:
+        status, error = "", f"There is no status {wanted!r}; showing all users."
+    notice = {"kind": "error", "text": error} if error else flash
+    page = _users(console, request, session, status=status, notice=notice, http_status=400 if error else 200)
+    return console.shown(request, page)
+
+
+def _users(
+    console: Console, request: Request, session: Session, *, status: str = "", notice: dict[str, Any] | None = None,
+    email: str = "", name: str = "", http_status: int = 200,
+) -> Response:
+    with console.engine.connect() as conn:
+        rows = list_members(conn, session.org.id, status=status or None)
+        conflict_ids = {c["member_id"]: c["id"] for c in admin.list_conflicts(conn, session.org, "open")}
+    return console.page(
+        request, "users.html", session, status=http_status, notice=notice, filter_status=status,
+        status_options=[("", "All users"), *STATUS_LABELS.items()],
+        rows=[_user_row(row, conflict_ids.get(row["id"])) for row in rows],
+        empty=f"No users with the status {STATUS_LABELS[status]}." if status else "No users yet.",
+        count=f"{len(rows)} user{'' if len(rows) == 1 else 's'}", email=email, name=name,
+    )
+
+
+def _user_row(row: dict[str, Any], conflict_id: str | None) -> dict[str, Any]:
+    """What a row of the user list shows: the email goes under the name only when there is a name."""
+    who = row.get("display_name") or ""
+    return {
+        **_member(row), "email": (row.get("email") or "") if who else "", "conflict_id": conflict_id,
+        "error": row.get("error") or "", "first_login": _when(row["first_login_at"]) if row.get("first_login_at") else "",
+    }
+
+
+def add_user(console: Console, request: Request, session: Session, form: dict[str, str]) -> Response:
+    """POST /console/users: a manual add (refused while Manual provisioning is off); a refusal keeps the form."""
+    email, name = form.get("email", "").strip(), form.get("display_name", "").strip()
+    try:
+        if len(name) > 256:
+            raise admin.AdminError(400, "the name must be at most 256 characters")
+        with console.unit_of_work() as uow:
+            admin.add_member(uow, session.org, session.actor, email, name or None)
+    except admin.AdminError as exc:
+        message = _capitalise(str(exc)) + "."
+        if exc.status == 403:
+            message += " Turn on Manual provisioning under Provisioning to add users by hand."
+        notice = {"kind": "error", "text": message}
+        return _users(console, request, session, notice=notice, email=email, name=name, http_status=exc.status)
+    return console.flash(
+        session, f"{PREFIX}/users", kind="ok", text=f"{email} was added. They appear below as Provisioned within a few seconds."
+    )
+
+
+def resolve(console: Console, request: Request, session: Session, form: dict[str, str]) -> Response:
+    """POST /console/conflicts/{id}/{acquire|dismiss}; back to the list as it was filtered."""
+    conflict_id, action = request.path_params["conflict_id"], request.path_params["action"]
+    back = f"{PREFIX}/users"
+    if form.get("filter") in STATUS_LABELS:
+        back += "?" + urlencode({"status": form["filter"]})
+    if action not in ("acquire", "dismiss"):
+        return console.error_page(request, session, 404, "Unknown action; use the Acquire or Dismiss buttons.")
+    try:
+        if not _UUID.match(conflict_id):
+            raise admin.AdminError(404, "no open conflict with that id or email")
+        with console.unit_of_work() as uow:
+            result = admin.resolve(uow, session.org, session.actor, conflict_id, acquire=action == "acquire")
+            email = next((c["email"] for c in admin.list_conflicts(uow.conn, session.org, None) if c["id"] == result["id"]), "")
+    except admin.AdminError as exc:
+        return console.flash(session, back, kind="error", text=_capitalise(str(exc)) + " (it may have been resolved already).")
+    text = (
+        f"Acquired the existing account of {email}: it is now this member."
+        if action == "acquire" else f"Dismissed the conflict for {email}."
+    )
+    return console.flash(session, back, kind="ok", text=text)
+
+
+def member_page(console: Console, request: Request, session: Session, form: dict[str, str]) -> Response:
+    """GET /console/users/{id}: one member of this org (removed ones too) and its recent activity."""
+    member_id = request.path_params["member_id"]
+    row = None
+    if _UUID.match(member_id):
+        with console.engine.connect() as conn:
+            row = next((m for m in list_members(conn, session.org.id, include_removed=True) if m["id"] == member_id), None)
+            activity = admin.member_activity_of(conn, session.org, member_id) if row else []
+    if row is None:
+        return console.error_page(request, session, 404, "There is no such user in this organization.")
+    member = {
+        **_member(row), "email": row.get("email") or "", "error": row.get("error") or "",
+        "first_login": _when(row["first_login_at"]) if row.get("first_login_at") else "Not yet",
+        "created": _when(row["created_at"]),
+    }
+    items = [
+        {
+            "iso": a["at"], "at": _when(a["at"]), "type": _event_label(a["type"]),
+            "source": SOURCE_LABELS.get(a["source"], a["source"]),
+        }
+        for a in activity
+    ]
+    return console.page(request, "member.html", session, member=member, activity=items)
+
+
+# -- wording ---------------------------------------------------------------------------------
+
+
+def _member(row: dict[str, Any]) -> dict[str, Any]:
+    """A member's id, name (or what stands in for it), source and status as the pages word them."""
+    status = row["status"]
+    return {
+        "id": row["id"], "name": row.get("display_name") or row.get("email") or row.get("user_name") or "(no name)",
+        "source": SOURCE_LABELS.get(row["source"], row["source"]), "status": status,
+        "label": STATUS_LABELS.get(status, status.title()),
+    }
+
+
+def _capitalise(message: str) -> str:
+    return message[:1].upper() + message[1:]
+
+
+def _duration(seconds: int) -> str:
+    """The token overlap in words: whole hours, else whole minutes, else seconds."""
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} hour{'s' if seconds // 3600 != 1 else ''}"
+    return f"{seconds // 60} minutes" if seconds % 60 == 0 else f"{seconds} seconds"
+
+
+def _when(iso: str) -> str:
+    """An ISO timestamp as `2024-05-01 14:03 UTC` (timestamps are stored in UTC)."""
+    try:
+        return datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    except ValueError:
+        return iso
+
+
+def _event_label(event_type: str) -> str:
+    short = event_type.removeprefix("io.provisioner.")
+    return short.replace(".", " ").replace("_", " ").capitalize()

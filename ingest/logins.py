@@ -1,0 +1,120 @@
+"""Sign-ins: every successful one becomes a `login.succeeded` event (through the outbox), which the
+membership worker turns into a first login, and the billing worker into a billing event.
+
+Both SSO protocols (ingest/sso) and the app's own login API (`POST /internal/v1/logins`, for a
+sign-in that did not go through our SSO: password, magic link, social login...) end in `record`,
+so every first login counts for billing, whatever its path. A sign-in through SSO by someone who
+is not a member is accepted only while the org's SSO provisioning is on (just in time); the
+refusal is recorded as a `login.refused` event.
+"""
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Engine, select
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from core.settings import Settings
+from core.tables import members, scim_resources
+from domain import orgs
+from domain.model import SIGN_IN_REFUSED, MemberStatus, accepts_sign_in, is_email
+from domain.orgs import Org
+from domain.postgres import SqlUnitOfWork
+from events import catalogue as c
+from ingest.http import problem, service_endpoint
+
+_METHOD_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+class LoginError(ValueError):
+    """A sign-in that cannot be recorded (bad input); nothing was written."""
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """Who signed in, how, and where the IdP says they come from."""
+
+    email: str
+    method: str  # "oidc", "saml", or the app's own ("password", "magic_link", ...)
+    sso: bool  # came through the org's IdP (just-in-time provisioning applies)
+    idp: str | None = None  # issuer or entity id
+    subject: str | None = None  # the IdP's stable id for the person
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    accepted: bool
+    event_id: str
+    reason: str | None = None
+
+
+def is_known(conn: Connection, org: Org, email_ci: str) -> bool:
+    """A member already, or a SCIM user whose membership is being applied."""
+    live = (members.c.org_id == org.id, members.c.email_ci == email_ci, members.c.status != MemberStatus.REMOVED)
+    if conn.execute(select(members.c.id).where(*live)).first():
+        return True
+    scim_user = (
+        scim_resources.c.org_id == org.id,
+        scim_resources.c.resource_type == "User",
+        (scim_resources.c.user_name_ci == email_ci) | scim_resources.c.emails_ci.contains([email_ci]),
+    )
+    return bool(conn.execute(select(scim_resources.c.id).where(*scim_user)).first())
+
+
+def record(uow: SqlUnitOfWork, org: Org, sign_in: SignIn, correlation_id: str | None = None) -> Outcome:
+    """Stage the sign-in's event in the unit of work and say whether it was accepted."""
+    email = sign_in.email.strip()
+    if not is_email(email):
+        raise LoginError("email must be a valid email address")
+    jit = sign_in.sso and org.sso_provisioning
+    known = sign_in.sso and not jit and is_known(uow.conn, org, email.lower())
+    accepted = accepts_sign_in(sso=sign_in.sso, sso_provisioning=org.sso_provisioning, known=known)
+    how: dict[str, Any] = {
+        "email": email, "method": sign_in.method, "sso": sign_in.sso, "jit": bool(jit), "idp": sign_in.idp,
+        "subject": sign_in.subject, "logged_in_at": sign_in.at.isoformat(),
+    }  # fmt: skip
+    payload = c.LoginSucceeded(**how) if accepted else c.LoginRefused(**how, reason=SIGN_IN_REFUSED)
+    event = uow.stage_fact(payload, org_id=org.id, org_slug=org.slug, correlation_id=correlation_id, at=sign_in.at)
+    return Outcome(accepted, event.id, None if accepted else SIGN_IN_REFUSED)
+
+
+def _read_login(body: bytes) -> tuple[str, str, str]:
+    try:
+        data: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise LoginError("the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise LoginError("the body must be a JSON object")
+    org, email, method = data.get("org"), data.get("email"), data.get("method", "password")
+    if not isinstance(org, str) or not org:
+        raise LoginError("'org' (the org's slug) is required")
+    if not isinstance(email, str) or not email:
+        raise LoginError("'email' is required")
+    if not isinstance(method, str) or not method or len(method) > 32 or set(method.lower()) - _METHOD_CHARS:
+        raise LoginError("'method' must be a short name such as 'password' or 'magic_link'")
+    return org, email, method.lower()
+
+
+def login_route(settings: Settings, engine: Engine) -> Route:
+    """`POST /internal/v1/logins`: the app reports a sign-in of its own (202 with the event id)."""
+
+    def login(uow: SqlUnitOfWork, body: bytes) -> Response:
+        try:
+            slug, email, method = _read_login(body)
+            org = orgs.get(uow.conn, slug)
+        except LoginError as exc:
+            return problem(400, str(exc))
+        except orgs.OrgError as exc:
+            return problem(404, str(exc))
+        try:
+            outcome = record(uow, org, SignIn(email=email, method=method, sso=False))
+        except LoginError as exc:
+            return problem(400, str(exc))
+        return JSONResponse({"event_id": outcome.event_id, "accepted": outcome.accepted}, status_code=202)
+
+    return Route("/internal/v1/logins", service_endpoint(engine, settings.topics(), login), methods=["POST"])

@@ -1,0 +1,199 @@
+"""One contract for each repository of domain.uow, run on the in-memory fakes (tests/fakes.py) and
+on PostgreSQL (domain.postgres, in a transaction rolled back after each test), so the fakes the
+handlers' unit tests use cannot drift from the real thing."""
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+
+from core.tables import accounts, orgs
+from domain.model import Link, Member, MemberStatus, PendingLogin, Seat, Source
+from domain.postgres import SqlUnitOfWork
+from tests.fakes import FakeUnitOfWork
+
+pytestmark = pytest.mark.contract
+
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+TOPICS = {"lifecycle": "c.lifecycle", "members": "c.members", "billing": "c.billing", "dead_letter": "c.dlq"}
+
+
+class Backend:
+    """A unit of work plus what a test needs to set up rows the repositories only read."""
+
+    def __init__(self, uow: Any, add_org: Any, add_account: Any):
+        self.uow = uow
+        self.add_org = add_org
+        self.add_account = add_account
+
+
+@pytest.fixture(params=["fake", "postgres"])
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    if request.param == "fake":
+        uow = FakeUnitOfWork(topics=TOPICS)
+
+        def fake_account(account_id: str, email: str, org_id: str | None = None) -> None:
+            uow.tables.setdefault("accounts", []).append(
+                {"id": account_id, "email": email, "email_ci": email.lower(), "org_id": org_id}
+            )
+
+        yield Backend(uow, lambda: str(uuid.uuid4()), fake_account)
+        return
+    engine: Engine = request.getfixturevalue("engine")
+    with engine.connect() as conn:
+        transaction = conn.begin()
+        uow = SqlUnitOfWork(conn, TOPICS)
+
+        def pg_org() -> str:
+            org_id = str(uuid.uuid4())
+            conn.execute(orgs.insert().values(id=org_id, slug="c-" + org_id[:12], name="contract"))
+            return org_id
+
+        def pg_account(account_id: str, email: str, org_id: str | None = None) -> None:
+            conn.execute(accounts.insert().values(id=account_id, email=email, email_ci=email.lower(), org_id=org_id))
+
+        try:
+            yield Backend(uow, pg_org, pg_account)
+        finally:
+            transaction.rollback()
+
+
+def _member(
+    org_id: str,
+    *,
+    scim: str | None = None,
+    email: str | None = None,
+    status: MemberStatus = MemberStatus.PROVISIONED,
+    source: Source = Source.SCIM,
+) -> Member:
+    return Member(
+        id=str(uuid.uuid4()),
+        org_id=org_id,
+        scim_user_id=scim,
+        user_name=email or scim,
+        email=email,
+        email_ci=email.lower() if email else None,
+        display_name=None,
+        status=status,
+        source=source,
+    )
+
+
+def test_members_are_found_by_scim_user_only_in_their_org(backend: Backend):
+    members, a, b = backend.uow.members, backend.add_org(), backend.add_org()
+    ann, bob = _member(a, scim="u1", email="Ann@x.test"), _member(b, scim="u1")
+    members.add([ann, bob])
+    found = members.by_scim_user([(a, "u1"), (a, "u2")])
+    assert list(found) == [(a, "u1")] and found[(a, "u1")] == ann
+    assert members.by_scim_user([]) == {}
+
+
+def test_a_saved_member_reads_back_and_an_unsaved_change_does_not(backend: Backend):
+    members, org = backend.uow.members, backend.add_org()
+    ann = _member(org, scim="u1", email="ann@x.test")
+    members.add([ann])
+    ann.status, ann.first_login_at, ann.version, ann.seq = MemberStatus.ACTIVE, T0, 3, 7
+    members.save([ann])
+    ann.display_name = "not saved"
+    again = members.get(ann.id)
+    assert again is not None
+    assert (again.status, again.first_login_at, again.version, again.seq, again.display_name) == (
+        MemberStatus.ACTIVE,
+        T0,
+        3,
+        7,
+        None,
+    )
+    assert members.get(str(uuid.uuid4())) is None
+
+
+def test_live_by_email_skips_removed_members_and_takes_the_oldest(backend: Backend):
+    members, org = backend.uow.members, backend.add_org()
+    gone = _member(org, scim="u0", email="ann@x.test", status=MemberStatus.REMOVED)
+    members.add([gone])
+    first = _member(org, email="ann@x.test", source=Source.MANUAL)
+    members.add([first])
+    members.add([_member(org, scim="u2", email="ann@x.test")])
+    found = members.live_by_email(org, "ann@x.test")
+    assert found is not None and found.id == first.id
+    assert members.live_by_email(org, "bob@x.test") is None
+
+
+def test_unowned_members_with_an_email_across_orgs(backend: Backend):
+    members, a, b = backend.uow.members, backend.add_org(), backend.add_org()
+    ann_a, ann_b = _member(a, scim="u1", email="ann@x.test"), _member(b, scim="u9", email="ann@x.test")
+    removed = _member(b, scim="u8", email="ann@x.test", status=MemberStatus.REMOVED)
+    members.add([ann_a, ann_b, removed])
+    assert {m.id for m in members.unowned_with_email("ann@x.test")} == {ann_a.id, ann_b.id}
+    conflict_id = str(uuid.uuid4())
+    members.set_conflict(ann_a.id, conflict_id)
+    got = members.get(ann_a.id)
+    assert got is not None and got.conflict_id == conflict_id
+
+
+def test_pending_logins_keep_the_first_and_are_removed_when_claimed(backend: Backend):
+    pending, org = backend.uow.pending_logins, backend.add_org()
+    pending.add(PendingLogin(org, "ann@x.test", str(uuid.uuid4()), T0, "oidc"))
+    pending.add(PendingLogin(org, "ann@x.test", str(uuid.uuid4()), T0 + timedelta(hours=1), "saml"))
+    assert pending.find([(org, "ann@x.test"), (org, "bob@x.test")]) == {(org, "ann@x.test"): T0}
+    pending.remove([(org, "ann@x.test")])
+    assert pending.find([(org, "ann@x.test")]) == {}
+
+
+def test_groups_keep_their_version_and_deletion(backend: Backend):
+    groups, org = backend.uow.groups, backend.add_org()
+    assert groups.seq_of(org, "g1") is None
+    groups.put(org, "g1", "Eng", 2, False)
+    groups.put(org, "g2", "Ops", 1, False)
+    groups.put(org, "g2", "Ops", 4, True)
+    assert groups.seq_of(org, "g1") == 2
+    assert groups.deleted_at([(org, "g1"), (org, "g2"), (org, "g3")]) == {(org, "g2"): 4}
+
+
+def test_a_link_is_written_unless_a_newer_one_is_stored(backend: Backend):
+    groups, org = backend.uow.groups, backend.add_org()
+    assert groups.put_links([Link(org, "g1", "u1", True, 3), Link(org, "g1", "u2", True, 1)]) == {
+        (org, "g1", "u1"),
+        (org, "g1", "u2"),
+    }
+    assert groups.put_links([Link(org, "g1", "u1", False, 2), Link(org, "g1", "u2", False, 1)]) == {(org, "g1", "u2")}
+    groups.unlink_group(org, "g1", 9)
+    assert groups.put_links([Link(org, "g1", "u1", True, 8)]) == set()
+    assert groups.put_links([]) == set()
+
+
+def test_a_seat_is_billed_once_and_moves(backend: Backend):
+    seats, org = backend.uow.seats, backend.add_org()
+    first_member, event_id = str(uuid.uuid4()), str(uuid.uuid4())
+    assert seats.add_if_absent(Seat(org, "ann@x.test", first_member, T0, event_id, True))
+    assert not seats.add_if_absent(Seat(org, "ann@x.test", str(uuid.uuid4()), T0, str(uuid.uuid4()), True))
+    returned = str(uuid.uuid4())
+    seats.move(org, "ann@x.test", active=False, member_id=returned)
+    assert seats.get(org, "ann@x.test") == Seat(org, "ann@x.test", returned, T0, event_id, False)
+    assert seats.get(org, "bob@x.test") is None
+
+
+def test_accounts_by_email_and_id(backend: Backend):
+    repo, org = backend.uow.accounts, backend.add_org()
+    solo, owned = str(uuid.uuid4()), str(uuid.uuid4())
+    backend.add_account(solo, "Solo@x.test")
+    backend.add_account(owned, "owned@x.test", org)
+    assert repo.taken(["solo@x.test", "owned@x.test", "nobody@x.test"]) == {"solo@x.test", "owned@x.test"}
+    found = repo.by_email("solo@x.test")
+    assert found is not None and (found.id, found.email, found.org_id) == (solo, "Solo@x.test", None)
+    got = repo.get(owned)
+    assert got is not None and got.org_id == org
+    assert repo.by_email("nobody@x.test") is None and repo.get(str(uuid.uuid4())) is None
+
+
+def test_a_conflict_pair_is_opened_once(backend: Backend):
+    conflicts, org = backend.uow.conflicts, backend.add_org()
+    member, account = _member(org, scim="u1", email="ann@x.test"), str(uuid.uuid4())
+    backend.uow.members.add([member])
+    backend.add_account(account, "ann@x.test")
+    args = {"org_id": org, "member_id": member.id, "account_id": account, "email_ci": "ann@x.test", "error": "taken"}
+    assert conflicts.add_if_new(conflict_id=str(uuid.uuid4()), **args)
+    assert not conflicts.add_if_new(conflict_id=str(uuid.uuid4()), **args)

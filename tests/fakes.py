@@ -1,0 +1,244 @@
+"""In-memory implementations of domain.uow's ports, for unit tests of the handlers.
+
+Rows live in `tables` (table name -> list of row dicts, with the PostgreSQL tables' column
+names), so a test may share them with other fakes. Every read returns a copy and every write
+stores one: a handler that changes a Member without saving it changes nothing here either, as
+on PostgreSQL. tests/contract runs the same repository tests on these and on PostgreSQL.
+"""
+
+from collections.abc import Iterable
+from dataclasses import asdict, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from domain.model import Account, Activity, Link, Member, MemberStatus, PendingLogin, Seat, Source
+from domain.uow import GroupKey, LinkKey, Person, UserKey
+from events.envelope import Event
+
+Tables = dict[str, list[dict[str, Any]]]
+_MEMBER_FIELDS = tuple(Member.__dataclass_fields__)
+_SAVED = ("user_name", "email", "email_ci", "display_name", "seq", "status", "version", "first_login_at")
+
+
+def _member(row: dict[str, Any]) -> Member:
+    values = {name: row.get(name) for name in _MEMBER_FIELDS}
+    values["status"], values["source"] = MemberStatus(values["status"]), Source(values["source"])
+    return Member(**values)
+
+
+class _Table:
+    def __init__(self, tables: Tables, name: str):
+        self.rows = tables.setdefault(name, [])
+
+
+class FakeMembers(_Table):
+    def __init__(self, tables: Tables):
+        super().__init__(tables, "members")
+
+    def by_scim_user(self, keys: Iterable[UserKey]) -> dict[UserKey, Member]:
+        wanted = set(keys)
+        return {(r["org_id"], r["scim_user_id"]): _member(r) for r in self.rows if (r["org_id"], r["scim_user_id"]) in wanted}
+
+    def live_by_email(self, org_id: str, email_ci: str) -> Member | None:
+        found = [r for r in self.rows if r["org_id"] == org_id and r["email_ci"] == email_ci and r["status"] != "removed"]
+        return _member(min(found, key=lambda r: r["created_at"])) if found else None
+
+    def get(self, member_id: str) -> Member | None:
+        return next((_member(r) for r in self.rows if r["id"] == member_id), None)
+
+    def unowned_with_email(self, email_ci: str) -> list[Member]:
+        return [
+            _member(r) for r in self.rows if r["email_ci"] == email_ci and r["status"] != "removed" and r["account_id"] is None
+        ]
+
+    def add(self, members: list[Member]) -> None:
+        now = datetime.now(UTC)
+        for m in members:
+            assert not any(r["id"] == m.id for r in self.rows), f"member {m.id} exists"
+            self.rows.append({**asdict(m), "created_at": now, "updated_at": now})
+
+    def save(self, members: list[Member]) -> None:
+        for m in members:
+            row = next(r for r in self.rows if r["id"] == m.id)
+            row.update({name: getattr(m, name) for name in _SAVED}, updated_at=datetime.now(UTC))
+
+    def set_conflict(self, member_id: str, conflict_id: str) -> None:
+        next(r for r in self.rows if r["id"] == member_id)["conflict_id"] = conflict_id
+
+
+class FakePendingLogins(_Table):
+    def __init__(self, tables: Tables):
+        super().__init__(tables, "pending_logins")
+
+    def find(self, people: Iterable[Person]) -> dict[Person, datetime]:
+        wanted = set(people)
+        return {(r["org_id"], r["email_ci"]): r["logged_in_at"] for r in self.rows if (r["org_id"], r["email_ci"]) in wanted}
+
+    def add(self, login: PendingLogin) -> None:
+        if not any((r["org_id"], r["email_ci"]) == (login.org_id, login.email_ci) for r in self.rows):
+            self.rows.append(asdict(login))
+
+    def remove(self, people: Iterable[Person]) -> None:
+        gone = set(people)
+        self.rows[:] = [r for r in self.rows if (r["org_id"], r["email_ci"]) not in gone]
+
+
+class FakeActivities(_Table):
+    def __init__(self, tables: Tables):
+        super().__init__(tables, "member_activity")
+
+    def add(self, rows: list[Activity]) -> None:
+        self.rows.extend(asdict(r) for r in rows)
+
+
+class FakeGroups:
+    def __init__(self, tables: Tables):
+        self.groups = tables.setdefault("member_groups", [])
+        self.links = tables.setdefault("member_group_links", [])
+
+    def _group(self, org_id: str, group_id: str) -> dict[str, Any] | None:
+        return next((g for g in self.groups if (g["org_id"], g["group_id"]) == (org_id, group_id)), None)
+
+    def seq_of(self, org_id: str, group_id: str) -> int | None:
+        group = self._group(org_id, group_id)
+        return group["seq"] if group else None
+
+    def put(self, org_id: str, group_id: str, display_name: str | None, seq: int, deleted: bool) -> None:
+        group = self._group(org_id, group_id)
+        values = {"display_name": display_name, "seq": seq, "deleted": deleted}
+        if group is None:
+            self.groups.append({"org_id": org_id, "group_id": group_id, **values})
+        else:
+            group.update(values)
+
+    def deleted_at(self, keys: Iterable[GroupKey]) -> dict[GroupKey, int]:
+        wanted = set(keys)
+        return {
+            (g["org_id"], g["group_id"]): g["seq"] for g in self.groups if g["deleted"] and (g["org_id"], g["group_id"]) in wanted
+        }
+
+    def put_links(self, links: list[Link]) -> set[LinkKey]:
+        written: set[LinkKey] = set()
+        for link in links:
+            key = (link.org_id, link.group_id, link.scim_user_id)
+            row = next((r for r in self.links if (r["org_id"], r["group_id"], r["scim_user_id"]) == key), None)
+            if row is None:
+                self.links.append(asdict(link))
+            elif row["seq"] <= link.seq:
+                row.update(present=link.present, seq=link.seq)
+            else:
+                continue
+            written.add(key)
+        return written
+
+    def unlink_user(self, org_id: str, scim_user_id: str) -> None:
+        for r in self.links:
+            if (r["org_id"], r["scim_user_id"]) == (org_id, scim_user_id):
+                r["present"] = False
+
+    def unlink_group(self, org_id: str, group_id: str, seq: int) -> None:
+        for r in self.links:
+            if (r["org_id"], r["group_id"]) == (org_id, group_id):
+                r.update(present=False, seq=seq)
+
+
+class FakeSeats(_Table):
+    def __init__(self, tables: Tables):
+        super().__init__(tables, "billing_accounts")
+
+    def _row(self, org_id: str, email_ci: str) -> dict[str, Any] | None:
+        return next((r for r in self.rows if (r["org_id"], r["email_ci"]) == (org_id, email_ci)), None)
+
+    def add_if_absent(self, seat: Seat) -> bool:
+        clash = self._row(seat.org_id, seat.email_ci) or next(
+            (r for r in self.rows if r["first_login_event_id"] == seat.first_login_event_id), None
+        )
+        if clash is not None:
+            return False
+        self.rows.append(asdict(seat))
+        return True
+
+    def get(self, org_id: str, email_ci: str) -> Seat | None:
+        row = self._row(org_id, email_ci)
+        return Seat(**{k: row[k] for k in Seat.__dataclass_fields__}) if row else None
+
+    def move(self, org_id: str, email_ci: str, *, active: bool, member_id: str) -> None:
+        row = self._row(org_id, email_ci)
+        if row is not None:
+            row.update(seat_active=active, member_id=member_id)
+
+
+class FakeAccounts(_Table):
+    def __init__(self, tables: Tables):
+        super().__init__(tables, "accounts")
+
+    def _account(self, row: dict[str, Any]) -> Account:
+        return Account(row["id"], row["email"], row["email_ci"], row.get("org_id"))
+
+    def taken(self, emails: Iterable[str]) -> set[str]:
+        wanted = set(emails)
+        return {r["email_ci"] for r in self.rows if r["email_ci"] in wanted}
+
+    def by_email(self, email_ci: str) -> Account | None:
+        return next((self._account(r) for r in self.rows if r["email_ci"] == email_ci), None)
+
+    def get(self, account_id: str) -> Account | None:
+        return next((self._account(r) for r in self.rows if r["id"] == account_id), None)
+
+
+class FakeConflicts(_Table):
+    def __init__(self, tables: Tables):
+        super().__init__(tables, "conflicts")
+
+    def add_if_new(self, *, conflict_id: str, org_id: str, member_id: str, account_id: str, email_ci: str, error: str) -> bool:
+        if any((r["org_id"], r["member_id"], r["account_id"]) == (org_id, member_id, account_id) for r in self.rows):
+            return False
+        self.rows.append({
+            "id": conflict_id, "org_id": org_id, "member_id": member_id, "account_id": account_id, "email_ci": email_ci,
+            "status": "open", "error": error, "created_at": datetime.now(UTC), "resolved_at": None, "resolved_by": None,
+        })  # fmt: skip
+        return True
+
+
+class FakeUnitOfWork:
+    """The repositories on in-memory tables; staged events are kept as the outbox rows the
+    relay would publish (`staged`), with topic names from `topics`."""
+
+    def __init__(
+        self, tables: Tables | None = None, topics: dict[str, str] | None = None, staged: list[dict[str, Any]] | None = None
+    ):
+        self.tables: Tables = {} if tables is None else tables
+        self.topics = topics or {"lifecycle": "lifecycle", "members": "members", "billing": "billing", "dead_letter": "dlq"}
+        self.staged: list[dict[str, Any]] = [] if staged is None else staged
+        self.locked: list[Person] = []
+        self.members = FakeMembers(self.tables)
+        self.pending_logins = FakePendingLogins(self.tables)
+        self.activity = FakeActivities(self.tables)
+        self.groups = FakeGroups(self.tables)
+        self.seats = FakeSeats(self.tables)
+        self.accounts = FakeAccounts(self.tables)
+        self.conflicts = FakeConflicts(self.tables)
+
+    def stage(self, events: Iterable[Event]) -> None:
+        known = {row["event_id"] for row in self.staged}
+        for e in events:
+            if e.id not in known:  # a re-staged event (same id) is ignored, as by the outbox
+                known.add(e.id)
+                self.staged.append(
+                    {"event_id": e.id, "topic": self.topics[e.kind.topic_role], "key": e.key, "payload": e.to_cloudevent()}
+                )
+
+    def lock_people(self, people: Iterable[Person]) -> None:
+        self.locked.extend(people)
+
+    def events(self) -> list[Event]:
+        """The staged events, as a consumer decodes them from their topics."""
+        import orjson
+
+        from events.envelope import decode
+
+        return [decode(orjson.dumps(row["payload"])) for row in self.staged]
+
+
+def copy_member(member: Member, **changes: Any) -> Member:
+    return replace(member, **changes)
