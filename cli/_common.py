@@ -1,8 +1,8 @@
 """What every `provisioner` command shares: the settings, the error exit and the record output."""
 
 import json
-from collections.abc import Mapping
-from typing import NoReturn
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NoReturn
 
 import typer
 
@@ -23,3 +23,12 @@ def fail(message: str) -> NoReturn:
 def echo_fields(out: Mapping[str, object], as_json: bool) -> None:
     """Print one record as a JSON object (`--json`) or as `key: value` lines."""
     typer.echo(json.dumps(out) if as_json else "\n".join(f"{k}: {v}" for k, v in out.items()))
+
+
+def echo_rows(rows: Sequence[Mapping[str, Any]], as_json: bool, line: Callable[[Mapping[str, Any]], str]) -> None:
+    """Print records as one JSON array (`--json`) or one tab-separated `line` each."""
+    if as_json:
+        typer.echo(json.dumps(rows))
+    else:
+        for row in rows:
+            typer.echo(line(row))

@@ -1,11 +1,12 @@
 """`provisioner dlq list|redrive`: inspect the records a worker set aside and re-apply them after a fix."""
 
 import json
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 import typer
 
-from cli._common import fail, load_settings
+from cli._common import echo_rows, fail, load_settings
 from core.db import make_engine
 
 dlq_app = typer.Typer(no_args_is_help=True, help="Dead letters: records a worker set aside.")
@@ -21,11 +22,11 @@ def dlq_list(
     from workers.dead_letters import list_dead_letters
 
     found = list_dead_letters(make_engine(load_settings()), consumer, include_redriven)
-    if as_json:
-        typer.echo(json.dumps(found))
-    else:
-        for d in found:
-            typer.echo(f"{d['id']}\t{d['consumer']}\t{d['topic']}[{d['partition']}]@{d['offset']}\t{d['error'][:120]}")
+    echo_rows(found, as_json, _line)
+
+
+def _line(d: Mapping[str, Any]) -> str:
+    return f"{d['id']}\t{d['consumer']}\t{d['topic']}[{d['partition']}]@{d['offset']}\t{d['error'][:120]}"
 
 
 @dlq_app.command("redrive")

@@ -13,18 +13,13 @@ app.command("relay")(ops.relay)
 app.command("worker")(ops.worker)
 app.command("run")(ops.run)
 
-app.add_typer(orgs.org_app, name="org")
-app.add_typer(members.members_app, name="members")
-app.add_typer(ops.db_app, name="db")
-app.add_typer(ops.topics_app, name="topics")
-app.add_typer(sso.sso_app, name="sso")
-app.add_typer(orgs.service_token_app, name="service-token")
-app.add_typer(billing.billing_app, name="billing")
-app.add_typer(members.accounts_app, name="accounts")
-app.add_typer(members.conflicts_app, name="conflicts")
-app.add_typer(orgs.admin_token_app, name="admin-token")
-app.add_typer(dlq.dlq_app, name="dlq")
-app.add_typer(audit.audit_app, name="audit")
+SUB_APPS = {
+    "org": orgs.org_app, "members": members.members_app, "db": ops.db_app, "topics": ops.topics_app, "sso": sso.sso_app,
+    "service-token": orgs.service_token_app, "billing": billing.billing_app, "accounts": members.accounts_app,
+    "conflicts": members.conflicts_app, "admin-token": orgs.admin_token_app, "dlq": dlq.dlq_app, "audit": audit.audit_app,
+}  # fmt: skip
+for name, sub_app in SUB_APPS.items():
+    app.add_typer(sub_app, name=name)
 
 
 def main() -> None:

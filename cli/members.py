@@ -4,7 +4,7 @@ import json
 
 import typer
 
-from cli._common import fail, load_settings
+from cli._common import echo_rows, fail, load_settings
 from core.db import make_engine
 from domain import orgs
 
@@ -45,11 +45,7 @@ def members_list(
         except orgs.OrgError as exc:
             fail(str(exc))
         found = list_members(conn, org.id, status=status, include_removed=include_removed)
-    if as_json:
-        typer.echo(json.dumps(found))
-    else:
-        for m in found:
-            typer.echo(f"{m['email'] or m['user_name']}\t{m['status']}\t{m['source']}")
+    echo_rows(found, as_json, lambda m: f"{m['email'] or m['user_name']}\t{m['status']}\t{m['source']}")
 
 
 @accounts_app.command("register")
@@ -81,11 +77,7 @@ def conflicts_list(
             found = admin.list_conflicts(conn, orgs.get(conn, slug), None if status == "all" else status)
         except orgs.OrgError as exc:
             fail(str(exc))
-    if as_json:
-        typer.echo(json.dumps(found))
-    else:
-        for item in found:
-            typer.echo(f"{item['email']}\t{item['status']}\t{item['error']}")
+    echo_rows(found, as_json, lambda item: f"{item['email']}\t{item['status']}\t{item['error']}")
 
 
 def _resolve(slug: str, key: str, acquire: bool) -> None:

@@ -1,5 +1,8 @@
 """Engine construction: one per process, built by its entry point, never at import."""
 
+from datetime import datetime
+from typing import Any
+
 from sqlalchemy import Engine, create_engine
 
 from core.settings import Settings
@@ -17,3 +20,9 @@ def make_engine(settings: Settings, *, pool_size: int | None = None) -> Engine:
         pool_pre_ping=True,
         pool_recycle=1800,
     )
+
+
+def json_row(row: Any, *names: str) -> dict[str, Any]:
+    """These columns of a row as a JSON-ready dict: timestamps in ISO 8601, nulls as None."""
+    values = {name: getattr(row, name) for name in names}
+    return {name: v.isoformat() if isinstance(v, datetime) else v for name, v in values.items()}

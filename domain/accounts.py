@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from core.db import json_row
 from core.tables import accounts
 from domain.model import is_email
 from domain.postgres import SqlUnitOfWork
@@ -25,13 +26,7 @@ class Registered:
 
 
 def _as_dict(row: Any) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "email": row.email,
-        "display_name": row.display_name,
-        "org_id": row.org_id,
-        "created_at": row.created_at.isoformat(),
-    }
+    return json_row(row, "id", "email", "display_name", "org_id", "created_at")
 
 
 def register(uow: SqlUnitOfWork, email: str, display_name: str | None = None) -> Registered:

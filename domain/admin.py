@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, select, update
 
 from core import credentials
+from core.db import json_row
 from core.tables import accounts, admin_tokens, conflicts, member_activity, members
 from domain import orgs
 from domain.model import ConflictStatus, MemberStatus, is_email
@@ -115,9 +116,7 @@ def member_activity_of(conn: Connection, org: orgs.Org, member_id: str, limit: i
         .order_by(member_activity.c.id.desc())
         .limit(limit)
     )
-    return [
-        {"event_id": r.event_id, "type": r.type, "source": r.source, "summary": r.summary, "at": r.at.isoformat()} for r in rows
-    ]
+    return [json_row(r, "event_id", "type", "source", "summary", "at") for r in rows]
 
 
 # -- conflicts -------------------------------------------------------------------------------
@@ -133,19 +132,8 @@ def list_conflicts(conn: Connection, org: orgs.Org, status: str | None = Conflic
     )
     if status:
         query = query.where(conflicts.c.status == status)
-    return [
-        {
-            "id": r.id,
-            "member_id": r.member_id,
-            "account_id": r.account_id,
-            "email": r.email,
-            "status": r.status,
-            "error": r.error,
-            "created_at": r.created_at.isoformat(),
-            "resolved_at": r.resolved_at.isoformat() if r.resolved_at else None,
-        }
-        for r in conn.execute(query)
-    ]
+    columns = ("id", "member_id", "account_id", "email", "status", "error", "created_at", "resolved_at")
+    return [json_row(r, *columns) for r in conn.execute(query)]
 
 
 def _open_conflict(conn: Connection, org: orgs.Org, key: str) -> Any:

@@ -10,7 +10,7 @@ same fact is the same event (consumers dedupe by id).
 
 from dataclasses import dataclass, fields
 from enum import StrEnum
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, TypeVar
 
 PREFIX = "io.provisioner"
 
@@ -74,16 +74,21 @@ BILLING_SEAT_RESTORED = _t("BillingSeatRestored", "billing.seat.restored", Topic
 
 
 class Payload:
-    """The typed body of one event type; `data()` is the CloudEvent's `data` as sent."""
+    """The typed body of one event type; `data()` is the CloudEvent's `data` as sent.
+
+    `SUBJECT` and `KEY` are templates over the payload's fields (and `org_id`); the Kafka key is
+    `<org id>:<KEY>`. `identity` says what the deterministic event id derives from."""
 
     KIND: ClassVar[EventType]
+    SUBJECT: ClassVar[str]
+    KEY: ClassVar[str]
 
     def cloudevent_subject(self, org_id: str) -> str:
-        raise NotImplementedError
+        return self.SUBJECT.format_map(_Fields(self, org_id))
 
     def partition_key(self, org_id: str) -> str:
         """The Kafka key's part after `<org id>:`."""
-        raise NotImplementedError
+        return self.KEY.format_map(_Fields(self, org_id))
 
     def identity(self, org_id: str, occasion: object) -> tuple[object, ...]:
         """What the deterministic event id derives from; `occasion` tells repeated facts apart
@@ -99,8 +104,31 @@ class Payload:
         return cls(**{f.name: data.get(f.name) for f in fields(cls)})  # type: ignore[arg-type]
 
 
+_P = TypeVar("_P", bound=Payload)
+
+
+def _kind(base: type[_P], kind: EventType) -> type[_P]:
+    """The payload class of one event type whose body is `base`'s."""
+    return type(kind.name, (base,), {"KIND": kind, "__doc__": f"`{kind.type}`: {base.__doc__ or base.__name__}"})
+
+
+class _Fields(dict[str, object]):
+    """A payload's attributes by name, for its templates; `<name>_ci` is the attribute lower-cased."""
+
+    def __init__(self, payload: Payload, org_id: str):
+        super().__init__(org_id=org_id)
+        self.payload = payload
+
+    def __missing__(self, name: str) -> object:
+        if name.endswith("_ci"):
+            return str(getattr(self.payload, name.removesuffix("_ci"))).lower()
+        return getattr(self.payload, name)
+
+
 @dataclass(frozen=True)
 class _User(Payload):
+    SUBJECT = "Users/{user_id}"
+    KEY = "{user_id}"
     user_id: str
     user_name: str | None
     external_id: str | None
@@ -110,52 +138,25 @@ class _User(Payload):
     email: str | None
     active: bool
 
-    def cloudevent_subject(self, org_id: str) -> str:
-        return f"Users/{self.user_id}"
 
-    def partition_key(self, org_id: str) -> str:
-        return self.user_id
-
-
-class UserCreated(_User):
-    KIND = USER_CREATED
-
-
-class UserUpdated(_User):
-    KIND = USER_UPDATED
-
-
-class UserDeactivated(_User):
-    KIND = USER_DEACTIVATED
-
-
-class UserReactivated(_User):
-    KIND = USER_REACTIVATED
-
-
-class UserDeleted(_User):
-    KIND = USER_DELETED
+UserCreated = _kind(_User, USER_CREATED)
+UserUpdated = _kind(_User, USER_UPDATED)
+UserDeactivated = _kind(_User, USER_DEACTIVATED)
+UserReactivated = _kind(_User, USER_REACTIVATED)
+UserDeleted = _kind(_User, USER_DELETED)
 
 
 @dataclass(frozen=True)
 class _Group(Payload):
+    SUBJECT = "Groups/{group_id}"
+    KEY = "{group_id}"
     group_id: str
     display_name: str | None
     external_id: str | None
 
-    def cloudevent_subject(self, org_id: str) -> str:
-        return f"Groups/{self.group_id}"
 
-    def partition_key(self, org_id: str) -> str:
-        return self.group_id
-
-
-class GroupCreated(_Group):
-    KIND = GROUP_CREATED
-
-
-class GroupDeleted(_Group):
-    KIND = GROUP_DELETED
+GroupCreated = _kind(_Group, GROUP_CREATED)
+GroupDeleted = _kind(_Group, GROUP_DELETED)
 
 
 @dataclass(frozen=True)
@@ -168,26 +169,20 @@ class GroupRenamed(_Group):
 class _GroupMember(_Group):
     """Keyed by the member, so a membership change stays in order with that user's lifecycle."""
 
+    SUBJECT = "Groups/{group_id}/members/{member_id}"
+    KEY = "{member_id}"
     member_id: str
     member_type: str
 
-    def cloudevent_subject(self, org_id: str) -> str:
-        return f"Groups/{self.group_id}/members/{self.member_id}"
 
-    def partition_key(self, org_id: str) -> str:
-        return self.member_id
-
-
-class GroupMemberAdded(_GroupMember):
-    KIND = GROUP_MEMBER_ADDED
-
-
-class GroupMemberRemoved(_GroupMember):
-    KIND = GROUP_MEMBER_REMOVED
+GroupMemberAdded = _kind(_GroupMember, GROUP_MEMBER_ADDED)
+GroupMemberRemoved = _kind(_GroupMember, GROUP_MEMBER_REMOVED)
 
 
 @dataclass(frozen=True)
 class _Login(Payload):
+    SUBJECT = "logins/{email_ci}"
+    KEY = "{email_ci}"
     email: str
     method: str
     sso: bool
@@ -196,15 +191,8 @@ class _Login(Payload):
     subject: str | None  # the IdP's stable id for the person
     logged_in_at: str
 
-    def cloudevent_subject(self, org_id: str) -> str:
-        return f"logins/{self.email.lower()}"
 
-    def partition_key(self, org_id: str) -> str:
-        return self.email.lower()
-
-
-class LoginSucceeded(_Login):
-    KIND = LOGIN_SUCCEEDED
+LoginSucceeded = _kind(_Login, LOGIN_SUCCEEDED)
 
 
 @dataclass(frozen=True)
@@ -217,6 +205,8 @@ class LoginRefused(_Login):
 class _MemberFact(Payload):
     """A member's fact, caused by another event: its id derives from that cause."""
 
+    SUBJECT = "members/{member_id}"
+    KEY = "{member_id}"
     member_id: str
     email: str | None
     source: str
@@ -224,34 +214,15 @@ class _MemberFact(Payload):
     first_login_at: str | None
     cause_event_id: str
 
-    def cloudevent_subject(self, org_id: str) -> str:
-        return f"members/{self.member_id}"
-
-    def partition_key(self, org_id: str) -> str:
-        return self.member_id
-
     def identity(self, org_id: str, occasion: object) -> tuple[object, ...]:
         return (self.KIND.type, self.cause_event_id, self.member_id)
 
 
-class MemberCreated(_MemberFact):
-    KIND = MEMBER_CREATED
-
-
-class MemberLoggedInFirstTime(_MemberFact):
-    KIND = MEMBER_LOGGED_IN_FIRST_TIME
-
-
-class MemberDeactivated(_MemberFact):
-    KIND = MEMBER_DEACTIVATED
-
-
-class MemberReactivated(_MemberFact):
-    KIND = MEMBER_REACTIVATED
-
-
-class MemberRemoved(_MemberFact):
-    KIND = MEMBER_REMOVED
+MemberCreated = _kind(_MemberFact, MEMBER_CREATED)
+MemberLoggedInFirstTime = _kind(_MemberFact, MEMBER_LOGGED_IN_FIRST_TIME)
+MemberDeactivated = _kind(_MemberFact, MEMBER_DEACTIVATED)
+MemberReactivated = _kind(_MemberFact, MEMBER_REACTIVATED)
+MemberRemoved = _kind(_MemberFact, MEMBER_REMOVED)
 
 
 @dataclass(frozen=True)
@@ -259,17 +230,13 @@ class EmailConflictDetected(Payload):
     """Once per (member, account) pair, ever."""
 
     KIND = EMAIL_CONFLICT_DETECTED
+    SUBJECT = "members/{member_id}"
+    KEY = "{member_id}"
     conflict_id: str
     member_id: str
     account_id: str
     email: str | None
     error: str
-
-    def cloudevent_subject(self, org_id: str) -> str:
-        return f"members/{self.member_id}"
-
-    def partition_key(self, org_id: str) -> str:
-        return self.member_id
 
     def identity(self, org_id: str, occasion: object) -> tuple[object, ...]:
         return (self.KIND.type, self.member_id, self.account_id)
@@ -278,83 +245,59 @@ class EmailConflictDetected(Payload):
 @dataclass(frozen=True)
 class OrgSettingsChanged(Payload):
     KIND = ORG_SETTINGS_CHANGED
+    SUBJECT = "orgs/{org_id}"
+    KEY = "{org_id}"
     before: dict[str, bool]
     after: dict[str, bool]
     actor: str
-
-    def cloudevent_subject(self, org_id: str) -> str:
-        return f"orgs/{org_id}"
-
-    def partition_key(self, org_id: str) -> str:
-        return org_id
 
 
 @dataclass(frozen=True)
 class MemberManuallyAdded(Payload):
     KIND = MEMBER_MANUALLY_ADDED
+    SUBJECT = "logins/{email_ci}"
+    KEY = "{email_ci}"
     email: str
     display_name: str | None
     actor: str
-
-    def cloudevent_subject(self, org_id: str) -> str:
-        return f"logins/{self.email.lower()}"
-
-    def partition_key(self, org_id: str) -> str:
-        return self.email.lower()
 
 
 @dataclass(frozen=True)
 class AccountRegistered(Payload):
     KIND = ACCOUNT_REGISTERED
+    SUBJECT = "accounts/{account_id}"
+    KEY = "{email_ci}"
     account_id: str
     email: str
-
-    def cloudevent_subject(self, org_id: str) -> str:
-        return f"accounts/{self.account_id}"
-
-    def partition_key(self, org_id: str) -> str:
-        return self.email.lower()
 
 
 @dataclass(frozen=True)
 class _Resolution(Payload):
+    SUBJECT = "members/{member_id}"
+    KEY = "{member_id}"
     conflict_id: str
     member_id: str
     account_id: str
     email: str
     actor: str
 
-    def cloudevent_subject(self, org_id: str) -> str:
-        return f"members/{self.member_id}"
 
-    def partition_key(self, org_id: str) -> str:
-        return self.member_id
-
-
-class AccountAcquired(_Resolution):
-    KIND = ACCOUNT_ACQUIRED
-
-
-class EmailConflictDismissed(_Resolution):
-    KIND = CONFLICT_DISMISSED
+AccountAcquired = _kind(_Resolution, ACCOUNT_ACQUIRED)
+EmailConflictDismissed = _kind(_Resolution, CONFLICT_DISMISSED)
 
 
 @dataclass(frozen=True)
 class _BillingFact(Payload):
     """What billing systems consume: keyed by org and email, so one person's seat is in order."""
 
+    SUBJECT = "members/{member_id}"
+    KEY = "{email_ci}"
     org_id: str
     org_slug: str
     member_id: str
     email: str
     source: str | None
     occurred_at: str
-
-    def cloudevent_subject(self, org_id: str) -> str:
-        return f"members/{self.member_id}"
-
-    def partition_key(self, org_id: str) -> str:
-        return self.email.lower()
 
 
 @dataclass(frozen=True)
@@ -376,13 +319,8 @@ class _Seat(_BillingFact):
         return ("seat", occasion)  # occasion: the member event that moved the seat
 
 
-class BillingSeatReleased(_Seat):
-    KIND = BILLING_SEAT_RELEASED
-
-
-class BillingSeatRestored(_Seat):
-    KIND = BILLING_SEAT_RESTORED
-
+BillingSeatReleased = _kind(_Seat, BILLING_SEAT_RELEASED)
+BillingSeatRestored = _kind(_Seat, BILLING_SEAT_RESTORED)
 
 PAYLOADS: tuple[type[Payload], ...] = (
     UserCreated, UserUpdated, UserDeactivated, UserReactivated, UserDeleted,

@@ -77,6 +77,14 @@ class Event:
             correlation_id=correlation_id,
         )
 
+    def causes(self, payload: Payload, *, version: int) -> "Event":
+        """The event this one causes in its org, with its correlation id; `payload` may derive its
+        id from this event's (the occasion)."""
+        return Event.of(
+            payload, org_id=self.org_id, org_slug=self.org_slug, version=version, occasion=self.id,
+            correlation_id=self.correlation_id,
+        )  # fmt: skip
+
     @property
     def type(self) -> str:
         return self.kind.type

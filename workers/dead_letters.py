@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Engine, delete, select, update
 
+from core.db import json_row
 from core.settings import Settings
 from core.tables import dead_letters
 from workers.runtime import Tally, apply_records
@@ -23,20 +24,8 @@ def list_dead_letters(engine: Engine, consumer: str | None = None, include_redri
     if not include_redriven:
         query = query.where(dead_letters.c.redriven_at.is_(None))
     with engine.connect() as conn:
-        return [
-            {
-                "id": r.id,
-                "consumer": r.consumer,
-                "topic": r.topic,
-                "partition": r.partition,
-                "offset": r.offset,
-                "key": r.key,
-                "error": r.error,
-                "created_at": r.created_at.isoformat(),
-                "redriven_at": r.redriven_at.isoformat() if r.redriven_at else None,
-            }
-            for r in conn.execute(query)
-        ]
+        columns = ("id", "consumer", "topic", "partition", "offset", "key", "error", "created_at", "redriven_at")
+        return [json_row(r, *columns) for r in conn.execute(query)]
 
 
 def redrive(engine: Engine, settings: Settings, consumer: str, ids: list[int] | None = None) -> dict[str, Any]:

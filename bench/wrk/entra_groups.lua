@@ -2,17 +2,12 @@
 -- with PATCHes of up to 100 members each, as Entra batches them. The members are the ids in
 -- BENCH_IDS_FILE (one per line), BENCH_GROUP_SIZE per group, in order. One connection per
 -- thread; thread t fills groups t, t + threads, ...; the harness interrupts wrk when done.
-local token = os.getenv("BENCH_TOKEN") or ""
-local threads = tonumber(os.getenv("BENCH_THREADS") or "1")
 local size = tonumber(os.getenv("BENCH_GROUP_SIZE") or "1000")
 local path = os.getenv("BENCH_IDS_FILE")
-local thread_count = 0
-local headers = {["Content-Type"] = "application/scim+json", ["Authorization"] = "Bearer " .. token}
 
-function setup(thread)
-  thread:set("tid", thread_count)
-  thread_count = thread_count + 1
-end
+local shared = dofile(debug.getinfo(1, "S").source:match("^@(.*/)") .. "entra_shared.lua")
+local threads, headers = shared.threads, shared.headers
+setup = shared.setup
 
 local ids = nil
 local group = nil

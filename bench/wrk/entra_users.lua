@@ -4,16 +4,11 @@
 -- users t, t + threads, t + 2 * threads, ... below BENCH_USERS, then stops; the harness watches
 -- the database and interrupts wrk when every user is stored.
 local prefix = os.getenv("BENCH_PREFIX") or "sync"
-local token = os.getenv("BENCH_TOKEN") or ""
 local users = tonumber(os.getenv("BENCH_USERS") or "1000")
-local threads = tonumber(os.getenv("BENCH_THREADS") or "1")
-local thread_count = 0
-local headers = {["Content-Type"] = "application/scim+json", ["Authorization"] = "Bearer " .. token}
 
-function setup(thread)
-  thread:set("tid", thread_count)
-  thread_count = thread_count + 1
-end
+local shared = dofile(debug.getinfo(1, "S").source:match("^@(.*/)") .. "entra_shared.lua")
+local threads, headers = shared.threads, shared.headers
+setup = shared.setup
 
 local user = nil
 local creating = false

@@ -1,7 +1,12 @@
 """The admin API's SSO routes: what is configured, and connecting an OpenID Provider or a SAML IdP."""
 
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel
+
 from domain import admin, sso_config
-from ingest.admin.deps import Admin, Api, resource_router
+from ingest.admin.deps import Admin, Api, Caller, Service, resource_router
 from ingest.admin.errors import ERRORS, WITH_BODY, documented
 from ingest.admin.models import OidcConfig, OidcConfigured, OidcConnection, SamlConfig, SamlConfigured, SamlConnection, SsoOut
 from ingest.sso import oidc, saml
@@ -31,18 +36,18 @@ def get_sso(who: Admin, api: Api) -> SsoOut:
 @router.put("/org/sso/oidc", response_model=OidcConfigured, responses=documented(400, *WITH_BODY))
 def configure_oidc(config: OidcConfig, who: Admin, api: Api) -> OidcConfigured:
     """Connect an OpenID Provider (its discovery document must name exactly this issuer)."""
-    try:
-        out = oidc.configure(api.engine, api.settings, who.org.slug, **config.model_dump())
-    except ValueError as exc:
-        raise admin.AdminError(400, str(exc)) from None
-    return OidcConfigured(**out)
+    return OidcConfigured(**_configure(oidc.configure, config, who, api))
 
 
 @router.put("/org/sso/saml", response_model=SamlConfigured, responses=documented(400, *WITH_BODY))
 def configure_saml(config: SamlConfig, who: Admin, api: Api) -> SamlConfigured:
     """Connect a SAML IdP from its metadata (the XML, or an https URL to fetch it from)."""
+    return SamlConfigured(**_configure(saml.configure, config, who, api))
+
+
+def _configure(configure: Callable[..., dict[str, Any]], config: BaseModel, who: Caller, api: Service) -> dict[str, Any]:
+    """Save a connection through its protocol's own checks; a refusal is a 400 with the reason."""
     try:
-        out = saml.configure(api.engine, api.settings, who.org.slug, **config.model_dump())
+        return configure(api.engine, api.settings, who.org.slug, **config.model_dump())
     except ValueError as exc:
         raise admin.AdminError(400, str(exc)) from None
-    return SamlConfigured(**out)

@@ -59,7 +59,6 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
-@pytest.mark.integration
 def test_a_killed_child_is_restarted_and_a_crash_loop_backs_off(tmp_path):
     log = tmp_path / "supervisor.log"
     with open(log, "wb") as out:

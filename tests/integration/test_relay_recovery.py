@@ -1,7 +1,7 @@
 """The relay on the real Kafka: no re-publication after a crash between Kafka's ack and the delete.
 
-It runs at integration speed, before the e2e relay exists, so no other relay of this session
-can publish the rows it leaves in the outbox.
+It runs on the shared test stack, where no relay process runs (the pipeline tests have a database
+and topics of their own), so no other relay can publish the rows it leaves in the outbox.
 """
 
 import orjson

@@ -77,11 +77,4 @@ def _billing_event(kind: type[c.Payload], cause: Event, **extra: str) -> Event:
         occurred_at=cause.time.isoformat(),
         **extra,
     )
-    return Event.of(
-        payload,
-        org_id=cause.org_id,
-        org_slug=cause.org_slug,
-        version=cause.resource_version,
-        occasion=cause.id,
-        correlation_id=cause.correlation_id,
-    )
+    return cause.causes(payload, version=cause.resource_version)

@@ -257,11 +257,4 @@ def member_event(kind: c.EventType, cause: Event, member: Member) -> Event:
         first_login_at=member.first_login_at.isoformat() if member.first_login_at else None,
         cause_event_id=cause.id,
     )
-    return Event.of(
-        payload,
-        org_id=cause.org_id,
-        org_slug=cause.org_slug,
-        version=member.version,
-        occasion=cause.id,
-        correlation_id=cause.correlation_id,
-    )
+    return cause.causes(payload, version=member.version)

@@ -22,18 +22,17 @@ cluster_check_ports() {
         die "PROVISIONER_CLUSTER_PORTS and PROVISIONER_CLUSTER_CONTROLLER_PORTS need $CLUSTER_SIZE ports each"
 }
 
-cluster_bootstrap() {
-    local n out=''
-    for ((n = 1; n <= CLUSTER_SIZE; n++)); do
-        out+="${out:+,}$KAFKA_HOST:${CLUSTER_PORTS[n - 1]}"
-    done
-    echo "$out"
-}
+cluster_bootstrap() { cluster_join '' "${CLUSTER_PORTS[@]}"; }
+cluster_voters() { cluster_join '@' "${CLUSTER_CONTROLLER_PORTS[@]}"; }
 
-cluster_voters() {
-    local n out=''
-    for ((n = 1; n <= CLUSTER_SIZE; n++)); do
-        out+="${out:+,}$n@$KAFKA_HOST:${CLUSTER_CONTROLLER_PORTS[n - 1]}"
+# cluster_join SEP PORT...: host:port per broker, comma-separated; with SEP, each is prefixed by
+# the broker's number and SEP (KRaft's controller.quorum.voters form: 1@host:port,...)
+cluster_join() {
+    local sep=$1 out='' n=0 port
+    shift
+    for port in "$@"; do
+        n=$((n + 1))
+        out+="${out:+,}${sep:+$n$sep}$KAFKA_HOST:$port"
     done
     echo "$out"
 }

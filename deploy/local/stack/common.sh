@@ -110,6 +110,19 @@ wait_pid_exit() {
     done
 }
 
+# kill_hard NAME PIDFN [WHAT]: SIGKILL the process PIDFN prints, as a real crash would (fault
+# injection: its pid file and locks are deliberately left behind; the next `up` has to cope).
+kill_hard() {
+    local name=$1 pid
+    if ! pid=$("$2"); then
+        log "$name: not running"
+        return 0
+    fi
+    log "$name: kill -9 ${3:-pid} $pid"
+    kill -KILL "$pid"
+    wait_pid_exit "$pid" 10 || die "$name: pid $pid survived SIGKILL"
+}
+
 # Is something accepting TCP connections on host:port?
 tcp_open() {
     # shellcheck disable=SC2016  # $0/$1 belong to the inner shell

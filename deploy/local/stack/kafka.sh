@@ -252,13 +252,4 @@ kafka_stop() {
 
 # Fault injection: the pid file and .lock are deliberately left behind, as a
 # real crash would; the next `up` has to cope with them.
-kafka_kill() {
-    local pid
-    if ! pid=$(kafka_pid); then
-        log "kafka: not running"
-        return 0
-    fi
-    log "kafka: kill -9 pid $pid"
-    kill -KILL "$pid"
-    wait_pid_exit "$pid" 10 || die "kafka: pid $pid survived SIGKILL"
-}
+kafka_kill() { kill_hard kafka kafka_pid; }

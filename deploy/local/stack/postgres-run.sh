@@ -164,13 +164,6 @@ pg_stop() {
 }
 
 pg_kill() {
-    local pid
     pg_resolve_paths
-    if ! pid=$(pg_postmaster_pid); then
-        log "postgres: not running"
-        return 0
-    fi
-    log "postgres: kill -9 postmaster pid $pid"
-    kill -KILL "$pid"
-    wait_pid_exit "$pid" 10 || die "postgres: pid $pid survived SIGKILL"
+    kill_hard postgres pg_postmaster_pid "postmaster pid"
 }
