@@ -1,6 +1,6 @@
 """The admin API's member routes: list members, add one by hand, a member's recent activity."""
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import Query
 
@@ -8,7 +8,7 @@ from domain import admin
 from domain.members import list_members
 from ingest.admin.deps import Admin, Api, known_id, resource_router
 from ingest.admin.errors import WITH_BODY, WITH_QUERY, documented
-from ingest.admin.models import Activity, AddedMember, Member, NewMember
+from ingest.admin.models import Activity, AddedMember, Member, NewMember, ShownStatus
 
 router = resource_router("members")
 
@@ -18,7 +18,7 @@ def get_members(
     who: Admin,
     api: Api,
     status: Annotated[
-        Literal["provisioned", "active", "deactivated", "conflict", "removed"] | None,
+        ShownStatus | None,
         Query(description="Only members with this status; without it, every member but the removed ones."),
     ] = None,
 ) -> list[Member]:

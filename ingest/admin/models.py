@@ -8,6 +8,12 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 # A model's docstring is its schema's description in the OpenAPI document: adding or changing one
 # changes the committed document (schemas/openapi/admin.json).
 
+# domain.model.MemberStatus as the API's contract spells it (plus `conflict`, shown while one is open);
+# a unit test keeps them equal
+LifecycleStatus = Literal["provisioned", "active", "deactivated", "removed"]
+ShownStatus = Literal["provisioned", "active", "deactivated", "conflict", "removed"]
+
+
 class Problem(BaseModel):
     """Every error response."""
 
@@ -50,10 +56,10 @@ class Member(BaseModel):
     email: str | None
     user_name: str | None
     display_name: str | None
-    status: Literal["provisioned", "active", "deactivated", "conflict", "removed"] = Field(
+    status: ShownStatus = Field(
         description="`conflict` while an email conflict is open, whatever the lifecycle status."
     )
-    lifecycle_status: Literal["provisioned", "active", "deactivated", "removed"]
+    lifecycle_status: LifecycleStatus
     error: str | None = Field(description="Why the member is in conflict, and what to do; null otherwise.")
     account_id: str | None = Field(description="The SaaS account this member is, once acquired.")
     source: str = Field(description="How the member arrived: `scim`, `sso` or `manual`.")

@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from domain import admin, orgs
 from domain.members import list_members
+from domain.model import CONFLICT, MemberStatus, Source
 from ingest.console.session import PREFIX, Session, flash_of
 from ingest.console.web import Console
 
@@ -35,14 +36,15 @@ TOGGLES = (
 )
 TOGGLE_LABELS = {name: label for name, label, _ in TOGGLES}
 
+# in the order the users page offers them as filters
 STATUS_LABELS = {
-    "provisioned": "Provisioned",
-    "active": "Active",
-    "deactivated": "Deactivated",
-    "conflict": "Conflict",
-    "removed": "Removed",
+    MemberStatus.PROVISIONED: "Provisioned",
+    MemberStatus.ACTIVE: "Active",
+    MemberStatus.DEACTIVATED: "Deactivated",
+    CONFLICT: "Conflict",
+    MemberStatus.REMOVED: "Removed",
 }
-SOURCE_LABELS = {"scim": "SCIM", "sso": "SSO", "manual": "Manual", "app": "App"}
+SOURCE_LABELS = {Source.SCIM: "SCIM", Source.SSO: "SSO", Source.MANUAL: "Manual", Source.APP: "App"}
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 

@@ -140,3 +140,13 @@ def test_an_account_the_org_already_holds_is_no_conflict():
     run(uow, *user_events(ORG, "u1", None, ANN, 1))
     assert Conflicts().apply(uow.events(), uow) == [Outcome.IGNORED]
     assert uow.tables.get("conflicts", []) == []
+
+
+def test_the_admin_apis_status_names_are_the_domains():
+    from typing import get_args
+
+    from domain.model import CONFLICT
+    from ingest.admin.models import LifecycleStatus, ShownStatus
+
+    assert list(get_args(LifecycleStatus)) == [s.value for s in MemberStatus]
+    assert set(get_args(ShownStatus)) == {s.value for s in MemberStatus} | {CONFLICT}
