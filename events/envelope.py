@@ -39,17 +39,9 @@ class Event:
     key: str
     resource_version: int
     data: dict[str, Any]
-    id: str = ""
+    id: str
     time: datetime = field(default_factory=lambda: datetime.now(UTC))
     correlation_id: str | None = None
-
-    def __post_init__(self) -> None:
-        if not self.id:
-            object.__setattr__(
-                self,
-                "id",
-                deterministic_id(self.kind.type, self.org_id, self.subject, self.resource_version),
-            )
 
     @classmethod
     def of(

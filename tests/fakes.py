@@ -7,13 +7,15 @@ on PostgreSQL. tests/contract runs the same repository tests on these and on Pos
 """
 
 from collections.abc import Iterable
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from domain.model import Account, Activity, Link, Member, MemberStatus, PendingLogin, Seat, Source
 from domain.uow import GroupKey, LinkKey, Person, UserKey
-from events.envelope import Event
+from events.envelope import Event, decode
 
 Tables = dict[str, list[dict[str, Any]]]
 _MEMBER_FIELDS = tuple(Member.__dataclass_fields__)
@@ -233,12 +235,4 @@ class FakeUnitOfWork:
 
     def events(self) -> list[Event]:
         """The staged events, as a consumer decodes them from their topics."""
-        import orjson
-
-        from events.envelope import decode
-
         return [decode(orjson.dumps(row["payload"])) for row in self.staged]
-
-
-def copy_member(member: Member, **changes: Any) -> Member:
-    return replace(member, **changes)
