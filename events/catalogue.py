@@ -83,20 +83,21 @@ class Payload:
     SUBJECT: ClassVar[str]
     KEY: ClassVar[str]
 
-    def cloudevent_subject(self, org_id: str) -> str:
-        return self.SUBJECT.format_map(_Fields(self, org_id))
+    def address(self, org_id: str) -> tuple[str, str]:
+        """The event's subject, and its Kafka key's part after `<org id>:`, from the templates;
+        `{email_ci}` is the email lower-cased."""
+        values = {**self.__dict__, "org_id": org_id}
+        if isinstance(email := values.get("email"), str):
+            values["email_ci"] = email.lower()
+        return self.SUBJECT.format_map(values), self.KEY.format_map(values)
 
-    def partition_key(self, org_id: str) -> str:
-        """The Kafka key's part after `<org id>:`."""
-        return self.KEY.format_map(_Fields(self, org_id))
-
-    def identity(self, org_id: str, occasion: object) -> tuple[object, ...]:
+    def identity(self, org_id: str, subject: str, occasion: object) -> tuple[object, ...]:
         """What the deterministic event id derives from; `occasion` tells repeated facts apart
         (a SCIM resource version, a transaction id, the causing event's id)."""
-        return (self.KIND.type, org_id, self.cloudevent_subject(org_id), occasion)
+        return (self.KIND.type, org_id, subject, occasion)
 
     def data(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+        return dict(self.__dict__)  # a frozen dataclass's instance dict holds its fields, in order
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> Self:
@@ -110,19 +111,6 @@ _P = TypeVar("_P", bound=Payload)
 def _kind(base: type[_P], kind: EventType) -> type[_P]:
     """The payload class of one event type whose body is `base`'s."""
     return type(kind.name, (base,), {"KIND": kind, "__doc__": f"`{kind.type}`: {base.__doc__ or base.__name__}"})
-
-
-class _Fields(dict[str, object]):
-    """A payload's attributes by name, for its templates; `<name>_ci` is the attribute lower-cased."""
-
-    def __init__(self, payload: Payload, org_id: str):
-        super().__init__(org_id=org_id)
-        self.payload = payload
-
-    def __missing__(self, name: str) -> object:
-        if name.endswith("_ci"):
-            return str(getattr(self.payload, name.removesuffix("_ci"))).lower()
-        return getattr(self.payload, name)
 
 
 @dataclass(frozen=True)
@@ -214,7 +202,7 @@ class _MemberFact(Payload):
     first_login_at: str | None
     cause_event_id: str
 
-    def identity(self, org_id: str, occasion: object) -> tuple[object, ...]:
+    def identity(self, org_id: str, subject: str, occasion: object) -> tuple[object, ...]:
         return (self.KIND.type, self.cause_event_id, self.member_id)
 
 
@@ -238,7 +226,7 @@ class EmailConflictDetected(Payload):
     email: str | None
     error: str
 
-    def identity(self, org_id: str, occasion: object) -> tuple[object, ...]:
+    def identity(self, org_id: str, subject: str, occasion: object) -> tuple[object, ...]:
         return (self.KIND.type, self.member_id, self.account_id)
 
 
@@ -307,7 +295,7 @@ class BillingFirstLogin(_BillingFact):
     KIND = BILLING_FIRST_LOGIN
     first_login_at: str
 
-    def identity(self, org_id: str, occasion: object) -> tuple[object, ...]:
+    def identity(self, org_id: str, subject: str, occasion: object) -> tuple[object, ...]:
         return (self.KIND.type, org_id, self.email.lower())
 
 
@@ -315,7 +303,7 @@ class BillingFirstLogin(_BillingFact):
 class _Seat(_BillingFact):
     reason: str
 
-    def identity(self, org_id: str, occasion: object) -> tuple[object, ...]:
+    def identity(self, org_id: str, subject: str, occasion: object) -> tuple[object, ...]:
         return ("seat", occasion)  # occasion: the member event that moved the seat
 
 

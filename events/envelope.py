@@ -56,15 +56,16 @@ class Event:
         time: datetime | None = None,
     ) -> "Event":
         """The event a payload makes: subject, key and id as its class declares them."""
+        subject, key = payload.address(org_id)
         return cls(
             kind=payload.KIND,
             org_id=org_id,
             org_slug=org_slug,
-            subject=payload.cloudevent_subject(org_id),
-            key=f"{org_id}:{payload.partition_key(org_id)}",
+            subject=subject,
+            key=f"{org_id}:{key}",
             resource_version=version,
             data=payload.data(),
-            id=deterministic_id(*payload.identity(org_id, occasion)),
+            id=deterministic_id(*payload.identity(org_id, subject, occasion)),
             time=time or datetime.now(UTC),
             correlation_id=correlation_id,
         )
