@@ -87,8 +87,8 @@ class Payload:
         """The event's subject, and its Kafka key's part after `<org id>:`, from the templates;
         `{email_ci}` is the email lower-cased."""
         values = {**self.__dict__, "org_id": org_id}
-        if isinstance(email := values.get("email"), str):
-            values["email_ci"] = email.lower()
+        email = values.get("email")
+        values["email_ci"] = email.lower() if isinstance(email, str) else email
         return self.SUBJECT.format_map(values), self.KEY.format_map(values)
 
     def identity(self, org_id: str, subject: str, occasion: object) -> tuple[object, ...]:

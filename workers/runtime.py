@@ -68,8 +68,8 @@ def _claim_all(conn: Connection, consumer: str, event_ids: list[str]) -> set[str
 
 
 def _dead_letter(conn: Connection, consumer: str, record: Any, error: str, topic: str, org_id: str | None = None) -> None:
-    """Keep the record and why it failed, and stage it for the dead-letter topic in the same
-    transaction; counted when the batch commits."""
+    """Keep the record and why it failed, and stage it for the dead-letter topic (when one is
+    configured) in the same transaction; counted when the batch commits."""
     error = error[:2000]
     dead_letter_id = conn.execute(
         dead_letters.insert()
@@ -84,8 +84,9 @@ def _dead_letter(conn: Connection, consumer: str, record: Any, error: str, topic
         )
         .returning(dead_letters.c.id)
     ).scalar_one()
-    event_id, key, payload = dead_letter.build(consumer, record, error, dead_letter_id, org_id)
-    outbox.add_payload(conn, event_id, topic, key, payload)
+    if topic:  # an empty topic setting keeps dead letters in PostgreSQL only
+        event_id, key, payload = dead_letter.build(consumer, record, error, dead_letter_id, org_id)
+        outbox.add_payload(conn, event_id, topic, key, payload)
 
 
 def _record(consumer: str, event_type: str, outcome: str, tally: Tally) -> None:
@@ -119,7 +120,7 @@ def _apply(
     applied: list[Event] = []
     outcomes: list[tuple[str, str]] = []
     started = time.perf_counter()
-    topic = topics[c.TopicRole.DEAD_LETTER]
+    topic = topics.get(c.TopicRole.DEAD_LETTER, "")
     with SqlUnitOfWork.begin(engine, topics) as uow:
         conn = uow.conn
         outbox.staged_types(conn)  # forget what an earlier use of this pooled connection staged
