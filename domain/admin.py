@@ -3,17 +3,18 @@ email conflicts and their resolution, activity. Each change is an event in the s
 """
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, select
 
 from core import credentials
 from core.db import json_row
 from core.tables import accounts, admin_tokens, conflicts, member_activity, members
 from domain import orgs
-from domain.model import ConflictStatus, MemberStatus, is_email
-from domain.postgres import SqlUnitOfWork
+from domain.model import Conflict, ConflictStatus, is_email
+from domain.uow import UnitOfWork
 from events import catalogue as c
 
 
@@ -57,39 +58,34 @@ def settings_of(org: orgs.Org) -> dict[str, bool]:
     }
 
 
-def change_settings(uow: SqlUnitOfWork, org: orgs.Org, actor: str, **changes: bool | None) -> orgs.Org:
+def change_settings(uow: UnitOfWork, org: orgs.Org, actor: str, **changes: bool | None) -> orgs.Org:
     """Change provisioning toggles; an `org.settings.changed` event records before and after."""
-    from core.tables import orgs as orgs_table
-
-    conn = uow.conn
     values = {k: v for k, v in changes.items() if v is not None}
     unknown = set(values) - set(orgs.SETTINGS)
     if unknown:
         raise AdminError(400, f"unknown settings: {', '.join(sorted(unknown))}")
     # re-read under a row lock, so `before` is exact even when two admins change settings at once
-    org = orgs.Org.of(conn.execute(select(orgs_table).where(orgs_table.c.id == org.id).with_for_update()).one())
+    org = uow.orgs.lock(org.id)
     before = settings_of(org)
     if not values or all(before[k] == v for k, v in values.items()):
         return org
-    conn.execute(update(orgs_table).where(orgs_table.c.id == org.id).values(**values))
+    uow.orgs.set_settings(org.id, values)
     after = {**before, **values}
     uow.stage_fact(c.OrgSettingsChanged(before=before, after=after, actor=actor), org_id=org.id, org_slug=org.slug)
-    return orgs.get(conn, org.slug)
+    return replace(org, **values)  # type: ignore[arg-type]  # values are the boolean toggles only (checked above)
 
 
 # -- members ---------------------------------------------------------------------------------
 
 
-def add_member(uow: SqlUnitOfWork, org: orgs.Org, actor: str, email: str, display_name: str | None = None) -> str:
+def add_member(uow: UnitOfWork, org: orgs.Org, actor: str, email: str, display_name: str | None = None) -> str:
     """Add a person by hand (only while manual provisioning is on); returns the event id."""
     if not org.manual_provisioning:
         raise AdminError(403, "manual provisioning is off for this organisation (setting: manual_provisioning)")
     email = (email or "").strip()
     if not is_email(email):
         raise AdminError(400, "email must be a valid email address")
-    live = (members.c.org_id == org.id, members.c.email_ci == email.lower(), members.c.status != MemberStatus.REMOVED)
-    exists = uow.conn.execute(select(members.c.id).where(*live)).first()
-    if exists:
+    if uow.members.live_by_email(org.id, email.lower()) is not None:
         raise AdminError(409, f"{email} is already a member of this organisation")
     added = c.MemberManuallyAdded(email=email, display_name=display_name, actor=actor)
     event = uow.stage_fact(added, org_id=org.id, org_slug=org.slug)
@@ -136,34 +132,31 @@ def list_conflicts(conn: Connection, org: orgs.Org, status: str | None = Conflic
     return [json_row(r, *columns) for r in conn.execute(query)]
 
 
-def _open_conflict(conn: Connection, org: orgs.Org, key: str) -> Any:
-    """An open conflict by id or by the member's email."""
-    query = select(conflicts).where(conflicts.c.org_id == org.id, conflicts.c.status == ConflictStatus.OPEN).with_for_update()
+def _open_conflict(uow: UnitOfWork, org: orgs.Org, key: str) -> Conflict:
+    """An open conflict by id or by the member's email, locked."""
+    found = None
     if "@" in key:
-        query = query.where(conflicts.c.email_ci == key.lower())
+        found = uow.conflicts.open_one(org.id, email_ci=key.lower())
     elif _is_uuid(key):
-        query = query.where(conflicts.c.id == key)
-    else:
+        found = uow.conflicts.open_one(org.id, conflict_id=key)
+    if found is None:
         raise AdminError(404, "no open conflict with that id or email")
-    row = conn.execute(query).first()
-    if row is None:
-        raise AdminError(404, "no open conflict with that id or email")
-    return row
+    return found
 
 
-def resolve(uow: SqlUnitOfWork, org: orgs.Org, actor: str, key: str, *, acquire: bool) -> dict[str, Any]:
+def resolve(uow: UnitOfWork, org: orgs.Org, actor: str, key: str, *, acquire: bool) -> dict[str, Any]:
     """Acquire the existing account into the org (it becomes the member), or dismiss the conflict."""
-    conn = uow.conn
-    row = _open_conflict(conn, org, key)
+    conflict = _open_conflict(uow, org, key)
     now = datetime.now(UTC)
     status = ConflictStatus.ACQUIRED if acquire else ConflictStatus.DISMISSED
-    conn.execute(update(conflicts).where(conflicts.c.id == row.id).values(status=status, resolved_at=now, resolved_by=actor))
-    values: dict[str, Any] = {"conflict_id": None, "updated_at": now}
+    uow.conflicts.close(conflict.id, status, at=now, actor=actor)
     if acquire:
-        values["account_id"] = row.account_id
-        conn.execute(update(accounts).where(accounts.c.id == row.account_id).values(org_id=org.id))
-    conn.execute(update(members).where(members.c.id == row.member_id).values(**values))
+        uow.accounts.set_org(conflict.account_id, org.id)
+    uow.members.close_conflict(conflict.member_id, account_id=conflict.account_id if acquire else None, at=now)
     kind = c.AccountAcquired if acquire else c.EmailConflictDismissed
-    resolution = kind(conflict_id=row.id, member_id=row.member_id, account_id=row.account_id, email=row.email_ci, actor=actor)
+    resolution = kind(
+        conflict_id=conflict.id, member_id=conflict.member_id, account_id=conflict.account_id, email=conflict.email_ci,
+        actor=actor,
+    )  # fmt: skip
     uow.stage_fact(resolution, org_id=org.id, org_slug=org.slug)
-    return {"id": row.id, "status": status, "member_id": row.member_id, "account_id": row.account_id}
+    return {"id": conflict.id, "status": status, "member_id": conflict.member_id, "account_id": conflict.account_id}

@@ -93,6 +93,18 @@ class Account:
 
 
 @dataclass(frozen=True)
+class Conflict:
+    """An email conflict: a member whose email is an account outside the org."""
+
+    id: str
+    org_id: str
+    member_id: str
+    account_id: str
+    email_ci: str
+    status: ConflictStatus
+
+
+@dataclass(frozen=True)
 class PendingLogin:
     """A sign-in that arrived before its member existed (SCIM create still in flight)."""
 

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Text, bindparam, cast, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
 
+from core.db import json_row
 from core.tables import (
     accounts,
     billing_accounts,
@@ -21,10 +22,12 @@ from core.tables import (
     member_groups,
     members,
     pending_logins,
+    scim_resources,
 )
-from domain.model import Account, Activity, ConflictStatus, Link, Member, MemberStatus, PendingLogin, Seat, Source
-from domain.uow import GroupKey, LinkKey, Person, UserKey
-from events import catalogue as c
+from core.tables import orgs as orgs_table
+from domain.model import Account, Activity, Conflict, ConflictStatus, Link, Member, MemberStatus, PendingLogin, Seat, Source
+from domain.orgs import Org
+from domain.uow import FactStaging, GroupKey, LinkKey, Person, UserKey
 from events import outbox
 from events.envelope import Event
 
@@ -65,6 +68,15 @@ _SAVE_MEMBERS = (
     .values(**{name: bindparam(name) for name in _SAVED}, updated_at=bindparam("updated_at"))
 )
 _SET_CONFLICT = update(members).where(members.c.id == bindparam("member_id")).values(conflict_id=bindparam("conflict_id"))
+_LIVE_MEMBER = select(members.c.id).where(
+    members.c.org_id == bindparam("org_id"), members.c.email_ci == bindparam("email_ci"), members.c.status != MemberStatus.REMOVED
+)
+_SCIM_USER_WITH_EMAIL = select(scim_resources.c.id).where(
+    scim_resources.c.org_id == bindparam("org_id"),
+    scim_resources.c.resource_type == "User",
+    (scim_resources.c.user_name_ci == bindparam("email_ci"))
+    | scim_resources.c.emails_ci.contains(cast(bindparam("emails"), ARRAY(Text))),
+)
 
 _PENDING = (
     select(pending_logins.c.org_id, pending_logins.c.email_ci, pending_logins.c.logged_in_at)
@@ -176,6 +188,18 @@ class PgMembers:
     def set_conflict(self, member_id: str, conflict_id: str) -> None:
         self.conn.execute(_SET_CONFLICT, {"member_id": member_id, "conflict_id": conflict_id})
 
+    def close_conflict(self, member_id: str, *, account_id: str | None, at: datetime) -> None:
+        values: dict[str, Any] = {"conflict_id": None, "updated_at": at}
+        if account_id is not None:
+            values["account_id"] = account_id
+        self.conn.execute(update(members).where(members.c.id == member_id).values(**values))
+
+    def known(self, org_id: str, email_ci: str) -> bool:
+        params = {"org_id": org_id, "email_ci": email_ci, "emails": [email_ci]}
+        if self.conn.execute(_LIVE_MEMBER, params).first():
+            return True
+        return self.conn.execute(_SCIM_USER_WITH_EMAIL, params).first() is not None
+
 
 class PgPendingLogins:
     def __init__(self, conn: Connection):
@@ -273,6 +297,18 @@ class PgAccounts:
         row = self.conn.execute(select(*_ACCOUNT_COLUMNS).where(accounts.c.id == account_id)).first()
         return Account(row.id, row.email, row.email_ci, row.org_id) if row else None
 
+    def add(self, account_id: str, email: str, display_name: str | None) -> None:
+        self.conn.execute(
+            accounts.insert().values(id=account_id, email=email, email_ci=email.lower(), display_name=display_name)
+        )
+
+    def view(self, email_ci: str) -> dict[str, Any] | None:
+        row = self.conn.execute(select(accounts).where(accounts.c.email_ci == email_ci)).first()
+        return json_row(row, "id", "email", "display_name", "org_id", "created_at") if row else None
+
+    def set_org(self, account_id: str, org_id: str) -> None:
+        self.conn.execute(update(accounts).where(accounts.c.id == account_id).values(org_id=org_id))
+
 
 class PgConflicts:
     def __init__(self, conn: Connection):
@@ -285,8 +321,32 @@ class PgConflicts:
         }  # fmt: skip
         return self.conn.execute(_ADD_CONFLICT, row).first() is not None
 
+    def open_one(self, org_id: str, *, conflict_id: str | None = None, email_ci: str | None = None) -> Conflict | None:
+        query = select(conflicts).where(conflicts.c.org_id == org_id, conflicts.c.status == ConflictStatus.OPEN)
+        query = query.where(conflicts.c.id == conflict_id) if conflict_id else query.where(conflicts.c.email_ci == email_ci)
+        row = self.conn.execute(query.with_for_update()).first()
+        if row is None:
+            return None
+        return Conflict(row.id, row.org_id, row.member_id, row.account_id, row.email_ci, ConflictStatus(row.status))
 
-class SqlUnitOfWork:
+    def close(self, conflict_id: str, status: str, *, at: datetime, actor: str) -> None:
+        self.conn.execute(
+            update(conflicts).where(conflicts.c.id == conflict_id).values(status=status, resolved_at=at, resolved_by=actor)
+        )
+
+
+class PgOrgs:
+    def __init__(self, conn: Connection):
+        self.conn = conn
+
+    def lock(self, org_id: str) -> Org:
+        return Org.of(self.conn.execute(select(orgs_table).where(orgs_table.c.id == org_id).with_for_update()).one())
+
+    def set_settings(self, org_id: str, values: dict[str, bool]) -> None:
+        self.conn.execute(update(orgs_table).where(orgs_table.c.id == org_id).values(**values))
+
+
+class SqlUnitOfWork(FactStaging):
     """The repositories on one connection, inside its transaction; events staged in its outbox."""
 
     def __init__(self, conn: Connection, topics: dict[str, str]):
@@ -299,6 +359,7 @@ class SqlUnitOfWork:
         self.seats = PgSeats(conn)
         self.accounts = PgAccounts(conn)
         self.conflicts = PgConflicts(conn)
+        self.orgs = PgOrgs(conn)
 
     @classmethod
     @contextmanager
@@ -314,19 +375,6 @@ class SqlUnitOfWork:
         keys = [f"{o}:{e}" for o, e in sorted(set(people))]
         if keys:
             self.conn.execute(_LOCK_PEOPLE, {"keys": keys})
-
-    def stage_fact(
-        self, payload: c.Payload, *, org_id: str, org_slug: str, correlation_id: str | None = None, at: datetime | None = None
-    ) -> Event:
-        """Stage an org-level fact (an admin's action, a sign-in, an account): its id is unique to
-        this transaction, and `at` (default: now), in microseconds, is its version."""
-        now = at or datetime.now(UTC)
-        event = Event.of(
-            payload, org_id=org_id, org_slug=org_slug, version=int(now.timestamp() * 1_000_000), occasion=self.transaction_id(),
-            correlation_id=correlation_id, time=now,
-        )
-        self.stage([event])
-        return event
 
     def transaction_id(self) -> int:
         """PostgreSQL's id of this transaction: it tells one admin action from the next."""

@@ -8,10 +8,12 @@ suite (tests/contract) runs against both so the fakes cannot drift.
 """
 
 from collections.abc import Iterable
-from datetime import datetime
-from typing import Protocol
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
-from domain.model import Account, Activity, Link, Member, PendingLogin, Seat
+from domain.model import Account, Activity, Conflict, Link, Member, PendingLogin, Seat
+from domain.orgs import Org
+from events import catalogue as c
 from events.envelope import Event
 
 Person = tuple[str, str]  # (org id, email lower-cased)
@@ -38,6 +40,12 @@ class Members(Protocol):
         """Write back what the rules change: names, email, status, versions, first login."""
 
     def set_conflict(self, member_id: str, conflict_id: str) -> None: ...
+
+    def close_conflict(self, member_id: str, *, account_id: str | None, at: datetime) -> None:
+        """The member's conflict is resolved; with `account_id`, the member is that account now."""
+
+    def known(self, org_id: str, email_ci: str) -> bool:
+        """A live member of the org with this email, or a SCIM user of the org whose member is on its way."""
 
 
 class PendingLogins(Protocol):
@@ -89,13 +97,35 @@ class Accounts(Protocol):
 
     def get(self, account_id: str) -> Account | None: ...
 
+    def add(self, account_id: str, email: str, display_name: str | None) -> None: ...
+
+    def view(self, email_ci: str) -> dict[str, Any] | None:
+        """The account as the internal API shows it (id, email, display_name, org_id, created_at)."""
+
+    def set_org(self, account_id: str, org_id: str) -> None: ...
+
 
 class Conflicts(Protocol):
     def add_if_new(self, *, conflict_id: str, org_id: str, member_id: str, account_id: str, email_ci: str, error: str) -> bool:
         """Open a conflict for this (member, account) pair unless it was ever flagged."""
 
+    def open_one(self, org_id: str, *, conflict_id: str | None = None, email_ci: str | None = None) -> Conflict | None:
+        """The org's open conflict with this id, or about this email; locked."""
+
+    def close(self, conflict_id: str, status: str, *, at: datetime, actor: str) -> None: ...
+
+
+class Orgs(Protocol):
+    def lock(self, org_id: str) -> Org:
+        """The org as it is now, its row locked until the unit of work ends."""
+
+    def set_settings(self, org_id: str, values: dict[str, bool]) -> None: ...
+
 
 class UnitOfWork(Protocol):
+    @property
+    def orgs(self) -> Orgs: ...
+
     @property
     def members(self) -> Members: ...
 
@@ -123,3 +153,30 @@ class UnitOfWork(Protocol):
 
     def lock_people(self, people: Iterable[Person]) -> None:
         """Serialise work on these people across processes until the unit of work ends."""
+
+    def stage_fact(
+        self, payload: c.Payload, *, org_id: str, org_slug: str, correlation_id: str | None = None, at: datetime | None = None
+    ) -> Event: ...
+
+
+class FactStaging:
+    """`stage_fact` for a unit of work that can `stage` events and knows its transaction's id."""
+
+    def stage(self, events: Iterable[Event]) -> None:
+        raise NotImplementedError
+
+    def transaction_id(self) -> int:
+        raise NotImplementedError
+
+    def stage_fact(
+        self, payload: c.Payload, *, org_id: str, org_slug: str, correlation_id: str | None = None, at: datetime | None = None
+    ) -> Event:
+        """Stage an org-level fact (an admin's action, a sign-in, an account): its id is unique to
+        this transaction, and `at` (default: now), in microseconds, is its version."""
+        now = at or datetime.now(UTC)
+        event = Event.of(
+            payload, org_id=org_id, org_slug=org_slug, version=int(now.timestamp() * 1_000_000), occasion=self.transaction_id(),
+            correlation_id=correlation_id, time=now,
+        )  # fmt: skip
+        self.stage([event])
+        return event

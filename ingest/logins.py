@@ -13,16 +13,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Engine
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from core.settings import Settings
-from core.tables import members, scim_resources
 from domain import orgs
-from domain.model import SIGN_IN_REFUSED, MemberStatus, accepts_sign_in, is_email
+from domain.model import SIGN_IN_REFUSED, accepts_sign_in, is_email
 from domain.orgs import Org
 from domain.postgres import SqlUnitOfWork
+from domain.uow import UnitOfWork
 from events import catalogue as c
 from ingest.http import problem, service_endpoint
 
@@ -53,26 +53,13 @@ class Outcome:
     reason: str | None = None
 
 
-def is_known(conn: Connection, org: Org, email_ci: str) -> bool:
-    """A member already, or a SCIM user whose membership is being applied."""
-    live = (members.c.org_id == org.id, members.c.email_ci == email_ci, members.c.status != MemberStatus.REMOVED)
-    if conn.execute(select(members.c.id).where(*live)).first():
-        return True
-    scim_user = (
-        scim_resources.c.org_id == org.id,
-        scim_resources.c.resource_type == "User",
-        (scim_resources.c.user_name_ci == email_ci) | scim_resources.c.emails_ci.contains([email_ci]),
-    )
-    return bool(conn.execute(select(scim_resources.c.id).where(*scim_user)).first())
-
-
-def record(uow: SqlUnitOfWork, org: Org, sign_in: SignIn, correlation_id: str | None = None) -> Outcome:
+def record(uow: UnitOfWork, org: Org, sign_in: SignIn, correlation_id: str | None = None) -> Outcome:
     """Stage the sign-in's event in the unit of work and say whether it was accepted."""
     email = sign_in.email.strip()
     if not is_email(email):
         raise LoginError("email must be a valid email address")
     jit = sign_in.sso and org.sso_provisioning
-    known = sign_in.sso and not jit and is_known(uow.conn, org, email.lower())
+    known = sign_in.sso and not jit and uow.members.known(org.id, email.lower())
     accepted = accepts_sign_in(sso=sign_in.sso, sso_provisioning=org.sso_provisioning, known=known)
     how: dict[str, Any] = {
         "email": email, "method": sign_in.method, "sso": sign_in.sso, "jit": bool(jit), "idp": sign_in.idp,

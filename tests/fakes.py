@@ -13,8 +13,10 @@ from typing import Any
 
 import orjson
 
-from domain.model import Account, Activity, Link, Member, MemberStatus, PendingLogin, Seat, Source
-from domain.uow import GroupKey, LinkKey, Person, UserKey
+from core.db import json_row
+from domain.model import Account, Activity, Conflict, ConflictStatus, Link, Member, MemberStatus, PendingLogin, Seat, Source
+from domain.orgs import Org
+from domain.uow import FactStaging, GroupKey, LinkKey, Person, UserKey
 from events.envelope import Event, decode
 
 Tables = dict[str, list[dict[str, Any]]]
@@ -36,6 +38,7 @@ class _Table:
 class FakeMembers(_Table):
     def __init__(self, tables: Tables):
         super().__init__(tables, "members")
+        self.scim_users = tables.setdefault("scim_resources", [])  # SCIM users: org_id, user_name_ci, emails_ci
 
     def by_scim_user(self, keys: Iterable[UserKey]) -> dict[UserKey, Member]:
         wanted = set(keys)
@@ -66,6 +69,20 @@ class FakeMembers(_Table):
 
     def set_conflict(self, member_id: str, conflict_id: str) -> None:
         next(r for r in self.rows if r["id"] == member_id)["conflict_id"] = conflict_id
+
+    def close_conflict(self, member_id: str, *, account_id: str | None, at: datetime) -> None:
+        row = next(r for r in self.rows if r["id"] == member_id)
+        row.update(conflict_id=None, updated_at=at)
+        if account_id is not None:
+            row["account_id"] = account_id
+
+    def known(self, org_id: str, email_ci: str) -> bool:
+        if self.live_by_email(org_id, email_ci) is not None:
+            return True
+        return any(
+            u["org_id"] == org_id and (u["user_name_ci"] == email_ci or email_ci in (u["emails_ci"] or []))
+            for u in self.scim_users
+        )
 
 
 class FakePendingLogins(_Table):
@@ -187,6 +204,20 @@ class FakeAccounts(_Table):
     def get(self, account_id: str) -> Account | None:
         return next((self._account(r) for r in self.rows if r["id"] == account_id), None)
 
+    def add(self, account_id: str, email: str, display_name: str | None) -> None:
+        assert self.by_email(email.lower()) is None, "accounts.email_ci is unique"
+        row = {"id": account_id, "email": email, "email_ci": email.lower(), "display_name": display_name, "org_id": None}
+        self.rows.append({**row, "created_at": datetime.now(UTC)})
+
+    def view(self, email_ci: str) -> dict[str, Any] | None:
+        row = next((r for r in self.rows if r["email_ci"] == email_ci), None)
+        if row is None:
+            return None
+        return json_row(_Row(row), "id", "email", "display_name", "org_id", "created_at")
+
+    def set_org(self, account_id: str, org_id: str) -> None:
+        next(r for r in self.rows if r["id"] == account_id)["org_id"] = org_id
+
 
 class FakeConflicts(_Table):
     def __init__(self, tables: Tables):
@@ -201,8 +232,43 @@ class FakeConflicts(_Table):
         })  # fmt: skip
         return True
 
+    def open_one(self, org_id: str, *, conflict_id: str | None = None, email_ci: str | None = None) -> Conflict | None:
+        for r in self.rows:
+            matches = r["id"] == conflict_id if conflict_id else r["email_ci"] == email_ci
+            if r["org_id"] == org_id and r["status"] == "open" and matches:
+                return Conflict(r["id"], r["org_id"], r["member_id"], r["account_id"], r["email_ci"], ConflictStatus(r["status"]))
+        return None
 
-class FakeUnitOfWork:
+    def close(self, conflict_id: str, status: str, *, at: datetime, actor: str) -> None:
+        next(r for r in self.rows if r["id"] == conflict_id).update(status=status, resolved_at=at, resolved_by=actor)
+
+
+class FakeOrgs(_Table):
+    def __init__(self, tables: Tables):
+        super().__init__(tables, "orgs")
+
+    def lock(self, org_id: str) -> Org:
+        return Org.of(_Row(next(r for r in self.rows if r["id"] == org_id)))
+
+    def set_settings(self, org_id: str, values: dict[str, bool]) -> None:
+        next(r for r in self.rows if r["id"] == org_id).update(values)
+
+    def put(self, org: Org) -> None:
+        """Set up an org (orgs are created by `domain.orgs.create`, outside any unit of work)."""
+        self.rows.append(vars(org).copy())
+
+    def get(self, slug: str) -> Org:
+        return Org.of(_Row(next(r for r in self.rows if r["slug"] == slug)))
+
+
+class _Row:
+    """A row dict read by attribute, as SQLAlchemy rows are."""
+
+    def __init__(self, values: dict[str, Any]):
+        self.__dict__.update(values)
+
+
+class FakeUnitOfWork(FactStaging):
     """The repositories on in-memory tables; staged events are kept as the outbox rows the
     relay would publish (`staged`), with topic names from `topics`."""
 
@@ -220,6 +286,8 @@ class FakeUnitOfWork:
         self.seats = FakeSeats(self.tables)
         self.accounts = FakeAccounts(self.tables)
         self.conflicts = FakeConflicts(self.tables)
+        self.orgs = FakeOrgs(self.tables)
+        self.txid = 91000  # `transaction_id()`; `commit()` starts the next transaction
 
     def stage(self, events: Iterable[Event]) -> None:
         known = {row["event_id"] for row in self.staged}
@@ -232,6 +300,12 @@ class FakeUnitOfWork:
 
     def lock_people(self, people: Iterable[Person]) -> None:
         self.locked.extend(people)
+
+    def transaction_id(self) -> int:
+        return self.txid
+
+    def commit(self) -> None:
+        self.txid += 1
 
     def events(self) -> list[Event]:
         """The staged events, as a consumer decodes them from their topics."""

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from core.tables import accounts, orgs
+from core.tables import accounts, orgs, scim_resources
 from domain.model import Link, Member, MemberStatus, PendingLogin, Seat, Source
+from domain.orgs import Org
 from domain.postgres import SqlUnitOfWork
 from tests.fakes import FakeUnitOfWork
 
@@ -24,10 +25,11 @@ TOPICS = {"lifecycle": "c.lifecycle", "members": "c.members", "billing": "c.bill
 class Backend:
     """A unit of work plus what a test needs to set up rows the repositories only read."""
 
-    def __init__(self, uow: Any, add_org: Any, add_account: Any):
+    def __init__(self, uow: Any, add_org: Any, add_account: Any, add_scim_user: Any):
         self.uow = uow
         self.add_org = add_org
         self.add_account = add_account
+        self.add_scim_user = add_scim_user
 
 
 @pytest.fixture(params=["fake", "postgres"])
@@ -40,7 +42,17 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
                 {"id": account_id, "email": email, "email_ci": email.lower(), "org_id": org_id}
             )
 
-        yield Backend(uow, lambda: str(uuid.uuid4()), fake_account)
+        def fake_org() -> str:
+            org_id = str(uuid.uuid4())
+            uow.orgs.put(Org(id=org_id, slug="c-" + org_id[:12], name="contract"))
+            return org_id
+
+        def fake_scim_user(org_id: str, user_name: str, emails: list[str]) -> None:
+            uow.tables["scim_resources"].append(
+                {"org_id": org_id, "user_name_ci": user_name.lower(), "emails_ci": [e.lower() for e in emails]}
+            )
+
+        yield Backend(uow, fake_org, fake_account, fake_scim_user)
         return
     engine: Engine = request.getfixturevalue("engine")
     with engine.connect() as conn:
@@ -55,8 +67,14 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
         def pg_account(account_id: str, email: str, org_id: str | None = None) -> None:
             conn.execute(accounts.insert().values(id=account_id, email=email, email_ci=email.lower(), org_id=org_id))
 
+        def pg_scim_user(org_id: str, user_name: str, emails: list[str]) -> None:
+            conn.execute(scim_resources.insert().values(
+                org_id=org_id, id=uuid.uuid4().hex, resource_type="User", version=1, data={"userName": user_name},
+                user_name_ci=user_name.lower(), emails_ci=[e.lower() for e in emails],
+            ))  # fmt: skip
+
         try:
-            yield Backend(uow, pg_org, pg_account)
+            yield Backend(uow, pg_org, pg_account, pg_scim_user)
         finally:
             transaction.rollback()
 
@@ -197,3 +215,57 @@ def test_a_conflict_pair_is_opened_once(backend: Backend):
     args = {"org_id": org, "member_id": member.id, "account_id": account, "email_ci": "ann@x.test", "error": "taken"}
     assert conflicts.add_if_new(conflict_id=str(uuid.uuid4()), **args)
     assert not conflicts.add_if_new(conflict_id=str(uuid.uuid4()), **args)
+
+
+def test_members_known_by_email_or_as_a_scim_user_on_its_way(backend: Backend):
+    members, org = backend.uow.members, backend.add_org()
+    members.add([_member(org, email="ann@x.test", source=Source.MANUAL)])
+    assert members.known(org, "ann@x.test")
+    assert not members.known(org, "bob@x.test")
+    backend.add_scim_user(org, "bob-login", ["Bob@x.test"])
+    assert members.known(org, "bob@x.test") and not members.known(backend.add_org(), "bob@x.test")
+    backend.add_scim_user(org, "carol@x.test", [])
+    assert members.known(org, "carol@x.test")
+
+
+def test_an_account_is_added_viewed_and_taken_by_an_org(backend: Backend):
+    repo, org = backend.uow.accounts, backend.add_org()
+    account_id = str(uuid.uuid4())
+    assert repo.view("zoe@x.test") is None
+    repo.add(account_id, "Zoe@X.test", "Zoe")
+    view = repo.view("zoe@x.test")
+    assert view is not None and {k: view[k] for k in ("id", "email", "display_name", "org_id")} == {
+        "id": account_id, "email": "Zoe@X.test", "display_name": "Zoe", "org_id": None,
+    }  # fmt: skip
+    assert datetime.fromisoformat(view["created_at"]).tzinfo is not None
+    repo.set_org(account_id, org)
+    got = repo.get(account_id)
+    assert got is not None and got.org_id == org
+
+
+def test_an_open_conflict_is_found_by_id_or_email_then_closed(backend: Backend):
+    uow, org = backend.uow, backend.add_org()
+    member, account, conflict_id = _member(org, scim="u1", email="ann@x.test"), str(uuid.uuid4()), str(uuid.uuid4())
+    uow.members.add([member])
+    backend.add_account(account, "ann@x.test")
+    args = {"org_id": org, "member_id": member.id, "account_id": account, "email_ci": "ann@x.test", "error": "taken"}
+    assert uow.conflicts.add_if_new(conflict_id=conflict_id, **args)
+    uow.members.set_conflict(member.id, conflict_id)
+    by_email = uow.conflicts.open_one(org, email_ci="ann@x.test")
+    assert by_email is not None and (by_email.id, by_email.member_id, by_email.account_id) == (conflict_id, member.id, account)
+    assert uow.conflicts.open_one(org, conflict_id=conflict_id) == by_email
+    assert uow.conflicts.open_one(backend.add_org(), conflict_id=conflict_id) is None
+    uow.conflicts.close(conflict_id, "acquired", at=T0, actor="cli")
+    assert uow.conflicts.open_one(org, conflict_id=conflict_id) is None
+    uow.members.close_conflict(member.id, account_id=account, at=T0)
+    got = uow.members.get(member.id)
+    assert got is not None and (got.conflict_id, got.account_id) == (None, account)
+
+
+def test_an_orgs_settings_change_under_its_lock(backend: Backend):
+    org_id = backend.add_org()
+    org = backend.uow.orgs.lock(org_id)
+    assert (org.id, org.manual_provisioning, org.sso_provisioning) == (org_id, True, False)
+    backend.uow.orgs.set_settings(org_id, {"sso_provisioning": True, "manual_provisioning": False})
+    again = backend.uow.orgs.lock(org_id)
+    assert (again.manual_provisioning, again.sso_provisioning, again.scim_enabled) == (False, True, True)

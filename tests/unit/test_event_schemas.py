@@ -2,11 +2,11 @@
 
 The schemas are the contract with the teams that consume the lifecycle, members and billing
 topics: the events are built by the real code (`ingest.scim.changes` for SCIM writes,
-`ingest.logins.record` for sign-ins, `domain.admin` and `domain.accounts` for org admins' actions and
-accounts, `workers.membership.announce.member_event` and the membership, conflict and billing
-workers' handlers, run on the in-memory unit of work of tests/fakes.py, for member, conflict and
-billing facts), encoded as they go on the wire, and validated
-with `$ref`s resolved from the schema files only (no network). Broken events must fail, so a
+`ingest.logins.record` for sign-ins, `domain.admin` and `domain.accounts` for org admins' actions
+and accounts, `workers.membership.member_event` and the membership, conflict and billing workers'
+handlers for member, conflict and billing facts), all on the in-memory unit of work of
+tests/fakes.py (which tests/contract holds to PostgreSQL's behaviour), encoded as they go on the
+wire, and validated with `$ref`s resolved from the schema files only (no network). Broken events must fail, so a
 change to the payload that the schemas do not follow turns this test red.
 """
 
@@ -17,7 +17,6 @@ import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 from unittest import mock
 
@@ -26,25 +25,14 @@ import pytest
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
-from sqlalchemy import Column, Table
-from sqlalchemy.sql import functions, operators
-from sqlalchemy.sql.dml import Delete, Insert, Update
-from sqlalchemy.sql.elements import BinaryExpression, BindParameter, BooleanClauseList, Null, TextClause
-from sqlalchemy.sql.schema import PrimaryKeyConstraint, UniqueConstraint
-from sqlalchemy.sql.selectable import Select
-from sqlalchemy.sql.visitors import cloned_traverse
 
-from core.tables import orgs as orgs_table
-from core.tables import outbox
-from domain import admin, orgs
-from domain import postgres as unit_of_work
+from domain import admin
+from domain import uow as domain_uow
 from domain.accounts import NO_ORG, register
 from domain.model import Member, MemberStatus, Source, transition
 from domain.orgs import Org
-from domain.postgres import SqlUnitOfWork
 from events import catalogue as c
 from events.envelope import Event, decode, deterministic_id, encode
-from events.outbox import add as stage_in_outbox
 from ingest.logins import SignIn, record
 from ingest.scim.changes import OrgRef, group_events, user_events
 from tests.fakes import FakeUnitOfWork
@@ -146,75 +134,22 @@ ACME_JIT = replace(ACME, sso_provisioning=True)
 SIGNED_IN = datetime(2025, 3, 14, 9, 26, 0, 123456, tzinfo=UTC)
 
 
-class _Result:
-    def __init__(self, value: Any = None):
-        self.value = value
-
-    def scalar(self) -> Any:
-        return self.value
-
-    def scalar_one(self) -> Any:
-        assert self.value is not None
-        return self.value
-
-    def first(self) -> Any:
-        return self.value
-
-
-def _bound(statement: Any, parameters: Any) -> Any:
-    """A statement built once and executed with parameters, as the fakes' code paths read it."""
-    if not isinstance(parameters, dict):
-        return statement
-    if isinstance(statement, Insert) and not statement._values:
-        return statement.values(**parameters)
-
-    def fill(bind: Any) -> None:
-        if bind.key in parameters:
-            bind.value = parameters[bind.key]
-
-    return cloned_traverse(statement, {}, {"bindparam": fill})
-
-
-class FakeConnection:
-    """Just enough of a PostgreSQL connection for the code that records sign-ins: it answers its
-    queries from a little state and keeps the outbox rows it stages, whose payloads (what the
-    relay publishes) are the events under test."""
-
-    def __init__(self) -> None:
-        self.info: dict[str, Any] = {}  # SQLAlchemy's per-connection scratch space (outbox reads it)
-        self.staged: list[dict[str, Any]] = []
-        self.known = False  # answer to ingest.logins.is_known's member / SCIM user lookups
-        self.txid = 73021
-
-    def execute(self, statement: Any, parameters: Any = None) -> _Result:
-        if isinstance(statement, Insert) and statement.table is outbox:
-            self.staged.extend(parameters)
-            return _Result()
-        if isinstance(statement, Select) and "txid_current" in str(statement):
-            return _Result(self.txid)
-        if isinstance(statement, Select):  # is_known: a member, or a SCIM user, with that email
-            return _Result(SimpleNamespace(id="known") if self.known else None)
-        raise AssertionError(f"unexpected statement: {statement}")
-
-    def last(self) -> Event:
-        """The event staged last, as a consumer decodes it from the topic."""
-        return decode(orjson.dumps(self.staged[-1]["payload"]))
-
-
-def sign_ins_members_and_billing() -> tuple[list[Event], FakeConnection]:
+def sign_ins_members_and_billing() -> tuple[list[Event], FakeUnitOfWork]:
     """Sign-ins, the member events the membership worker makes of them and of SCIM user events,
     and what the billing worker makes of those, each step fed the previous step's event."""
-    db = FakeConnection()
-    uow = FakeUnitOfWork(topics=TOPICS, staged=db.staged)  # the workers stage into the same outbox
+    uow = db = FakeUnitOfWork(topics=TOPICS)
+    uow.txid = 73021
     billing = Billing()
     people: dict[str, Member] = {}
     events: list[Event] = []
 
     def login(org: Org, email: str, *, known: bool = False, correlation_id: str | None = "req-5e1d", **how: Any) -> Event:
-        """Record a sign-in; `known` is whether the org has a member or a SCIM user with that email."""
-        db.known = known
-        record(SqlUnitOfWork(db, TOPICS), org, SignIn(email=email, **how), correlation_id)
-        events.append(db.last())
+        """Record a sign-in; `known` is whether the org has a SCIM user with that email."""
+        users = uow.tables["scim_resources"]
+        users[:] = [{"org_id": org.id, "user_name_ci": email.lower(), "emails_ci": []}] if known else []
+        record(uow, org, SignIn(email=email, **how), correlation_id)
+        uow.commit()  # each sign-in is a transaction of its own
+        events.append(uow.events()[-1])
         return events[-1]
 
     def member(kind: c.EventType, cause: Event, member_id: str, *, email: str | None, source: str, status: str,
@@ -226,11 +161,11 @@ def sign_ins_members_and_billing() -> tuple[list[Event], FakeConnection]:
         ))
         row.email, row.status, row.first_login_at = email, MemberStatus(status), first_login_at
         uow.stage([member_event(kind, cause, row)])
-        events.append(db.last())
-        staged = len(db.staged)
+        events.append(uow.events()[-1])
+        staged = len(uow.staged)
         billing.apply([events[-1]], uow)
-        if len(db.staged) > staged:
-            events.append(db.last())
+        if len(uow.staged) > staged:
+            events.append(uow.events()[-1])
 
     def first_login_at(login_event: Event) -> datetime:
         return datetime.fromisoformat(login_event.data["logged_in_at"])
@@ -292,145 +227,6 @@ def decode_row(row: dict[str, Any]) -> Event:
     return decode(orjson.dumps(row["payload"]))
 
 
-class _Rows:
-    """A result of the table fake: rows as attribute objects, in insertion order."""
-
-    def __init__(self, rows: list[dict[str, Any]] | None = None):
-        self.raw = rows or []
-
-    def first(self) -> Any:
-        return SimpleNamespace(**self.raw[0]) if self.raw else None
-
-    def one(self) -> Any:
-        assert len(self.raw) == 1, self.raw
-        return self.first()
-
-    def all(self) -> list[Any]:
-        return [SimpleNamespace(**r) for r in self.raw]
-
-    def __iter__(self):
-        return iter(self.all())
-
-    def scalar(self) -> Any:
-        return next(iter(self.raw[0].values())) if self.raw else None
-
-    def scalar_one(self) -> Any:
-        assert len(self.raw) == 1, self.raw
-        return self.scalar()
-
-
-def _value(element: Any) -> Any:
-    if isinstance(element, BindParameter):
-        return element.value
-    if isinstance(element, Null) or element is None:
-        return None
-    if isinstance(element, functions.now):
-        return datetime.now(UTC)
-    raise AssertionError(f"unsupported value: {element!r}")
-
-
-def _holds(clause: Any, row: dict[str, Any]) -> bool:
-    """The WHERE clauses the code under test writes: AND of `column = / != / IS value`, SQL nulls included."""
-    if clause is None:
-        return True
-    if isinstance(clause, BooleanClauseList):
-        assert clause.operator is operators.and_, f"unsupported condition: {clause}"
-        return all(_holds(part, row) for part in clause.clauses)
-    assert isinstance(clause, BinaryExpression) and isinstance(clause.left, Column), f"unsupported condition: {clause}"
-    left, right = row[clause.left.name], _value(clause.right)
-    if clause.operator is operators.eq:
-        return left is not None and left == right
-    if clause.operator is operators.ne:
-        return left is not None and left != right
-    if clause.operator is operators.is_:
-        return left is right
-    raise AssertionError(f"unsupported condition: {clause}")
-
-
-class TableConnection:
-    """A PostgreSQL connection for the admin, account and worker code: the tables it touches are
-    lists of rows, its WHERE clauses are evaluated on them, unique and primary keys hold (ON
-    CONFLICT DO NOTHING skips the row), and each `commit` starts a transaction with a new
-    `txid_current()`. Outbox rows are kept in `staged`, as in `FakeConnection`."""
-
-    def __init__(self, *orgs_: Org) -> None:
-        self.info: dict[str, Any] = {}
-        self.tables: dict[str, list[dict[str, Any]]] = {}
-        self.staged: list[dict[str, Any]] = []
-        self.delivered = 0  # staged events already handed to the workers
-        self.txid = 91000
-        for org in orgs_:
-            self.execute(orgs_table.insert().values(**vars(org)))
-
-    def commit(self) -> None:
-        self.txid += 1
-
-    def _rows(self, table: Table) -> list[dict[str, Any]]:
-        return self.tables.setdefault(table.name, [])
-
-    @staticmethod
-    def _project(rows: list[dict[str, Any]], columns: Any) -> _Rows:
-        return _Rows([{col.name: row[col.name] for col in columns} for row in rows])
-
-    def execute(self, statement: Any, parameters: Any = None) -> _Rows:
-        if isinstance(statement, TextClause):  # advisory locks
-            return _Rows()
-        statement = _bound(statement, parameters)
-        if isinstance(statement, Insert) and statement.table is outbox:
-            known = {row["event_id"] for row in self.staged}
-            self.staged.extend(row for row in parameters if row["event_id"] not in known)  # on conflict do nothing
-            return _Rows()
-        if isinstance(statement, Select):
-            froms = statement.get_final_froms()
-            if not froms:
-                assert "txid_current" in str(statement), statement
-                return _Rows([{"txid_current": self.txid}])
-            (table,) = froms
-            found = [row for row in self._rows(table) if _holds(statement.whereclause, row)]
-            return self._project(found, statement.selected_columns)
-        if isinstance(statement, Insert):
-            return self._insert(statement)
-        if isinstance(statement, Update):
-            found = [row for row in self._rows(statement.table) if _holds(statement.whereclause, row)]
-            for row in found:
-                for key, value in statement._values.items():
-                    name = key if isinstance(key, str) else key.name
-                    if isinstance(value, BinaryExpression):  # version = version + 1
-                        assert value.operator is operators.add and value.left.name == name, value
-                        row[name] = row[name] + _value(value.right)
-                    else:
-                        row[name] = _value(value)
-            return self._project(found, statement._returning)
-        if isinstance(statement, Delete):
-            rows = self._rows(statement.table)
-            found = [row for row in rows if _holds(statement.whereclause, row)]
-            rows[:] = [row for row in rows if row not in found]
-            return self._project(found, statement._returning)
-        raise AssertionError(f"unexpected statement: {statement}")
-
-    def _insert(self, statement: Insert) -> _Rows:
-        table = statement.table
-        now = datetime.now(UTC)
-        defaults = {"seq": 0, "version": 0, "created_at": now, "updated_at": now}
-        row = {col.name: defaults.get(col.name) for col in table.columns}
-        row.update({(k if isinstance(k, str) else k.name): _value(v) for k, v in statement._values.items()})
-        rows = self._rows(table)
-        for constraint in table.constraints:
-            if not isinstance(constraint, UniqueConstraint | PrimaryKeyConstraint):
-                continue
-            key = [col.name for col in constraint.columns]
-            if any(row[k] is None for k in key):  # NULLs are distinct; serial ids are not modelled
-                continue
-            if any(all(other[k] == row[k] for k in key) for other in rows):
-                assert statement._post_values_clause is not None, f"duplicate key {key} in {table.name}"
-                return _Rows()  # ON CONFLICT DO NOTHING
-        rows.append(row)
-        return self._project([row], statement._returning)
-
-    def last(self) -> Event:
-        return decode_row(self.staged[-1])
-
-
 # the workers and the topic roles they consume, as `workers.main` composes them
 PIPELINE = (
     (Membership(), ("lifecycle",)),
@@ -439,17 +235,18 @@ PIPELINE = (
 )
 
 
-def settle(db: TableConnection) -> None:
-    """Deliver every staged event, as a consumer decodes it, to each worker of its topic, each in
-    its own transaction, until the workers stage nothing new."""
-    while db.delivered < len(db.staged):
-        event = decode_row(db.staged[db.delivered])
-        db.delivered += 1
+def settle(db: FakeUnitOfWork, delivered: int) -> int:
+    """Deliver every staged event from `delivered` on, as a consumer decodes it, to each worker of
+    its topic, each in its own transaction, until the workers stage nothing new; returns how many
+    are delivered now."""
+    while delivered < len(db.staged):
+        event = decode_row(db.staged[delivered])
+        delivered += 1
         for handler, roles in PIPELINE:
             if event.kind.topic_role in roles:
-                # the workers' unit of work on the same rows the admin and account code wrote
-                handler.apply([event], FakeUnitOfWork(db.tables, TOPICS, db.staged))
+                handler.apply([event], db)
                 db.commit()
+    return delivered
 
 
 def _fixed_uuid4s():
@@ -466,8 +263,8 @@ def _fixed_uuid4s():
 
 
 class _Clock(datetime):
-    """`datetime` for `domain.postgres` (where org-level facts are stamped): its `now` starts at
-    STAGED and advances a second a call."""
+    """`datetime` for `domain.uow` (where org-level facts are stamped): its `now` starts at STAGED
+    and advances a second a call."""
 
     calls = 0
 
@@ -487,41 +284,45 @@ GRACE = {"userName": "grace@acme.example", "active": False}
 IVAN = {"userName": "ivan@acme.example"}
 
 
-def org_admins_accounts_and_conflicts() -> tuple[list[Event], TableConnection]:
+def org_admins_accounts_and_conflicts() -> tuple[list[Event], FakeUnitOfWork]:
     """Settings, accounts, manual adds, new members of every source, conflicts in both orders of
-    arrival and both resolutions, through the admin and account code and the workers."""
-    db = TableConnection(ACME)
+    arrival and both resolutions, through the admin and account code and the workers, all on one
+    in-memory unit of work (each step a transaction of its own)."""
+    db = FakeUnitOfWork(topics=TOPICS)
+    db.orgs.put(ACME)
+    delivered = 0
 
     def acme() -> Org:
-        return orgs.get(db, ACME.slug)
+        return db.orgs.get(ACME.slug)
 
     def done(result: Any = None) -> Any:
+        nonlocal delivered
         db.commit()
-        settle(db)
+        delivered = settle(db, delivered)
         return result
 
     def scim(*events: Event) -> None:  # what the SCIM ingest stages with its write
-        stage_in_outbox(db, events, TOPICS)
+        db.stage(events)
         done()
 
     def sign_in(email: str, at: datetime, **how: Any) -> None:
-        done(record(SqlUnitOfWork(db, TOPICS), acme(), SignIn(email=email, at=at, **how), "req-0c9d"))
+        done(record(db, acme(), SignIn(email=email, at=at, **how), "req-0c9d"))
 
     # an admin turns SSO provisioning on (just-in-time members)
-    done(admin.change_settings(SqlUnitOfWork(db, TOPICS), acme(), "cli", sso_provisioning=True))
+    done(admin.change_settings(db, acme(), "cli", sso_provisioning=True))
     # Dana has an account of the app, outside any org, before the admin adds her by hand:
     # member.created, then the conflict; the admin acquires her account, and she signs in
-    done(register(SqlUnitOfWork(db, TOPICS), "Dana@Solo.example", "Dana Scully"))
-    done(admin.add_member(SqlUnitOfWork(db, TOPICS), acme(), ADMIN_API, "Dana@solo.example", "Dana Scully"))
-    done(admin.resolve(SqlUnitOfWork(db, TOPICS), acme(), ADMIN_API, "dana@solo.example", acquire=True))
+    done(register(db, "Dana@Solo.example", "Dana Scully"))
+    done(admin.add_member(db, acme(), ADMIN_API, "Dana@solo.example", "Dana Scully"))
+    done(admin.resolve(db, acme(), ADMIN_API, "dana@solo.example", acquire=True))
     sign_in("dana@solo.example", datetime(2025, 4, 2, 15, 0, 0, tzinfo=UTC), method="magic_link", sso=False)
     # Frank is pushed by SCIM first, then registers an account: the conflict comes from the
     # account's side, and the admin dismisses it (by its id)
     scim(*user_events(ORG, FRANK_ID, None, FRANK, 1))
-    done(register(SqlUnitOfWork(db, TOPICS), "frank@acme.example"))
-    conflict = db.last()  # flagged by the conflict worker on the account.registered
+    done(register(db, "frank@acme.example"))
+    conflict = db.events()[-1]  # flagged by the conflict worker on the account.registered
     assert conflict.kind is c.EMAIL_CONFLICT_DETECTED
-    done(admin.resolve(SqlUnitOfWork(db, TOPICS), acme(), "cli", conflict.data["conflict_id"], acquire=False))
+    done(admin.resolve(db, acme(), "cli", conflict.data["conflict_id"], acquire=False))
     # Grace is pushed inactive; Heidi signs in through SAML and becomes a member just in time
     scim(*user_events(ORG, GRACE_ID, None, GRACE, 1))
     sign_in("Heidi@acme.example", datetime(2025, 4, 2, 16, 0, 0, tzinfo=UTC), method="saml", sso=True,
@@ -531,12 +332,12 @@ def org_admins_accounts_and_conflicts() -> tuple[list[Event], TableConnection]:
     scim(*user_events(ORG, IVAN_ID, None, IVAN, 1))
     sign_in("ivan@acme.example", datetime(2025, 4, 2, 17, 0, 0, tzinfo=UTC), method="password", sso=False)
     scim(*user_events(ORG, IVAN_ID, IVAN, None, 2))
-    done(admin.add_member(SqlUnitOfWork(db, TOPICS), acme(), "cli", "ivan@acme.example"))
+    done(admin.add_member(db, acme(), "cli", "ivan@acme.example"))
     sign_in("ivan@acme.example", datetime(2025, 4, 3, 9, 0, 0, tzinfo=UTC), method="password", sso=False)
     return [decode_row(row) for row in db.staged], db
 
 
-with mock.patch("uuid.uuid4", _fixed_uuid4s()), mock.patch.object(unit_of_work, "datetime", _Clock):
+with mock.patch("uuid.uuid4", _fixed_uuid4s()), mock.patch.object(domain_uow, "datetime", _Clock):
     ORG_EVENTS, ORG_DB = org_admins_accounts_and_conflicts()
 EVENTS: list[Event] = [
     *user_lifecycle(), *group_lifecycle(), *user_lifecycle(ORG_WITHOUT_REQUEST), *SIGN_INS, *ORG_EVENTS
@@ -1005,9 +806,10 @@ def test_a_settings_change_is_keyed_by_the_org_and_records_before_and_after():
 
 
 def test_a_settings_change_that_changes_nothing_emits_nothing():
-    db = TableConnection(ACME)
-    admin.change_settings(SqlUnitOfWork(db, TOPICS), ACME, "cli", manual_provisioning=True, sso_provisioning=None)
-    admin.change_settings(SqlUnitOfWork(db, TOPICS), ACME, "cli")
+    db = FakeUnitOfWork(topics=TOPICS)
+    db.orgs.put(ACME)
+    admin.change_settings(db, ACME, "cli", manual_provisioning=True, sso_provisioning=None)
+    admin.change_settings(db, ACME, "cli")
     assert db.staged == []
 
 
@@ -1021,9 +823,9 @@ def test_an_account_belongs_to_no_org_and_is_keyed_by_its_email():
 
 
 def test_registering_an_email_again_emits_nothing():
-    db = TableConnection(ACME)
-    assert register(SqlUnitOfWork(db, TOPICS), "Zoe@Solo.example").created
-    assert not register(SqlUnitOfWork(db, TOPICS), "zoe@solo.example", "Zoe").created
+    db = FakeUnitOfWork(topics=TOPICS)
+    assert register(db, "Zoe@Solo.example").created
+    assert not register(db, "zoe@solo.example", "Zoe").created
     assert [decode_row(row).kind for row in db.staged] == [c.ACCOUNT_REGISTERED]
 
 
@@ -1050,9 +852,10 @@ def test_a_manual_add_is_keyed_by_the_person_like_their_sign_ins():
 
 
 def test_no_manual_add_while_manual_provisioning_is_off():
-    db = TableConnection(replace(ACME, manual_provisioning=False))
+    db = FakeUnitOfWork(topics=TOPICS)
+    db.orgs.put(replace(ACME, manual_provisioning=False))
     with pytest.raises(admin.AdminError) as refused:
-        admin.add_member(SqlUnitOfWork(db, TOPICS), orgs.get(db, ACME.slug), "cli", "someone@acme.example")
+        admin.add_member(db, db.orgs.get(ACME.slug), "cli", "someone@acme.example")
     assert refused.value.status == 403
     assert db.staged == []
 
