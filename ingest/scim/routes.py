@@ -27,6 +27,7 @@ from starlette.responses import Response
 from core import credentials
 from core.settings import Settings
 from domain import orgs
+from domain.postgres import SqlUnitOfWork
 from ingest import audit
 from ingest.http import DATABASE_DOWN, BodyTooLarge, bearer_token, read_body, request_id
 from ingest.scim import quirks
@@ -97,10 +98,9 @@ class ScimEndpoint:
                     self._limits.check_search_body(request.body)
                 self._normalise(request)
                 storage = PgStorage(
-                    conn,
+                    SqlUnitOfWork(conn, self.topics),
                     OrgRef(org.id, org.slug, correlation_id),
                     self.models,
-                    self.topics,
                     lock=request.method.upper() in _WRITES,
                     deleting=request.method.upper() == "DELETE",
                 )

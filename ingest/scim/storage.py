@@ -24,12 +24,12 @@ from scim2_models import (
 )
 from scim2_server.memory import _page
 from scim2_server.storage import ScimStorage, SearchPage
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from core.tables import scim_group_members as gm
 from core.tables import scim_resources as t
-from events import outbox
+from domain.postgres import SqlUnitOfWork
 from ingest.scim import changes
 from ingest.scim.provider import type_name
 from ingest.scim.search import lowered, narrowing
@@ -73,18 +73,17 @@ class PgStorage(ScimStorage):
 
     def __init__(
         self,
-        conn: Connection,
+        uow: SqlUnitOfWork,
         org: changes.OrgRef,
         models: dict[str, type[Resource[Any]]],
-        topics: dict[str, str],
         *,
         lock: bool = False,
         deleting: bool = False,
     ):
-        self.conn = conn
+        self.uow = uow
+        self.conn = uow.conn
         self.org = org
         self.models = models
-        self.topics = topics
         self.lock = lock
         self.deleting = deleting
         self._members_cache: dict[str, dict[str, str]] = {}
@@ -220,7 +219,7 @@ class PgStorage(ScimStorage):
             raise UniquenessException(detail=f"userName {data.get('userName')!r} is already taken")
 
     def _stage(self, events: list[Any]) -> None:
-        outbox.add(self.conn, events, self.topics)
+        self.uow.stage(events)
 
     def create(self, resource_type: ResourceType, resource: Resource[Any]) -> Resource[Any]:
         name = type_name(resource_type)
