@@ -37,6 +37,8 @@ from events import kafka
 from events.envelope import Event
 
 _STAGED = "outbox.staged_types"
+# CloudEvents' Kafka protocol binding: a structured-mode record says so in its content-type header
+STRUCTURED = [("content-type", b"application/cloudevents+json")]
 _INSERT = insert(outbox).on_conflict_do_nothing(index_elements=["event_id"])
 
 
@@ -141,7 +143,10 @@ class Relay:
             ).all()
             if not rows:
                 return 0
-            futures = [self.producer.send(r.topic, key=r.key.encode(), value=orjson.dumps(r.payload)) for r in rows]
+            futures = [
+                self.producer.send(r.topic, key=r.key.encode(), value=orjson.dumps(r.payload), headers=STRUCTURED)
+                for r in rows
+            ]
             self.producer.flush()
             for future in futures:
                 future.get(timeout=0)  # raises if Kafka refused it: rows stay for the next try
