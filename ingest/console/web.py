@@ -27,6 +27,7 @@ from ingest.console.session import (
     seal,
     session_of,
 )
+from ingest.http import BodyTooLarge, read_body
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +73,10 @@ async def read_form(request: Request) -> dict[str, str]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/x-www-form-urlencoded":
         raise FormError(415, "This page accepts only form submissions.")
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > MAX_FORM_BYTES:
-            raise FormError(413, "The form is too large.")
+    try:
+        body = await read_body(request, MAX_FORM_BYTES, refuse_announced=False)
+    except BodyTooLarge:
+        raise FormError(413, "The form is too large.") from None
     try:
         pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False, max_num_fields=50)
     except (UnicodeDecodeError, ValueError):
