@@ -1,5 +1,6 @@
 """What this SCIM service provider serves and announces (RFC 7643 §5, §6)."""
 
+from functools import cached_property
 from typing import Any
 
 from scim2_models import (
@@ -15,6 +16,7 @@ from scim2_models import (
     Reference,
     Resource,
     ResourceType,
+    Schema,
     ScimPolicy,
     ScimProvider,
     ServiceProviderConfig,
@@ -26,6 +28,22 @@ from scim2_server.service import ScimService
 from core.settings import Settings
 
 DOCS = "https://provisioner.dev/docs/scim"
+
+# RFC 7643 §8.7.1's descriptions of the schemas it defines (the library names them after the model)
+_DESCRIPTIONS = {
+    "urn:ietf:params:scim:schemas:core:2.0:User": "User Account",
+    "urn:ietf:params:scim:schemas:core:2.0:Group": "Group",
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": "Enterprise User",
+}
+
+
+class _Provider(ScimProvider):
+    """scim2-models' provider, its published schemas described as RFC 7643 §8.7.1 describes them."""
+
+    @cached_property
+    def schemas(self) -> tuple[Schema, ...]:
+        published = super().schemas  # computed (and cached) by the library, then replaced by this value
+        return tuple(s.model_copy(update={"description": _DESCRIPTIONS.get(str(s.id), s.description)}) for s in published)
 
 
 def build_provider(settings: Settings) -> ScimProvider:
@@ -47,7 +65,7 @@ def build_provider(settings: Settings) -> ScimProvider:
             )
         ],
     )
-    return ScimProvider(
+    return _Provider(
         models=[User, EnterpriseUser, Group],
         resource_types=[
             ResourceType.from_resource(User[EnterpriseUser]),

@@ -50,6 +50,15 @@ def test_discovery_endpoints(scim_org):
     assert {r["name"] for r in types["Resources"]} == {"User", "Group"}
     schemas = scim_org.client.get("/Schemas").json()
     assert ENTERPRISE in {s["id"] for s in schemas["Resources"]}
+    # RFC 7643 §8.7.1's names and descriptions
+    described = {s["id"]: (s["name"], s["description"]) for s in schemas["Resources"]}
+    assert described == {
+        "urn:ietf:params:scim:schemas:core:2.0:User": ("User", "User Account"),
+        "urn:ietf:params:scim:schemas:core:2.0:Group": ("Group", "Group"),
+        ENTERPRISE: ("EnterpriseUser", "Enterprise User"),
+    }
+    one = scim_org.client.get(f"/Schemas/{ENTERPRISE}").json()
+    assert one["description"] == "Enterprise User"
 
 
 def test_create_then_lookup_by_username_externalid_and_email(scim_org):
