@@ -1,1 +1,1 @@
-"""Shared parts of every process: settings, tables, the unit of work, credentials."""
+"""Infrastructure every process shares: settings, engine, tables and migrations, metrics, logs, credentials."""

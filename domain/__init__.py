@@ -1,1 +1,1 @@
-"""The domain: orgs, members, accounts, sign-ins and billing facts, their rules and the unit of work."""
+"""The domain: statuses and rules, the unit of work and its repositories, and the org-level commands."""

@@ -1,1 +1,1 @@
-"""Event contracts, the outbox and the relay that publishes it to Kafka."""
+"""Event contracts: the typed catalogue, the envelope, the outbox and its relay, Kafka clients."""

@@ -5,8 +5,9 @@ Each poll batch is applied in one PostgreSQL transaction (a unit of work) with a
 statement. The handler gets the batch's new events at once (and may apply them set-wise).
 Offsets are committed to Kafka only after the database commit, so a crash re-delivers and the
 tracking rows make the redelivery a no-op. If a handler fails, the batch is rolled back and
-run again one event at a time (a batch of one), each in a savepoint: a record that cannot be decoded, or whose
-handler fails, is recorded as a dead letter with its error and origin, and the batch goes on.
+run again one event at a time (a batch of one), each in a savepoint: a record that cannot be
+decoded, or whose handler fails, is recorded as a dead letter with its error and origin, and
+the batch goes on.
 Metrics (outcomes, latencies, lag, rebalances) are recorded here, so handlers stay free of them.
 """
 
