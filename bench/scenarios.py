@@ -251,12 +251,12 @@ def billing(system: System, engine: Engine, people: int, seconds: int) -> dict[s
     with engine.connect() as conn:
         def billed() -> int:
             conn.commit()
-            return conn.execute(text("SELECT count(*) FROM billing_accounts WHERE org_id = :o"), {"o": org.id}).scalar()
+            return conn.execute(text("SELECT count(*) FROM seats WHERE org_id = :o"), {"o": org.id}).scalar()
 
         while billed() < expected and time.monotonic() - t0 < 180:
             time.sleep(0.2)
         rows = conn.execute(
-            text("SELECT EXTRACT(EPOCH FROM updated_at - first_login_at) FROM billing_accounts WHERE org_id = :o"), {"o": org.id}
+            text("SELECT EXTRACT(EPOCH FROM updated_at - first_login_at) FROM seats WHERE org_id = :o"), {"o": org.id}
         ).scalars().all()
     values = sorted(float(v) for v in rows)
     q = statistics.quantiles(values, n=100) if len(values) > 1 else [0.0] * 99

@@ -2,7 +2,7 @@
 
 import typer
 
-from cli import audit, billing, dlq, members, ops, orgs, sso
+from cli import audit, billing, dlq, domains, members, ops, orgs, sso
 from cli._common import load_settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Provisioner: SCIM/SSO provisioning pipeline.")
@@ -17,6 +17,7 @@ SUB_APPS = {
     "org": orgs.org_app, "members": members.members_app, "db": ops.db_app, "topics": ops.topics_app, "sso": sso.sso_app,
     "service-token": orgs.service_token_app, "billing": billing.billing_app, "accounts": members.accounts_app,
     "conflicts": members.conflicts_app, "admin-token": orgs.admin_token_app, "dlq": dlq.dlq_app, "audit": audit.audit_app,
+    "domains": domains.domains_app,
 }  # fmt: skip
 for name, sub_app in SUB_APPS.items():
     app.add_typer(sub_app, name=name)

@@ -22,10 +22,25 @@ def members_add(slug: str, email: str, name: str = typer.Option(None, help="Disp
     settings = load_settings()
     try:
         with SqlUnitOfWork.begin(make_engine(settings), settings.topics()) as uow:
-            event_id = admin.add_member(uow, orgs.get(uow.conn, slug), "cli", email, name)
+            event = admin.add_member(uow, orgs.get(uow.conn, slug), "cli", email, name)
     except (orgs.OrgError, admin.AdminError) as exc:
         fail(str(exc))
-    typer.echo(json.dumps({"email": email, "event_id": event_id, "status": "accepted"}))
+    typer.echo(json.dumps({"email": email, "member_id": event.data["member_id"], "event_id": event.id, "status": "accepted"}))
+
+
+@members_app.command("remove")
+def members_remove(slug: str, member_id: str) -> None:
+    """Remove a member added by hand or just in time by SSO (its billed seat is released)."""
+    from domain import admin
+    from domain.postgres import SqlUnitOfWork
+
+    settings = load_settings()
+    try:
+        with SqlUnitOfWork.begin(make_engine(settings), settings.topics()) as uow:
+            event_id = admin.remove_member(uow, orgs.get(uow.conn, slug), "cli", member_id)
+    except (orgs.OrgError, admin.AdminError) as exc:
+        fail(str(exc))
+    typer.echo(json.dumps({"member_id": member_id, "event_id": event_id, "status": "accepted"}))
 
 
 @members_app.command("list")
@@ -46,6 +61,28 @@ def members_list(
             fail(str(exc))
         found = list_members(conn, org.id, status=status, include_removed=include_removed)
     echo_rows(found, as_json, lambda m: f"{m['email'] or m['user_name']}\t{m['status']}\t{m['source']}")
+
+
+@members_app.command("erase")
+def members_erase(
+    slug: str,
+    member_id: str,
+    actor: str = typer.Option("cli", help="Who asked for the erasure (recorded in the member.erased event)"),
+    yes: bool = typer.Option(False, "--yes", help="Erase without asking for confirmation"),
+) -> None:
+    """Erase a member's personal data (see docs/privacy.md); refused while the org's SCIM client still manages them."""
+    from domain.erasure import ErasureError, erase
+    from domain.postgres import SqlUnitOfWork
+
+    if not yes and not typer.confirm(f"Erase the personal data of member {member_id} of {slug}? This cannot be undone"):
+        fail("nothing was erased (not confirmed)")
+    settings = load_settings()
+    try:
+        with SqlUnitOfWork.begin(make_engine(settings), settings.topics()) as uow:
+            erased = erase(uow, orgs.get(uow.conn, slug), member_id, actor)
+    except (orgs.OrgError, ErasureError) as exc:
+        fail(str(exc))
+    typer.echo(json.dumps(erased.as_dict()))
 
 
 @accounts_app.command("register")
@@ -98,6 +135,22 @@ def _resolve(slug: str, key: str, acquire: bool) -> None:
 def conflicts_acquire(slug: str, email_or_id: str) -> None:
     """Acquire the existing account into the org: it becomes the member."""
     _resolve(slug, email_or_id, acquire=True)
+
+
+@conflicts_app.command("invite")
+def conflicts_invite(slug: str, email_or_id: str) -> None:
+    """Invite the person behind the conflict's account: the app asks them, and their consent makes
+    the account the member (for accounts the org may not acquire)."""
+    from domain import admin
+    from domain.postgres import SqlUnitOfWork
+
+    settings = load_settings()
+    try:
+        with SqlUnitOfWork.begin(make_engine(settings), settings.topics()) as uow:
+            result = admin.invite(uow, orgs.get(uow.conn, slug), "cli", email_or_id)
+    except (orgs.OrgError, admin.AdminError) as exc:
+        fail(str(exc))
+    typer.echo(json.dumps(result))
 
 
 @conflicts_app.command("dismiss")

@@ -1,5 +1,7 @@
 """`provisioner db|topics ...` and the process commands (serve, relay, worker, run) that operators start."""
 
+import dataclasses
+import json
 from typing import Annotated
 
 import typer
@@ -19,12 +21,27 @@ def db_upgrade() -> None:
 
 
 @topics_app.command("create")
-def topics_create() -> None:
-    """Create the Kafka topics that are missing."""
+def topics_create(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Create the missing Kafka topics, and give every topic its configured retention and
+    min.insync.replicas (existing ones too); running it again changes nothing."""
+    from kafka.errors import KafkaError
+
     from events.kafka import ensure_topics
 
-    created = ensure_topics(load_settings())
-    typer.echo(f"created: {', '.join(created) or 'none (all present)'}")
+    settings = load_settings()
+    try:
+        report = ensure_topics(settings)
+    except KafkaError as exc:
+        fail(f"Kafka at {settings.kafka_bootstrap_servers}: {exc}")
+    if as_json:
+        typer.echo(json.dumps(dataclasses.asdict(report)))
+        return
+    for name in report.created:
+        typer.echo(f"created {name}")
+    for name, changed in report.altered.items():
+        typer.echo(f"altered {name}: " + ", ".join(f"{key} {was} -> {now}" for key, (was, now) in changed.items()))
+    for name in report.unchanged:
+        typer.echo(f"unchanged {name}")
 
 
 # The process commands sit on the root app; cli.main registers them there.

@@ -55,9 +55,15 @@ def org_settings(
     manual_provisioning: str = typer.Option(None, "--manual-provisioning", help="on|off"),
     sso_provisioning: str = typer.Option(None, "--sso-provisioning", help="on|off"),
     scim: str = typer.Option(None, "--scim", help="on|off"),
+    seat_limit: int = typer.Option(None, "--seat-limit", min=0, help="Billed seats the plan includes"),
+    no_seat_limit: bool = typer.Option(False, "--no-seat-limit", help="Remove the seat limit"),
+    seat_policy: str = typer.Option(None, "--seat-policy", help="refuse|allow: what a sign-in past the limit does"),
+    remove_sso_members: bool = typer.Option(
+        False, "--remove-sso-members", help="With --sso-provisioning off: remove the members SSO created (seats released)"
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Show or change an org's provisioning toggles."""
+    """Show or change an org's provisioning toggles and seat limit."""
     from domain import admin
     from domain.postgres import SqlUnitOfWork
 
@@ -66,14 +72,22 @@ def org_settings(
     try:
         with SqlUnitOfWork.begin(engine, settings.topics()) as uow:
             # The org is looked up before the toggles are parsed: an unknown org is reported first.
-            org = admin.change_settings(
-                uow,
-                orgs.get(uow.conn, slug),
-                "cli",
-                manual_provisioning=_toggle(manual_provisioning, "manual-provisioning"),
-                sso_provisioning=_toggle(sso_provisioning, "sso-provisioning"),
-                scim_enabled=_toggle(scim, "scim"),
-            )
+            org = orgs.get(uow.conn, slug)
+            changes: dict[str, object] = {
+                "manual_provisioning": _toggle(manual_provisioning, "manual-provisioning"),
+                "sso_provisioning": _toggle(sso_provisioning, "sso-provisioning"),
+                "scim_enabled": _toggle(scim, "scim"),
+                "seat_policy": seat_policy,
+            }
+            if seat_limit is not None and no_seat_limit:
+                fail("--seat-limit and --no-seat-limit exclude each other")
+            if seat_limit is not None or no_seat_limit:
+                changes["seat_limit"] = seat_limit
+            if remove_sso_members and changes["sso_provisioning"] is not False:
+                fail("--remove-sso-members needs --sso-provisioning off")
+            org = admin.change_settings(uow, org, "cli", **changes)
+            if remove_sso_members:
+                admin.remove_sso_members(uow, org, "cli")
     except (orgs.OrgError, admin.AdminError) as exc:
         fail(str(exc))
     out = {
@@ -81,6 +95,8 @@ def org_settings(
         "manual_provisioning": org.manual_provisioning,
         "sso_provisioning": org.sso_provisioning,
         "scim": org.scim_enabled,
+        "seat_limit": org.seat_limit,
+        "seat_policy": org.seat_policy,
     }
     echo_fields(out, as_json)
 

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -41,6 +41,37 @@ class Settings(BaseSettings):
 
     def min_insync_replicas(self) -> int:
         return self.topic_min_insync_replicas or max(1, min(2, self.topic_replication - 1))
+
+    # Retention (`retention.ms`) that `provisioner topics create` gives each topic, and restores on
+    # topics that exist; -1 keeps records forever. Billing is a ledger that `billing verify` and
+    # billing systems read from the beginning: forever. The others carry personal data (emails)
+    # and only need to outlast a consumer's outage: two weeks, a month for dead letters awaiting a
+    # fix and a redrive.
+    topic_retention_ms_lifecycle: int = 14 * 24 * 3600 * 1000
+    topic_retention_ms_members: int = 14 * 24 * 3600 * 1000
+    topic_retention_ms_billing: int = -1
+    topic_retention_ms_dead_letter: int = 30 * 24 * 3600 * 1000
+
+    @field_validator(
+        "topic_retention_ms_lifecycle",
+        "topic_retention_ms_members",
+        "topic_retention_ms_billing",
+        "topic_retention_ms_dead_letter",
+    )
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value < 1 and value != -1:  # 0 would have Kafka delete every record at once
+            raise ValueError("a topic retention is a positive number of milliseconds, or -1 (forever)")
+        return value
+
+    def topic_retention_ms(self) -> dict[str, int]:
+        """`retention.ms` by topic role."""
+        return {
+            "lifecycle": self.topic_retention_ms_lifecycle,
+            "members": self.topic_retention_ms_members,
+            "billing": self.topic_retention_ms_billing,
+            "dead_letter": self.topic_retention_ms_dead_letter,
+        }
 
     token_overlap_seconds: int = 3600
     # How long ingest trusts a verified SCIM token (and its org's SCIM toggle) before re-reading it.
@@ -95,6 +126,46 @@ class Settings(BaseSettings):
     # Where a successful sign-in sends the browser; `{org}` is replaced by the org's slug.
     app_url: str = "http://127.0.0.1:8000/app/{org}"
     sso_state_ttl_seconds: int = 600
+
+    # Where `domains verify` looks up a domain's TXT challenge: comma-separated IP addresses, each
+    # optionally with a port (`10.0.0.2`, `127.0.0.1:5353`, `[::1]:5353`); empty: the system's resolver.
+    dns_nameservers: str = ""
+    dns_timeout_seconds: float = Field(3.0, gt=0)
+
+    @field_validator("dns_nameservers")
+    @classmethod
+    def _valid_nameservers(cls, value: str) -> str:
+        nameservers(value)
+        return value
+
+    def dns_nameserver_addresses(self) -> list[tuple[str, int]]:
+        """`dns_nameservers` as (IP address, port) pairs; empty: use the system's resolver."""
+        return nameservers(self.dns_nameservers)
+
+
+def nameservers(spec: str) -> list[tuple[str, int]]:
+    """Parse `10.0.0.2, 127.0.0.1:5353, [::1]:5353, ::1` into (address, port) pairs (port 53 by
+    default); a host name or a bad port is a ValueError, since a resolver is given addresses."""
+    import ipaddress
+
+    found = []
+    for item in (part.strip() for part in spec.split(",")):
+        if not item:
+            continue
+        host, port = item, "53"
+        if item.startswith("["):
+            host, _, rest = item[1:].partition("]")
+            port = rest.removeprefix(":") or "53"
+        elif item.count(":") == 1:
+            host, port = item.split(":")
+        try:
+            address = str(ipaddress.ip_address(host))
+        except ValueError:
+            raise ValueError(f"dns_nameservers: {item!r} is not an IP address (optionally with :port)") from None
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"dns_nameservers: {item!r} has no valid port")
+        found.append((address, int(port)))
+    return found
 
 
 def to_env(settings: Settings) -> dict[str, str]:

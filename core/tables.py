@@ -1,10 +1,9 @@
 """The PostgreSQL schema, declared once; Alembic migrations are generated from it."""
 
-from typing import Any
-
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     DateTime,
     Float,
@@ -12,19 +11,26 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
-    MetaData,
     PrimaryKeyConstraint,
     Table,
     Text,
     UniqueConstraint,
-    func,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
-metadata = MetaData()
+from core.metadata import NOW as _now
+from core.metadata import metadata as metadata
 
-_now: dict[str, Any] = {"server_default": func.now(), "nullable": False}
+# Who a person is and what they pay (accounts, conflicts, verified domains, invitations, IdP
+# bindings, the seat ledger) is declared beside, on the same metadata, and importable from here.
+from core.tables_identity import accounts as accounts
+from core.tables_identity import conflicts as conflicts
+from core.tables_identity import invitations as invitations
+from core.tables_identity import member_identities as member_identities
+from core.tables_identity import org_domains as org_domains
+from core.tables_identity import seat_claims as seat_claims
+from core.tables_identity import seats as seats
 
 orgs = Table(
     "orgs",
@@ -35,7 +41,13 @@ orgs = Table(
     Column("manual_provisioning", Boolean, nullable=False, server_default=text("true")),
     Column("sso_provisioning", Boolean, nullable=False, server_default=text("false")),
     Column("scim_enabled", Boolean, nullable=False, server_default=text("true")),
+    # The org's plan: at most `seat_limit` billed seats (none: no limit); past it, `seat_policy`
+    # `refuse` refuses the sign-in that would take a seat, `allow` bills it with a `seat.overage`.
+    Column("seat_limit", Integer),
+    Column("seat_policy", Text, nullable=False, server_default=text("'refuse'")),
     Column("created_at", DateTime(timezone=True), **_now),
+    CheckConstraint("seat_limit IS NULL OR seat_limit >= 0", name="ck_orgs_seat_limit"),
+    CheckConstraint("seat_policy IN ('refuse', 'allow')", name="ck_orgs_seat_policy"),
 )
 
 # A bearer token is kept only as its SHA-256; `expires_at` is set when a newer token replaces it.
@@ -122,6 +134,9 @@ members = Table(
     Column("id", UUID(as_uuid=False), primary_key=True),
     Column("org_id", UUID(as_uuid=False), ForeignKey("orgs.id", ondelete="CASCADE"), nullable=False),
     Column("scim_user_id", Text),
+    # the IdP's id for the person (SCIM externalId, case-exact): a removed member re-created by the
+    # IdP with the same externalId is the same person again
+    Column("external_id", Text),
     Column("user_name", Text),
     Column("email", Text),
     Column("email_ci", Text),
@@ -140,7 +155,9 @@ members = Table(
     UniqueConstraint("org_id", "scim_user_id", name="ux_members_scim_user"),
     Index("ix_members_org_email", "org_id", "email_ci"),
     Index("ix_members_org_status", "org_id", "status"),
+    Index("ix_members_org_external_id", "org_id", "external_id"),
 )
+
 
 member_groups = Table(
     "member_groups",
@@ -230,56 +247,12 @@ pending_logins = Table(
     Column("event_id", UUID(as_uuid=False), nullable=False),
     Column("logged_in_at", DateTime(timezone=True), nullable=False),
     Column("method", Text, nullable=False),
+    # the sign-in's id: its seat claim, if ingest made one, is released when the sign-in counts
+    Column("sign_in_id", UUID(as_uuid=False)),
     Column("created_at", DateTime(timezone=True), **_now),
     PrimaryKeyConstraint("org_id", "email_ci"),
 )
 
-# The billing worker's facts: one row per (org, person) ever billed. The primary key is the
-# uniqueness fact behind "exactly one first-login billing event per membership".
-billing_accounts = Table(
-    "billing_accounts",
-    metadata,
-    Column("org_id", UUID(as_uuid=False), nullable=False),
-    Column("email_ci", Text, nullable=False),
-    Column("member_id", UUID(as_uuid=False), nullable=False),
-    Column("first_login_at", DateTime(timezone=True), nullable=False),
-    Column("first_login_event_id", UUID(as_uuid=False), nullable=False, unique=True),
-    Column("seat_active", Boolean, nullable=False),
-    Column("updated_at", DateTime(timezone=True), **_now),
-    PrimaryKeyConstraint("org_id", "email_ci"),
-)
-
-
-# Accounts of the SaaS, which exist outside any org (people who signed up on their own) until an
-# org acquires one (`org_id`). Emails compare case-insensitively.
-accounts = Table(
-    "accounts",
-    metadata,
-    Column("id", UUID(as_uuid=False), primary_key=True),
-    Column("email", Text, nullable=False),
-    Column("email_ci", Text, nullable=False, unique=True),
-    Column("display_name", Text),
-    Column("org_id", UUID(as_uuid=False), ForeignKey("orgs.id", ondelete="SET NULL")),
-    Column("created_at", DateTime(timezone=True), **_now),
-)
-
-# A member whose email belongs to an account outside the org: open until acquired or dismissed.
-conflicts = Table(
-    "conflicts",
-    metadata,
-    Column("id", UUID(as_uuid=False), primary_key=True),
-    Column("org_id", UUID(as_uuid=False), ForeignKey("orgs.id", ondelete="CASCADE"), nullable=False),
-    Column("member_id", UUID(as_uuid=False), nullable=False),
-    Column("account_id", UUID(as_uuid=False), nullable=False),
-    Column("email_ci", Text, nullable=False),
-    Column("status", Text, nullable=False),
-    Column("error", Text, nullable=False),
-    Column("created_at", DateTime(timezone=True), **_now),
-    Column("resolved_at", DateTime(timezone=True)),
-    Column("resolved_by", Text),
-    UniqueConstraint("org_id", "member_id", "account_id", name="ux_conflicts_member_account"),
-    Index("ix_conflicts_org_status", "org_id", "status"),
-)
 
 # Org admins' credentials for the admin API and console: never valid on SCIM, and vice versa.
 admin_tokens = Table(

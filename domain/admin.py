@@ -1,5 +1,5 @@
 """What an org admin can do (admin API, console and CLI share these): settings, manual adds,
-email conflicts and their resolution, activity. Each change is an event in the same transaction.
+email conflicts, their resolution and invitations, activity. Each change is an event in the same transaction.
 """
 
 import uuid
@@ -12,10 +12,11 @@ from sqlalchemy import Connection, Engine, select
 from core import credentials
 from core.db import json_row
 from core.tables import accounts, admin_tokens, conflicts, member_activity, members
-from domain import orgs
-from domain.model import Conflict, ConflictStatus, is_email
+from domain import orgs, ownership
+from domain.model import Conflict, ConflictStatus, MemberStatus, SeatPolicy, Source, is_email
 from domain.uow import UnitOfWork
 from events import catalogue as c
+from events.envelope import Event
 
 
 class AdminError(ValueError):
@@ -49,21 +50,41 @@ def authenticate(conn: Connection, token: str) -> orgs.Org | None:
 
 # -- settings --------------------------------------------------------------------------------
 
+MAX_SEAT_LIMIT = 10_000_000
 
-def settings_of(org: orgs.Org) -> dict[str, bool]:
+
+def settings_of(org: orgs.Org) -> dict[str, Any]:
     return {
         "manual_provisioning": org.manual_provisioning,
         "sso_provisioning": org.sso_provisioning,
         "scim_enabled": org.scim_enabled,
+        "seat_limit": org.seat_limit,
+        "seat_policy": org.seat_policy,
     }
 
 
-def change_settings(uow: UnitOfWork, org: orgs.Org, actor: str, **changes: bool | None) -> orgs.Org:
-    """Change provisioning toggles; an `org.settings.changed` event records before and after."""
-    values = {k: v for k, v in changes.items() if v is not None}
-    unknown = set(values) - set(orgs.SETTINGS)
+def _checked(changes: dict[str, Any]) -> dict[str, Any]:
+    """The changes asked for, checked: toggles are booleans (None: unchanged); `seat_limit` is a
+    count of seats or None (no limit) whenever it is given; `seat_policy` is a SeatPolicy."""
+    values = {k: v for k, v in changes.items() if v is not None or k == "seat_limit"}
+    unknown = set(values) - set(orgs.SETTINGS) - set(orgs.SEAT_SETTINGS)
     if unknown:
         raise AdminError(400, f"unknown settings: {', '.join(sorted(unknown))}")
+    for name in set(values) & set(orgs.SETTINGS):
+        if not isinstance(values[name], bool):
+            raise AdminError(400, f"{name} must be true or false")
+    limit = values.get("seat_limit")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= MAX_SEAT_LIMIT):
+        raise AdminError(400, f"seat_limit must be a whole number of seats from 0 to {MAX_SEAT_LIMIT}, or null for no limit")
+    if "seat_policy" in values and values["seat_policy"] not in tuple(SeatPolicy):
+        raise AdminError(400, "seat_policy must be 'refuse' or 'allow'")
+    return values
+
+
+def change_settings(uow: UnitOfWork, org: orgs.Org, actor: str, **changes: Any) -> orgs.Org:
+    """Change provisioning toggles and the seat limit; an `org.settings.changed` event records before
+    and after. Only the settings given change (a toggle given as None is left as it is)."""
+    values = _checked(changes)
     # re-read under a row lock, so `before` is exact even when two admins change settings at once
     org = uow.orgs.lock(org.id)
     before = settings_of(org)
@@ -72,14 +93,15 @@ def change_settings(uow: UnitOfWork, org: orgs.Org, actor: str, **changes: bool 
     uow.orgs.set_settings(org.id, values)
     after = {**before, **values}
     uow.stage_fact(c.OrgSettingsChanged(before=before, after=after, actor=actor), org_id=org.id, org_slug=org.slug)
-    return replace(org, **values)  # type: ignore[arg-type]  # values are the boolean toggles only (checked above)
+    return replace(org, **values)
 
 
 # -- members ---------------------------------------------------------------------------------
 
 
-def add_member(uow: UnitOfWork, org: orgs.Org, actor: str, email: str, display_name: str | None = None) -> str:
-    """Add a person by hand (only while manual provisioning is on); returns the event id."""
+def add_member(uow: UnitOfWork, org: orgs.Org, actor: str, email: str, display_name: str | None = None) -> Event:
+    """Add a person by hand (only while manual provisioning is on); returns the event, whose
+    `member_id` the member has once the membership worker applies it."""
     if not org.manual_provisioning:
         raise AdminError(403, "manual provisioning is off for this organisation (setting: manual_provisioning)")
     email = (email or "").strip()
@@ -87,9 +109,38 @@ def add_member(uow: UnitOfWork, org: orgs.Org, actor: str, email: str, display_n
         raise AdminError(400, "email must be a valid email address")
     if uow.members.live_by_email(org.id, email.lower()) is not None:
         raise AdminError(409, f"{email} is already a member of this organisation")
-    added = c.MemberManuallyAdded(email=email, display_name=display_name, actor=actor)
-    event = uow.stage_fact(added, org_id=org.id, org_slug=org.slug)
-    return event.id
+    member_id = str(uuid.uuid4())
+    added = c.MemberManuallyAdded(member_id=member_id, email=email, display_name=display_name, actor=actor)
+    return uow.stage_fact(added, org_id=org.id, org_slug=org.slug)
+
+
+SCIM_MANAGED = (
+    "this member is managed by the organisation's SCIM client: deactivate or delete the user at the "
+    "identity provider (the change arrives over SCIM)"
+)
+
+
+def remove_member(uow: UnitOfWork, org: orgs.Org, actor: str, member_id: str) -> str:
+    """Remove a member no SCIM client manages (added by hand, or just in time by SSO); a billed seat
+    is released when the membership worker applies it. Returns the event id."""
+    member = uow.members.get(member_id) if _is_uuid(member_id) else None
+    if member is None or member.org_id != org.id:
+        raise AdminError(404, "no such member in this organisation")
+    if member.status == MemberStatus.REMOVED:
+        raise AdminError(409, "this member is removed already")
+    if member.scim_user_id is not None:
+        raise AdminError(409, SCIM_MANAGED)
+    return uow.stage_fact(c.MemberManuallyRemoved(member_id=member.id, actor=actor), org_id=org.id, org_slug=org.slug).id
+
+
+def remove_sso_members(uow: UnitOfWork, org: orgs.Org, actor: str) -> list[str]:
+    """Switch just-in-time provisioning off and remove every live member it created (their seats are
+    released); members pushed by SCIM or added by hand stay. Returns the removed members' ids."""
+    org = change_settings(uow, org, actor, sso_provisioning=False)
+    removed = uow.members.live_from(org.id, Source.SSO)
+    for member in removed:
+        uow.stage_fact(c.MemberManuallyRemoved(member_id=member.id, actor=actor), org_id=org.id, org_slug=org.slug)
+    return [m.id for m in removed]
 
 
 def _is_uuid(value: str) -> bool:
@@ -145,8 +196,12 @@ def _open_conflict(uow: UnitOfWork, org: orgs.Org, key: str) -> Conflict:
 
 
 def resolve(uow: UnitOfWork, org: orgs.Org, actor: str, key: str, *, acquire: bool) -> dict[str, Any]:
-    """Acquire the existing account into the org (it becomes the member), or dismiss the conflict."""
+    """Acquire the existing account into the org (it becomes the member), or dismiss the conflict.
+    Acquiring takes only an account of no org on an email domain the org verified (else 409 and
+    nothing changes); dismissing is always allowed."""
     conflict = _open_conflict(uow, org, key)
+    if acquire:
+        _check_acquirable(uow, org, conflict)
     now = datetime.now(UTC)
     status = ConflictStatus.ACQUIRED if acquire else ConflictStatus.DISMISSED
     uow.conflicts.close(conflict.id, status, at=now, actor=actor)
@@ -160,3 +215,47 @@ def resolve(uow: UnitOfWork, org: orgs.Org, actor: str, key: str, *, acquire: bo
     )  # fmt: skip
     uow.stage_fact(resolution, org_id=org.id, org_slug=org.slug)
     return {"id": conflict.id, "status": status, "member_id": conflict.member_id, "account_id": conflict.account_id}
+
+
+def _check_acquirable(uow: UnitOfWork, org: orgs.Org, conflict: Conflict) -> None:
+    # The account row stays locked to the end of the transaction: an org acquiring it, or an
+    # invitation accepted, at the same moment waits here and then sees the account taken.
+    account = uow.accounts.lock(conflict.account_id)
+    if account is None:
+        raise AdminError(404, "no open conflict with that id or email")  # the account is gone (erased)
+    domain = ownership.email_domain(account.email_ci)
+    verified_here = domain is not None and uow.domains.verifier(domain) == org.id
+    refusal = ownership.acquisition_refusal(org.id, account.org_id, domain, verified_here)
+    if refusal is not None:
+        raise AdminError(409, refusal)
+
+
+def invite(uow: UnitOfWork, org: orgs.Org, actor: str, key: str) -> dict[str, Any]:
+    """Invite the person behind an open conflict's account to join the org: the app asks them, and
+    their consent makes the account the member. Inviting again returns the same invitation."""
+    conflict = _open_conflict(uow, org, key)
+    existing = uow.invitations.for_conflict(conflict.id)
+    if existing is not None:
+        return invitation_view(existing)
+    invitation = ownership.Invitation(
+        id=str(uuid.uuid4()), org_id=org.id, conflict_id=conflict.id, member_id=conflict.member_id,
+        account_id=conflict.account_id, status=ownership.InvitationStatus.PENDING, created_at=datetime.now(UTC),
+        accepted_at=None, actor=actor,
+    )  # fmt: skip
+    uow.invitations.add(invitation)
+    invited = c.AccountInvited(
+        invitation_id=invitation.id, conflict_id=conflict.id, member_id=conflict.member_id, account_id=conflict.account_id,
+        actor=actor,
+    )  # fmt: skip
+    uow.stage_fact(invited, org_id=org.id, org_slug=org.slug)
+    return invitation_view(invitation)
+
+
+def invitation_view(invitation: ownership.Invitation) -> dict[str, Any]:
+    """An invitation as the admin API, console and CLI show it to the inviting org."""
+    return {
+        "id": invitation.id, "status": str(invitation.status), "conflict_id": invitation.conflict_id,
+        "member_id": invitation.member_id, "account_id": invitation.account_id,
+        "created_at": invitation.created_at.isoformat(),
+        "accepted_at": invitation.accepted_at.isoformat() if invitation.accepted_at else None,
+    }  # fmt: skip

@@ -68,18 +68,34 @@ class Member:
     first_login_at: datetime | None = None
     account_id: str | None = None
     conflict_id: str | None = None
+    external_id: str | None = None
 
 
-@dataclass
+class SeatState(StrEnum):
+    """A billed member's seat: `held` (billed) or `released` (not billed until it is restored)."""
+
+    HELD = "held"
+    RELEASED = "released"
+
+
+class SeatPolicy(StrEnum):
+    """What a sign-in that would take a seat beyond the org's seat limit does."""
+
+    REFUSE = "refuse"  # refused; the member stays provisioned
+    ALLOW = "allow"  # billed, with a `billing.seat.overage`
+
+
+@dataclass(frozen=True)
 class Seat:
-    """The billing fact of a person in an org: first billed once, ever; the seat can be released and restored."""
+    """A member's line in the seat ledger: billed once, ever (version 1, the first login); then
+    released and restored in turn, each move one version more."""
 
     org_id: str
-    email_ci: str
     member_id: str
+    state: SeatState
+    version: int
     first_login_at: datetime
     first_login_event_id: str
-    seat_active: bool
 
 
 @dataclass(frozen=True)
@@ -113,6 +129,7 @@ class PendingLogin:
     event_id: str
     logged_in_at: datetime
     method: str
+    sign_in_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -155,14 +172,17 @@ _TRANSITIONS = {
     (S.ACTIVE, S.REMOVED): c.MEMBER_REMOVED,
     (S.DEACTIVATED, S.REMOVED): c.MEMBER_REMOVED,
     (S.DEACTIVATED, S.PROVISIONED): c.MEMBER_REACTIVATED,
-    (S.DEACTIVATED, S.ACTIVE): c.MEMBER_REACTIVATED,
+    (S.REMOVED, S.PROVISIONED): c.MEMBER_REACTIVATED,  # re-created by the IdP, or back just in time
 }
 
-# the member events that move a billed seat, and the reason billing systems see
+# the member events that move a billed seat: from which state, to which, and the reason billing
+# systems see. A reactivated member's seat is restored at their next sign-in (`member.returned`),
+# not at the reactivation: like a provisioned person, a reactivated one costs nothing until they
+# use the product again.
 SEAT_MOVES = {
-    c.MEMBER_DEACTIVATED: (False, "deactivated"),
-    c.MEMBER_REMOVED: (False, "removed"),
-    c.MEMBER_REACTIVATED: (True, "reactivated"),
+    c.MEMBER_DEACTIVATED: (SeatState.HELD, SeatState.RELEASED, "deactivated"),
+    c.MEMBER_REMOVED: (SeatState.HELD, SeatState.RELEASED, "removed"),
+    c.MEMBER_RETURNED: (SeatState.RELEASED, SeatState.HELD, "reactivated"),
 }
 
 
@@ -172,13 +192,14 @@ def email_of(user: dict[str, Any]) -> str | None:
     return user.get("email") or (user_name if "@" in user_name else None)
 
 
-def status_after(kind: c.EventType, active: bool, first_login_at: datetime | None) -> MemberStatus:
-    """The member status a SCIM user event leaves."""
+def status_after(kind: c.EventType, active: bool, before: MemberStatus | None) -> MemberStatus:
+    """The member status a SCIM user event leaves: a reactivated (or re-created) member is
+    `provisioned` again until their next sign-in; an active one stays active."""
     if kind is c.USER_DELETED:
         return S.REMOVED
     if not active:
         return S.DEACTIVATED
-    return S.ACTIVE if first_login_at else S.PROVISIONED
+    return S.ACTIVE if before == S.ACTIVE else S.PROVISIONED
 
 
 def transition(before: MemberStatus | None, after: MemberStatus) -> c.EventType | None:
@@ -186,9 +207,17 @@ def transition(before: MemberStatus | None, after: MemberStatus) -> c.EventType 
     return _TRANSITIONS.get((before, after)) if before is not None else None
 
 
-def counts_as_first_login(status: MemberStatus, first_login_at: datetime | None) -> bool:
-    """A sign-in is a member's first while they never signed in and are not deactivated or removed."""
-    return first_login_at is None and status in (S.PROVISIONED, S.ACTIVE)
+def sign_in_effect(status: MemberStatus, first_login_at: datetime | None) -> c.EventType | None:
+    """What a sign-in means to billing: a provisioned member's first ever (`member.first_login`),
+    or their first since a reactivation (`member.returned`); nothing for anyone else."""
+    if status != S.PROVISIONED:
+        return None
+    return c.MEMBER_RETURNED if first_login_at else c.MEMBER_LOGGED_IN_FIRST_TIME
+
+
+def takes_seat(member: "Member | None", *, jit: bool) -> bool:
+    """Whether accepting a sign-in takes a seat: a provisioned member's, or a new member's (just in time)."""
+    return member.status == S.PROVISIONED if member is not None else jit
 
 
 def is_outside_account(
@@ -209,6 +238,12 @@ def is_email(value: str) -> bool:
 
 
 SIGN_IN_REFUSED = "SSO provisioning is off for this organisation and you are not a member yet; ask its admin to add you."
+
+
+SEAT_LIMIT_REACHED = (
+    "This organisation has no free seat: its plan's {limit} seats are all in use. "
+    "Ask its admin to free a seat or raise the seat limit."
+)
 
 
 def accepts_sign_in(*, sso: bool, sso_provisioning: bool, known: bool) -> bool:

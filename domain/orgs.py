@@ -26,6 +26,8 @@ class Org:
     scim_enabled: bool = True
     sso_provisioning: bool = False
     manual_provisioning: bool = True
+    seat_limit: int | None = None  # billed seats the org's plan includes; None: no limit
+    seat_policy: str = "refuse"  # past the limit: `refuse` the sign-in, or `allow` it with an overage
 
     @classmethod
     def of(cls, row: Any) -> "Org":
@@ -36,6 +38,8 @@ class Org:
             scim_enabled=row.scim_enabled,
             sso_provisioning=row.sso_provisioning,
             manual_provisioning=row.manual_provisioning,
+            seat_limit=row.seat_limit,
+            seat_policy=row.seat_policy,
         )
 
 
@@ -96,12 +100,14 @@ def authenticate(conn: Connection, token: str) -> Org | None:
 
 
 SETTINGS = ("manual_provisioning", "sso_provisioning", "scim_enabled")
+SEAT_SETTINGS = ("seat_limit", "seat_policy")
 
 
-def update_settings(engine: Engine, slug: str, **changes: bool | None) -> Org:
-    """Change the provisioning toggles given (None leaves one as it is)."""
+def update_settings(engine: Engine, slug: str, **changes: bool | int | str | None) -> Org:
+    """Change the provisioning toggles and seat settings given (None leaves one as it is), with no
+    event: for operators and tests; admins change settings through domain.admin."""
     values = {k: v for k, v in changes.items() if v is not None}
-    unknown = set(values) - set(SETTINGS)
+    unknown = set(values) - set(SETTINGS) - set(SEAT_SETTINGS)
     if unknown:
         raise OrgError(f"unknown settings: {', '.join(sorted(unknown))}")
     with engine.begin() as conn:

@@ -9,24 +9,33 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Text, bindparam, cast, delete, func, select, text, update
+from sqlalchemy import Connection, Engine, Text, bindparam, cast, func, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
 
 from core.db import json_row
 from core.tables import (
     accounts,
-    billing_accounts,
     conflicts,
     member_activity,
     member_group_links,
     member_groups,
     members,
-    pending_logins,
     scim_resources,
 )
 from core.tables import orgs as orgs_table
-from domain.model import Account, Activity, Conflict, ConflictStatus, Link, Member, MemberStatus, PendingLogin, Seat, Source
+from domain.model import (
+    Account,
+    Activity,
+    Conflict,
+    ConflictStatus,
+    Link,
+    Member,
+    MemberStatus,
+    Source,
+)
 from domain.orgs import Org
+from domain.postgres_ownership import PgDomains, PgInvitations
+from domain.postgres_people import PgIdentities, PgPendingLogins, PgSeatClaims, PgSeats
 from domain.uow import FactStaging, GroupKey, LinkKey, Person, UserKey
 from events import outbox
 from events.envelope import Event
@@ -40,9 +49,11 @@ def _any_text(name: str) -> Any:
 
 _MEMBER_COLUMNS = (
     "id", "org_id", "scim_user_id", "user_name", "email", "email_ci", "display_name", "status", "source", "seq", "version",
-    "first_login_at", "account_id", "conflict_id",
+    "first_login_at", "account_id", "conflict_id", "external_id",
 )  # fmt: skip
-_SAVED = ("user_name", "email", "email_ci", "display_name", "seq", "status", "version", "first_login_at")
+_SAVED = (
+    "scim_user_id", "external_id", "user_name", "email", "email_ci", "display_name", "seq", "status", "version", "first_login_at",
+)  # fmt: skip
 _SELECT_MEMBERS = select(*(members.c[name] for name in _MEMBER_COLUMNS))
 _BY_SCIM_USER = _SELECT_MEMBERS.where(
     members.c.org_id == _ORG_IDS, members.c.scim_user_id == _any_text("user_ids")
@@ -61,6 +72,20 @@ _UNOWNED = _SELECT_MEMBERS.where(
     members.c.email_ci == bindparam("email_ci"), members.c.status != MemberStatus.REMOVED, members.c.account_id.is_(None)
 )
 _GET_MEMBER = _SELECT_MEMBERS.where(members.c.id == bindparam("member_id"))
+_REMOVED_BY_EXTERNAL_ID = (
+    _SELECT_MEMBERS.add_columns(members.c.updated_at)
+    .where(
+        members.c.org_id == _ORG_IDS,
+        members.c.external_id == _any_text("external_ids"),
+        members.c.status == MemberStatus.REMOVED,
+    )
+    .order_by(members.c.updated_at)
+    .with_for_update()
+)
+_COUNT_ACTIVE = select(func.count()).where(members.c.org_id == bindparam("org_id"), members.c.status == MemberStatus.ACTIVE)
+_LIVE_FROM = _SELECT_MEMBERS.where(
+    members.c.org_id == bindparam("org_id"), members.c.source == bindparam("source"), members.c.status != MemberStatus.REMOVED
+).order_by(members.c.created_at)
 _INSERT_MEMBERS = insert(members)
 _SAVE_MEMBERS = (
     update(members)
@@ -78,15 +103,6 @@ _SCIM_USER_WITH_EMAIL = select(scim_resources.c.id).where(
     | scim_resources.c.emails_ci.contains(cast(bindparam("emails"), ARRAY(Text))),
 )
 
-_PENDING = (
-    select(pending_logins.c.org_id, pending_logins.c.email_ci, pending_logins.c.logged_in_at)
-    .where(pending_logins.c.org_id == _ORG_IDS, pending_logins.c.email_ci == _any_text("emails"))
-    .with_for_update()
-)
-_ADD_PENDING = insert(pending_logins).on_conflict_do_nothing()
-_DELETE_PENDING = delete(pending_logins).where(
-    pending_logins.c.org_id == bindparam("o"), pending_logins.c.email_ci == bindparam("e")
-)
 # in a fixed order, so two workers locking overlapping people cannot deadlock on each other
 _LOCK_PEOPLE = text(
     "SELECT pg_advisory_xact_lock(hashtextextended(k, 0))"
@@ -128,25 +144,13 @@ _UNLINK_GROUP = (
     .values(present=False, seq=bindparam("s"))
 )
 
-_ADD_SEAT = insert(billing_accounts).on_conflict_do_nothing().returning(billing_accounts.c.org_id)
-_GET_SEAT = (
-    select(billing_accounts)
-    .where(billing_accounts.c.org_id == bindparam("org_id"), billing_accounts.c.email_ci == bindparam("email_ci"))
-    .with_for_update()
-)
-_MOVE_SEAT = (
-    update(billing_accounts)
-    .where(billing_accounts.c.org_id == bindparam("o"), billing_accounts.c.email_ci == bindparam("e"))
-    .values(seat_active=bindparam("active"), member_id=bindparam("m"), updated_at=func.now())
-)
-
 _ACCOUNT_COLUMNS = (accounts.c.id, accounts.c.email, accounts.c.email_ci, accounts.c.org_id)
 _TAKEN = select(accounts.c.email_ci).where(accounts.c.email_ci == _any_text("emails"))
 _ADD_CONFLICT = insert(conflicts).on_conflict_do_nothing(constraint="ux_conflicts_member_account").returning(conflicts.c.id)
 
 
 def _member(row: Any) -> Member:
-    values = dict(row._mapping)
+    values = dict(row) if isinstance(row, dict) else dict(row._mapping)
     values["status"], values["source"] = MemberStatus(values["status"]), Source(values["source"])
     return Member(**values)
 
@@ -200,26 +204,24 @@ class PgMembers:
             return True
         return self.conn.execute(_SCIM_USER_WITH_EMAIL, params).first() is not None
 
-
-class PgPendingLogins:
-    def __init__(self, conn: Connection):
-        self.conn = conn
-
-    def find(self, people: Iterable[Person]) -> dict[Person, datetime]:
-        wanted = set(people)
+    def removed_by_external_id(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Member]:
+        wanted = set(keys)
         if not wanted:
             return {}
-        params = {"org_ids": sorted({o for o, _ in wanted}), "emails": sorted({e for _, e in wanted})}
-        rows = self.conn.execute(_PENDING, params)
-        return {(r.org_id, r.email_ci): r.logged_in_at for r in rows if (r.org_id, r.email_ci) in wanted}
+        params = {"org_ids": sorted({o for o, _ in wanted}), "external_ids": sorted({x for _, x in wanted})}
+        found: dict[tuple[str, str], Member] = {}
+        for row in self.conn.execute(_REMOVED_BY_EXTERNAL_ID, params):  # oldest first: the newest wins
+            values = {k: v for k, v in row._mapping.items() if k != "updated_at"}
+            member = _member(values)
+            if (member.org_id, member.external_id) in wanted:
+                found[(member.org_id, str(member.external_id))] = member
+        return found
 
-    def add(self, login: PendingLogin) -> None:
-        self.conn.execute(_ADD_PENDING, vars(login))
+    def count_active(self, org_id: str) -> int:
+        return int(self.conn.execute(_COUNT_ACTIVE, {"org_id": org_id}).scalar_one())
 
-    def remove(self, people: Iterable[Person]) -> None:
-        rows = [{"o": o, "e": e} for o, e in people]
-        if rows:
-            self.conn.execute(_DELETE_PENDING, rows)
+    def live_from(self, org_id: str, source: str) -> list[Member]:
+        return [_member(row) for row in self.conn.execute(_LIVE_FROM, {"org_id": org_id, "source": source})]
 
 
 class PgActivities:
@@ -264,23 +266,6 @@ class PgGroups:
         self.conn.execute(_UNLINK_GROUP, {"o": org_id, "g": group_id, "s": seq})
 
 
-class PgSeats:
-    def __init__(self, conn: Connection):
-        self.conn = conn
-
-    def add_if_absent(self, seat: Seat) -> bool:
-        return self.conn.execute(_ADD_SEAT, vars(seat)).first() is not None
-
-    def get(self, org_id: str, email_ci: str) -> Seat | None:
-        row = self.conn.execute(_GET_SEAT, {"org_id": org_id, "email_ci": email_ci}).first()
-        if row is None:
-            return None
-        return Seat(row.org_id, row.email_ci, row.member_id, row.first_login_at, row.first_login_event_id, row.seat_active)
-
-    def move(self, org_id: str, email_ci: str, *, active: bool, member_id: str) -> None:
-        self.conn.execute(_MOVE_SEAT, {"o": org_id, "e": email_ci, "active": active, "m": member_id})
-
-
 class PgAccounts:
     def __init__(self, conn: Connection):
         self.conn = conn
@@ -298,9 +283,7 @@ class PgAccounts:
         return Account(row.id, row.email, row.email_ci, row.org_id) if row else None
 
     def add(self, account_id: str, email: str, display_name: str | None) -> None:
-        self.conn.execute(
-            accounts.insert().values(id=account_id, email=email, email_ci=email.lower(), display_name=display_name)
-        )
+        self.conn.execute(accounts.insert().values(id=account_id, email=email, email_ci=email.lower(), display_name=display_name))
 
     def view(self, email_ci: str) -> dict[str, Any] | None:
         row = self.conn.execute(select(accounts).where(accounts.c.email_ci == email_ci)).first()
@@ -308,6 +291,10 @@ class PgAccounts:
 
     def set_org(self, account_id: str, org_id: str) -> None:
         self.conn.execute(update(accounts).where(accounts.c.id == account_id).values(org_id=org_id))
+
+    def lock(self, account_id: str) -> Account | None:
+        row = self.conn.execute(select(*_ACCOUNT_COLUMNS).where(accounts.c.id == account_id).with_for_update()).first()
+        return Account(row.id, row.email, row.email_ci, row.org_id) if row else None
 
 
 class PgConflicts:
@@ -342,7 +329,11 @@ class PgOrgs:
     def lock(self, org_id: str) -> Org:
         return Org.of(self.conn.execute(select(orgs_table).where(orgs_table.c.id == org_id).with_for_update()).one())
 
-    def set_settings(self, org_id: str, values: dict[str, bool]) -> None:
+    def by_id(self, org_id: str) -> Org | None:
+        row = self.conn.execute(select(orgs_table).where(orgs_table.c.id == org_id)).first()
+        return Org.of(row) if row else None
+
+    def set_settings(self, org_id: str, values: dict[str, Any]) -> None:
         self.conn.execute(update(orgs_table).where(orgs_table.c.id == org_id).values(**values))
 
 
@@ -357,8 +348,12 @@ class SqlUnitOfWork(FactStaging):
         self.activity = PgActivities(conn)
         self.groups = PgGroups(conn)
         self.seats = PgSeats(conn)
+        self.identities = PgIdentities(conn)
+        self.seat_claims = PgSeatClaims(conn)
         self.accounts = PgAccounts(conn)
         self.conflicts = PgConflicts(conn)
+        self.domains = PgDomains(conn)
+        self.invitations = PgInvitations(conn)
         self.orgs = PgOrgs(conn)
 
     @classmethod

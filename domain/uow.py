@@ -8,13 +8,14 @@ suite (tests/contract) runs against both so the fakes cannot drift.
 """
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
-from domain.model import Account, Activity, Conflict, Link, Member, PendingLogin, Seat
+from domain.model import Account, Activity, Conflict, Link, Member, PendingLogin, Seat, SeatState
 from domain.orgs import Org
+from domain.ownership import Invitation, OrgDomain
 from events import catalogue as c
-from events.envelope import Event
+from events.envelope import UNVERSIONED, Event
 
 Person = tuple[str, str]  # (org id, email lower-cased)
 UserKey = tuple[str, str]  # (org id, SCIM user id)
@@ -47,13 +48,47 @@ class Members(Protocol):
     def known(self, org_id: str, email_ci: str) -> bool:
         """A live member of the org with this email, or a SCIM user of the org whose member is on its way."""
 
+    def removed_by_external_id(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Member]:
+        """For each (org id, externalId), the org's newest removed member with that (case-exact) IdP id,
+        locked: the person the IdP is creating again."""
+
+    def count_active(self, org_id: str) -> int:
+        """Members of the org whose seat is in use (status active)."""
+
+    def live_from(self, org_id: str, source: str) -> list[Member]:
+        """The org's members from this source that are not removed."""
+
+
+class Identities(Protocol):
+    """IdP subjects bound to members: (issuer, subject) -> member, one subject per member and issuer."""
+
+    def member_of(self, org_id: str, issuer: str, subject: str) -> str | None: ...
+
+    def subject_of(self, member_id: str, issuer: str) -> str | None: ...
+
+    def bind(self, org_id: str, issuer: str, subject: str, member_id: str) -> None:
+        """Bind the subject to the member (re-binding a subject whose member is gone)."""
+
+
+class SeatClaims(Protocol):
+    """Sign-ins accepted by ingest that will take a seat once applied (orgs with a seat limit)."""
+
+    def add(self, org_id: str, sign_in_id: str, member_id: str | None) -> None:
+        """Claim a seat; a member already claiming one claims nothing more."""
+
+    def count(self, org_id: str, *, max_age_seconds: float) -> int:
+        """Claims younger than max_age (older ones belong to sign-ins that will never be applied)."""
+
+    def remove(self, org_id: str, sign_in_id: str) -> bool:
+        """Drop the sign-in's claim; whether it had one."""
+
 
 class PendingLogins(Protocol):
-    def find(self, people: Iterable[Person]) -> dict[Person, datetime]:
-        """When each of these people signed in before being a member, locked."""
+    def find(self, people: Iterable[Person]) -> dict[Person, PendingLogin]:
+        """The early sign-in of each of these people (before they were a member), locked."""
 
     def add(self, login: PendingLogin) -> None:
-        """Keep the first early sign-in of a person; later ones change nothing."""
+        """Keep the earliest early sign-in of a person (they may arrive out of order)."""
 
     def remove(self, people: Iterable[Person]) -> None: ...
 
@@ -81,12 +116,14 @@ class Groups(Protocol):
 
 class Seats(Protocol):
     def add_if_absent(self, seat: Seat) -> bool:
-        """Record a first billed login; False if the person was billed in this org before."""
+        """Record a member's first billed login; False if the member was billed before."""
 
-    def get(self, org_id: str, email_ci: str) -> Seat | None:
-        """The person's seat, locked."""
+    def get(self, org_id: str, member_id: str) -> Seat | None: ...
 
-    def move(self, org_id: str, email_ci: str, *, active: bool, member_id: str) -> None: ...
+    def move(self, org_id: str, member_id: str, *, source: SeatState, target: SeatState) -> int | None:
+        """Move the seat from `source` to `target`; its new version, or None when it was not in `source`."""
+
+    def count_held(self, org_id: str) -> int: ...
 
 
 class Accounts(Protocol):
@@ -104,6 +141,36 @@ class Accounts(Protocol):
 
     def set_org(self, account_id: str, org_id: str) -> None: ...
 
+    def lock(self, account_id: str) -> Account | None:
+        """The account as it is now, its row locked until the unit of work ends (who owns it is decided under it)."""
+
+
+class Domains(Protocol):
+    """The email domains orgs claim; a domain is verified by at most one org."""
+
+    def get(self, org_id: str, domain: str) -> OrgDomain | None:
+        """The org's claim on the domain, locked."""
+
+    def add_if_absent(self, org_id: str, domain: str, challenge: str) -> None:
+        """Claim the domain with this challenge, unless the org claims it already (its challenge stays)."""
+
+    def verifier(self, domain: str) -> str | None:
+        """The id of the org that verified the domain, if any (never shown to another org)."""
+
+    def mark_verified(self, org_id: str, domain: str, *, method: str, actor: str, at: datetime) -> bool:
+        """Verify the org's claim; False if another org holds the domain verified (nothing changes then)."""
+
+
+class Invitations(Protocol):
+    def add(self, invitation: Invitation) -> None: ...
+
+    def for_conflict(self, conflict_id: str) -> Invitation | None: ...
+
+    def lock(self, invitation_id: str) -> Invitation | None:
+        """The invitation, locked until the unit of work ends."""
+
+    def accept(self, invitation_id: str, at: datetime) -> None: ...
+
 
 class Conflicts(Protocol):
     def add_if_new(self, *, conflict_id: str, org_id: str, member_id: str, account_id: str, email_ci: str, error: str) -> bool:
@@ -119,7 +186,9 @@ class Orgs(Protocol):
     def lock(self, org_id: str) -> Org:
         """The org as it is now, its row locked until the unit of work ends."""
 
-    def set_settings(self, org_id: str, values: dict[str, bool]) -> None: ...
+    def by_id(self, org_id: str) -> Org | None: ...
+
+    def set_settings(self, org_id: str, values: dict[str, Any]) -> None: ...
 
 
 class UnitOfWork(Protocol):
@@ -142,11 +211,22 @@ class UnitOfWork(Protocol):
     def seats(self) -> Seats: ...
 
     @property
+    def identities(self) -> Identities: ...
+
+    @property
+    def seat_claims(self) -> SeatClaims: ...
+
+    @property
     def accounts(self) -> Accounts: ...
 
     @property
     def conflicts(self) -> Conflicts: ...
 
+    @property
+    def domains(self) -> Domains: ...
+
+    @property
+    def invitations(self) -> Invitations: ...
 
     def stage(self, events: Iterable[Event]) -> None:
         """Publish these events if, and only if, the unit of work commits."""
@@ -154,9 +234,7 @@ class UnitOfWork(Protocol):
     def lock_people(self, people: Iterable[Person]) -> None:
         """Serialise work on these people across processes until the unit of work ends."""
 
-    def stage_fact(
-        self, payload: c.Payload, *, org_id: str, org_slug: str, correlation_id: str | None = None, at: datetime | None = None
-    ) -> Event: ...
+    def stage_fact(self, payload: c.Payload, *, org_id: str, org_slug: str, correlation_id: str | None = None) -> Event: ...
 
 
 class FactStaging:
@@ -168,15 +246,14 @@ class FactStaging:
     def transaction_id(self) -> int:
         raise NotImplementedError
 
-    def stage_fact(
-        self, payload: c.Payload, *, org_id: str, org_slug: str, correlation_id: str | None = None, at: datetime | None = None
-    ) -> Event:
+    def stage_fact(self, payload: c.Payload, *, org_id: str, org_slug: str, correlation_id: str | None = None) -> Event:
         """Stage an org-level fact (an admin's action, a sign-in, an account): its id is unique to
-        this transaction, and `at` (default: now), in microseconds, is its version."""
-        now = at or datetime.now(UTC)
+        this transaction; it is about no versioned resource, so it has no `resourceversion`; its
+        `time` is now, when it is recorded, as for every event. When the fact happened belongs in
+        its data (`logged_in_at`)."""
         event = Event.of(
-            payload, org_id=org_id, org_slug=org_slug, version=int(now.timestamp() * 1_000_000), occasion=self.transaction_id(),
-            correlation_id=correlation_id, time=now,
+            payload, org_id=org_id, org_slug=org_slug, version=UNVERSIONED, occasion=self.transaction_id(),
+            correlation_id=correlation_id,
         )  # fmt: skip
         self.stage([event])
         return event

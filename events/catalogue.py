@@ -8,9 +8,11 @@ events stay in order), and the parts its deterministic id is derived from, so re
 same fact is the same event (consumers dedupe by id).
 """
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, ClassVar, Self, TypeVar
+
+from events.payload import Payload as Payload  # re-exported: c.Payload
+from events.payload import kind_of
 
 PREFIX = "io.provisioner"
 
@@ -46,7 +48,8 @@ GROUP_DELETED = _t("GroupDeleted", "group.deleted")
 GROUP_MEMBER_ADDED = _t("GroupMemberAdded", "group.member.added")
 GROUP_MEMBER_REMOVED = _t("GroupMemberRemoved", "group.member.removed")
 
-# Sign-ins, from SSO or the app's own login (keyed by org and email).
+# Sign-ins, from SSO or the app's own login (keyed by the member they resolved to at ingest, else by
+# the sign-in's own id: never by an email).
 LOGIN_SUCCEEDED = _t("LoginSucceeded", "login.succeeded")
 LOGIN_REFUSED = _t("LoginRefused", "login.refused")
 
@@ -55,10 +58,16 @@ MEMBER_LOGGED_IN_FIRST_TIME = _t("MemberLoggedInFirstTime", "member.first_login"
 MEMBER_DEACTIVATED = _t("MemberDeactivated", "member.deactivated", TopicRole.MEMBERS)
 MEMBER_REACTIVATED = _t("MemberReactivated", "member.reactivated", TopicRole.MEMBERS)
 MEMBER_REMOVED = _t("MemberRemoved", "member.removed", TopicRole.MEMBERS)
+MEMBER_RETURNED = _t("MemberReturned", "member.returned", TopicRole.MEMBERS)
+MEMBER_ERASED = _t("MemberErased", "member.erased", TopicRole.MEMBERS)
 
 # Org admins' actions and the app's accounts (written by ingest).
 ORG_SETTINGS_CHANGED = _t("OrgSettingsChanged", "org.settings.changed")
 MEMBER_MANUALLY_ADDED = _t("MemberManuallyAdded", "member.manually_added")
+MEMBER_MANUALLY_REMOVED = _t("MemberManuallyRemoved", "member.manually_removed")
+DOMAIN_VERIFIED = _t("DomainVerified", "org.domain.verified")
+ACCOUNT_INVITED = _t("AccountInvited", "account.invited")
+INVITATION_ACCEPTED = _t("InvitationAccepted", "account.invitation.accepted")
 ACCOUNT_REGISTERED = _t("AccountRegistered", "account.registered")
 ACCOUNT_ACQUIRED = _t("AccountAcquired", "account.acquired")
 CONFLICT_DISMISSED = _t("EmailConflictDismissed", "member.conflict.dismissed")
@@ -71,46 +80,8 @@ EMAIL_CONFLICT_DETECTED = _t("EmailConflictDetected", "member.conflict.detected"
 BILLING_FIRST_LOGIN = _t("BillingFirstLogin", "billing.member.first_login", TopicRole.BILLING)
 BILLING_SEAT_RELEASED = _t("BillingSeatReleased", "billing.seat.released", TopicRole.BILLING)
 BILLING_SEAT_RESTORED = _t("BillingSeatRestored", "billing.seat.restored", TopicRole.BILLING)
-
-
-class Payload:
-    """The typed body of one event type; `data()` is the CloudEvent's `data` as sent.
-
-    `SUBJECT` and `KEY` are templates over the payload's fields (and `org_id`); the Kafka key is
-    `<org id>:<KEY>`. `identity` says what the deterministic event id derives from."""
-
-    KIND: ClassVar[EventType]
-    SUBJECT: ClassVar[str]
-    KEY: ClassVar[str]
-
-    def address(self, org_id: str) -> tuple[str, str]:
-        """The event's subject, and its Kafka key's part after `<org id>:`, from the templates;
-        `{email_ci}` is the email lower-cased."""
-        values = {**self.__dict__, "org_id": org_id}
-        email = values.get("email")
-        values["email_ci"] = email.lower() if isinstance(email, str) else email
-        return self.SUBJECT.format_map(values), self.KEY.format_map(values)
-
-    def identity(self, org_id: str, subject: str, occasion: object) -> tuple[object, ...]:
-        """What the deterministic event id derives from; `occasion` tells repeated facts apart
-        (a SCIM resource version, a transaction id, the causing event's id)."""
-        return (self.KIND.type, org_id, subject, occasion)
-
-    def data(self) -> dict[str, Any]:
-        return dict(self.__dict__)  # a frozen dataclass's instance dict holds its fields, in order
-
-    @classmethod
-    def from_data(cls, data: dict[str, Any]) -> Self:
-        """Read a payload back from an event's `data` (absent optional fields are None)."""
-        return cls(**{f.name: data.get(f.name) for f in fields(cls)})  # type: ignore[arg-type]
-
-
-_P = TypeVar("_P", bound=Payload)
-
-
-def _kind(base: type[_P], kind: EventType) -> type[_P]:
-    """The payload class of one event type whose body is `base`'s."""
-    return type(kind.name, (base,), {"KIND": kind, "__doc__": f"`{kind.type}`: {base.__doc__ or base.__name__}"})
+BILLING_SEAT_OVERAGE = _t("BillingSeatOverage", "billing.seat.overage", TopicRole.BILLING)
+BILLING_MEMBER_ERASED = _t("BillingMemberErased", "billing.member.erased", TopicRole.BILLING)
 
 
 @dataclass(frozen=True)
@@ -127,11 +98,11 @@ class _User(Payload):
     active: bool
 
 
-UserCreated = _kind(_User, USER_CREATED)
-UserUpdated = _kind(_User, USER_UPDATED)
-UserDeactivated = _kind(_User, USER_DEACTIVATED)
-UserReactivated = _kind(_User, USER_REACTIVATED)
-UserDeleted = _kind(_User, USER_DELETED)
+UserCreated = kind_of(_User, USER_CREATED)
+UserUpdated = kind_of(_User, USER_UPDATED)
+UserDeactivated = kind_of(_User, USER_DEACTIVATED)
+UserReactivated = kind_of(_User, USER_REACTIVATED)
+UserDeleted = kind_of(_User, USER_DELETED)
 
 
 @dataclass(frozen=True)
@@ -143,8 +114,8 @@ class _Group(Payload):
     external_id: str | None
 
 
-GroupCreated = _kind(_Group, GROUP_CREATED)
-GroupDeleted = _kind(_Group, GROUP_DELETED)
+GroupCreated = kind_of(_Group, GROUP_CREATED)
+GroupDeleted = kind_of(_Group, GROUP_DELETED)
 
 
 @dataclass(frozen=True)
@@ -163,14 +134,19 @@ class _GroupMember(_Group):
     member_type: str
 
 
-GroupMemberAdded = _kind(_GroupMember, GROUP_MEMBER_ADDED)
-GroupMemberRemoved = _kind(_GroupMember, GROUP_MEMBER_REMOVED)
+GroupMemberAdded = kind_of(_GroupMember, GROUP_MEMBER_ADDED)
+GroupMemberRemoved = kind_of(_GroupMember, GROUP_MEMBER_REMOVED)
 
 
 @dataclass(frozen=True)
 class _Login(Payload):
-    SUBJECT = "logins/{email_ci}"
-    KEY = "{email_ci}"
+    """Keyed by the member the sign-in resolved to at ingest (so one member's sign-ins stay in
+    order), else by the sign-in's own id; the email is data only."""
+
+    SUBJECT = "members/{member_id}"
+    KEY = "{member_id}"
+    sign_in_id: str
+    member_id: str | None  # the member it resolved to at ingest, if any (the worker resolves again)
     email: str
     method: str
     sso: bool
@@ -179,8 +155,13 @@ class _Login(Payload):
     subject: str | None  # the IdP's stable id for the person
     logged_in_at: str
 
+    def address(self, org_id: str) -> tuple[str, str]:
+        if self.member_id:
+            return super().address(org_id)
+        return f"sign-ins/{self.sign_in_id}", self.sign_in_id
 
-LoginSucceeded = _kind(_Login, LOGIN_SUCCEEDED)
+
+LoginSucceeded = kind_of(_Login, LOGIN_SUCCEEDED)
 
 
 @dataclass(frozen=True)
@@ -206,11 +187,12 @@ class _MemberFact(Payload):
         return (self.KIND.type, self.cause_event_id, self.member_id)
 
 
-MemberCreated = _kind(_MemberFact, MEMBER_CREATED)
-MemberLoggedInFirstTime = _kind(_MemberFact, MEMBER_LOGGED_IN_FIRST_TIME)
-MemberDeactivated = _kind(_MemberFact, MEMBER_DEACTIVATED)
-MemberReactivated = _kind(_MemberFact, MEMBER_REACTIVATED)
-MemberRemoved = _kind(_MemberFact, MEMBER_REMOVED)
+MemberCreated = kind_of(_MemberFact, MEMBER_CREATED)
+MemberLoggedInFirstTime = kind_of(_MemberFact, MEMBER_LOGGED_IN_FIRST_TIME)
+MemberDeactivated = kind_of(_MemberFact, MEMBER_DEACTIVATED)
+MemberReactivated = kind_of(_MemberFact, MEMBER_REACTIVATED)
+MemberRemoved = kind_of(_MemberFact, MEMBER_REMOVED)
+MemberReturned = kind_of(_MemberFact, MEMBER_RETURNED)  # first sign-in since a reactivation
 
 
 @dataclass(frozen=True)
@@ -242,19 +224,86 @@ class OrgSettingsChanged(Payload):
 
 @dataclass(frozen=True)
 class MemberManuallyAdded(Payload):
+    """The member id is assigned by the admin's request, so the event is keyed by it."""
+
     KIND = MEMBER_MANUALLY_ADDED
-    SUBJECT = "logins/{email_ci}"
-    KEY = "{email_ci}"
+    SUBJECT = "members/{member_id}"
+    KEY = "{member_id}"
+    member_id: str
     email: str
     display_name: str | None
     actor: str
 
 
 @dataclass(frozen=True)
+class MemberManuallyRemoved(Payload):
+    """An admin removed a member that no SCIM client manages (added by hand or just in time by SSO)."""
+
+    KIND = MEMBER_MANUALLY_REMOVED
+    SUBJECT = "members/{member_id}"
+    KEY = "{member_id}"
+    member_id: str
+    actor: str
+
+
+@dataclass(frozen=True)
+class DomainVerified(Payload):
+    """An email domain the org proved it controls (`dns`) or support vouched for (`support`)."""
+
+    KIND = DOMAIN_VERIFIED
+    SUBJECT = "orgs/{org_id}/domains/{domain}"
+    KEY = "{org_id}"
+    domain: str
+    method: str
+    actor: str
+
+
+@dataclass(frozen=True)
+class AccountInvited(Payload):
+    """An org invited the person behind an account it may not acquire; the app asks them to consent."""
+
+    KIND = ACCOUNT_INVITED
+    SUBJECT = "members/{member_id}"
+    KEY = "{member_id}"
+    invitation_id: str
+    conflict_id: str
+    member_id: str
+    account_id: str
+    actor: str
+
+
+@dataclass(frozen=True)
+class InvitationAccepted(Payload):
+    """The person consented (through the app): their account is the member now."""
+
+    KIND = INVITATION_ACCEPTED
+    SUBJECT = "members/{member_id}"
+    KEY = "{member_id}"
+    invitation_id: str
+    conflict_id: str
+    member_id: str
+    account_id: str
+
+
+@dataclass(frozen=True)
+class MemberErased(Payload):
+    """A person's personal data was erased from the provisioner; consumers erase what they hold."""
+
+    KIND = MEMBER_ERASED
+    SUBJECT = "members/{member_id}"
+    KEY = "{member_id}"
+    member_id: str
+    actor: str
+
+    def identity(self, org_id: str, subject: str, occasion: object) -> tuple[object, ...]:
+        return (self.KIND.type, org_id, self.member_id)
+
+
+@dataclass(frozen=True)
 class AccountRegistered(Payload):
     KIND = ACCOUNT_REGISTERED
     SUBJECT = "accounts/{account_id}"
-    KEY = "{email_ci}"
+    KEY = "{account_id}"
     account_id: str
     email: str
 
@@ -270,53 +319,76 @@ class _Resolution(Payload):
     actor: str
 
 
-AccountAcquired = _kind(_Resolution, ACCOUNT_ACQUIRED)
-EmailConflictDismissed = _kind(_Resolution, CONFLICT_DISMISSED)
+AccountAcquired = kind_of(_Resolution, ACCOUNT_ACQUIRED)
+EmailConflictDismissed = kind_of(_Resolution, CONFLICT_DISMISSED)
 
 
 @dataclass(frozen=True)
 class _BillingFact(Payload):
-    """What billing systems consume: keyed by org and email, so one person's seat is in order."""
+    """What billing systems consume: keyed by org and member id, so one member's seat is in order;
+    no personal data. The id derives from the member's place in the seat ledger (`occasion`: the
+    ledger's version, also the event's `resourceversion`), so a re-emission is the same event."""
 
     SUBJECT = "members/{member_id}"
-    KEY = "{email_ci}"
+    KEY = "{member_id}"
     org_id: str
     org_slug: str
     member_id: str
-    email: str
     source: str | None
     occurred_at: str
+
+    def identity(self, org_id: str, subject: str, occasion: object) -> tuple[object, ...]:
+        return (self.KIND.type, org_id, self.member_id, occasion)
 
 
 @dataclass(frozen=True)
 class BillingFirstLogin(_BillingFact):
-    """Once per person and org, ever: the id derives from (org, email) alone."""
+    """Once per member, ever: the id derives from (org, member) alone."""
 
     KIND = BILLING_FIRST_LOGIN
     first_login_at: str
 
     def identity(self, org_id: str, subject: str, occasion: object) -> tuple[object, ...]:
-        return (self.KIND.type, org_id, self.email.lower())
+        return (self.KIND.type, org_id, self.member_id)
 
 
 @dataclass(frozen=True)
 class _Seat(_BillingFact):
     reason: str
 
+
+BillingSeatReleased = kind_of(_Seat, BILLING_SEAT_RELEASED)
+BillingSeatRestored = kind_of(_Seat, BILLING_SEAT_RESTORED)
+
+
+@dataclass(frozen=True)
+class BillingSeatOverage(_BillingFact):
+    """A seat billed beyond the org's seat limit (policy `allow`): `seats_held` after it, and the limit."""
+
+    KIND = BILLING_SEAT_OVERAGE
+    seats_held: int
+    seat_limit: int
+
+
+@dataclass(frozen=True)
+class BillingMemberErased(_BillingFact):
+    """The member's personal data was erased: a billing system erases what it holds about them and
+    keeps only the ids and amounts it must keep by law."""
+
+    KIND = BILLING_MEMBER_ERASED
+
     def identity(self, org_id: str, subject: str, occasion: object) -> tuple[object, ...]:
-        return ("seat", occasion)  # occasion: the member event that moved the seat
+        return (self.KIND.type, org_id, self.member_id)
 
-
-BillingSeatReleased = _kind(_Seat, BILLING_SEAT_RELEASED)
-BillingSeatRestored = _kind(_Seat, BILLING_SEAT_RESTORED)
 
 PAYLOADS: tuple[type[Payload], ...] = (
     UserCreated, UserUpdated, UserDeactivated, UserReactivated, UserDeleted,
     GroupCreated, GroupRenamed, GroupDeleted, GroupMemberAdded, GroupMemberRemoved,
     LoginSucceeded, LoginRefused,
-    MemberLoggedInFirstTime, MemberDeactivated, MemberReactivated, MemberRemoved,
-    BillingFirstLogin, BillingSeatReleased, BillingSeatRestored,
-    OrgSettingsChanged, MemberManuallyAdded, AccountRegistered, AccountAcquired, EmailConflictDismissed,
+    MemberLoggedInFirstTime, MemberDeactivated, MemberReactivated, MemberRemoved, MemberReturned, MemberErased,
+    BillingFirstLogin, BillingSeatReleased, BillingSeatRestored, BillingSeatOverage, BillingMemberErased,
+    OrgSettingsChanged, MemberManuallyAdded, MemberManuallyRemoved, AccountRegistered, AccountAcquired,
+    EmailConflictDismissed, DomainVerified, AccountInvited, InvitationAccepted,
     MemberCreated, EmailConflictDetected,
 )  # fmt: skip
 ALL: tuple[EventType, ...] = tuple(p.KIND for p in PAYLOADS)

@@ -4,6 +4,12 @@ Extensions (lowercase, per the CloudEvents naming rule): `orgid`, `orgslug`, `pa
 (the Kafka key; the CloudEvents partitioning extension), `resourceversion` (the version of the
 resource the event is about: consumers drop an event older than what they applied), and
 `correlationid` (the request that caused it).
+
+`resourceversion` is a CloudEvents Integer, a signed 32-bit value: every version is a counter
+(a SCIM resource's, a member's, a seat's), from 1. An org-level fact (a sign-in, an admin's
+action, an account) is about no versioned resource, so it carries none (`UNVERSIONED`): the
+attribute is left out. `time` is when the provisioner recorded the event (built it, in the
+transaction that stages it); when something happened in the world is data (`logged_in_at`, ...).
 """
 
 import uuid
@@ -16,6 +22,12 @@ import orjson
 from events.catalogue import BY_TYPE, PAYLOAD_OF, EventType, Payload
 
 SPECVERSION = "1.0"
+# The event contract's version is in every schema's URL (docs/events.md, compatibility): additive
+# changes keep it, anything else bumps it. 2: members are ids (no email in keys or billing data).
+CONTRACT_VERSION = 2
+SCHEMA_BASE = f"https://provisioner.dev/schemas/events/v{CONTRACT_VERSION}/"
+UNVERSIONED = 0  # the event is about no versioned resource: no `resourceversion` on the wire
+INTEGER_MAX = 2**31 - 1  # CloudEvents 1.0's Integer type is signed 32-bit
 _NAMESPACE = uuid.UUID("6f1b2a52-6a4e-4c43-9a38-7b7e5c1d0e11")
 
 
@@ -37,7 +49,7 @@ class Event:
     org_slug: str
     subject: str
     key: str
-    resource_version: int
+    resource_version: int  # UNVERSIONED (0) for an org-level fact
     data: dict[str, Any]
     id: str
     time: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -53,9 +65,11 @@ class Event:
         version: int,
         occasion: object,
         correlation_id: str | None = None,
-        time: datetime | None = None,
     ) -> "Event":
-        """The event a payload makes: subject, key and id as its class declares them."""
+        """The event a payload makes: subject, key and id as its class declares them; `version` is
+        the resource's counter (at most INTEGER_MAX), or UNVERSIONED; `time` is now."""
+        if not UNVERSIONED <= version <= INTEGER_MAX:
+            raise ValueError(f"resourceversion {version} is outside CloudEvents' Integer range (0..{INTEGER_MAX})")
         subject, key = payload.address(org_id)
         return cls(
             kind=payload.KIND,
@@ -66,7 +80,6 @@ class Event:
             resource_version=version,
             data=payload.data(),
             id=deterministic_id(*payload.identity(org_id, subject, occasion)),
-            time=time or datetime.now(UTC),
             correlation_id=correlation_id,
         )
 
@@ -96,13 +109,14 @@ class Event:
             "subject": self.subject,
             "time": self.time.isoformat().replace("+00:00", "Z"),
             "datacontenttype": "application/json",
-            "dataschema": f"https://provisioner.dev/schemas/events/{self.kind.schema}",
+            "dataschema": f"{SCHEMA_BASE}{self.kind.schema}",
             "orgid": self.org_id,
             "orgslug": self.org_slug,
             "partitionkey": self.key,
-            "resourceversion": self.resource_version,
             "data": self.data,
         }
+        if self.resource_version != UNVERSIONED:
+            ce["resourceversion"] = self.resource_version
         if self.correlation_id:
             ce["correlationid"] = self.correlation_id
         return ce
@@ -125,7 +139,7 @@ def decode(raw: bytes) -> Event:
             org_slug=ce.get("orgslug", ""),
             subject=ce["subject"],
             key=ce["partitionkey"],
-            resource_version=int(ce["resourceversion"]),
+            resource_version=_version(ce.get("resourceversion")),
             data=dict(ce["data"]),
             id=str(ce["id"]),
             time=datetime.fromisoformat(ce["time"].replace("Z", "+00:00")),
@@ -135,3 +149,13 @@ def decode(raw: bytes) -> Event:
         raise
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise EnvelopeError(f"not a provisioner CloudEvent: {exc!r}") from exc
+
+
+def _version(value: object) -> int:
+    """`resourceversion` as read: absent is UNVERSIONED; a value past 32 bits is one an older release
+    stamped on an org-level fact (its time in microseconds), which is no resource version either."""
+    if value is None:
+        return UNVERSIONED
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise EnvelopeError(f"resourceversion must be a non-negative integer, not {value!r}")
+    return value if value <= INTEGER_MAX else UNVERSIONED

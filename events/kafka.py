@@ -1,12 +1,15 @@
 """Kafka clients and topics, configured in one place (kafka-python)."""
 
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
-from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition, errors
+from kafka.admin import ConfigResource, ConfigResourceType
 
 from core.settings import Settings
+
+_APPLY_TIMEOUT_SECONDS = 15.0
 
 
 def producer(settings: Settings, **overrides: object) -> KafkaProducer:
@@ -77,32 +80,94 @@ def topic_names(settings: Settings) -> list[str]:
     return list(settings.topics().values())
 
 
-def ensure_topics(settings: Settings) -> list[str]:
-    """Create the topics that are missing; returns the names created."""
+def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
+    """The configuration each topic must have, by name: its retention (`topic_retention_ms_*`) and
+    the in-sync replicas an acks=all write waits for."""
+    retention = settings.topic_retention_ms()
+    return {
+        name: {"retention.ms": str(retention[role]), "min.insync.replicas": str(settings.min_insync_replicas())}
+        for role, name in settings.topics().items()
+    }
+
+
+@dataclass(frozen=True)
+class TopicsReport:
+    """What `ensure_topics` did: topics created, and the settings it changed on existing ones
+    (topic -> key -> (was, now)); the others were already as configured."""
+
+    created: list[str]
+    altered: dict[str, dict[str, tuple[str | None, str]]]
+    unchanged: list[str]
+
+
+def ensure_topics(settings: Settings) -> TopicsReport:
+    """Create the missing topics with their configuration, and set it on existing topics where it
+    differs, so running it again changes nothing. Partition counts and replication of existing
+    topics are left alone (changing them moves data: an operator's decision)."""
+    wanted = topic_configs(settings)
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers.split(","), client_id="provisioner-admin")
     try:
         existing = set(admin.list_topics())
-        wanted = [
-            NewTopic(
-                name=name,
-                num_partitions=settings.topic_partitions,
-                replication_factor=settings.topic_replication,
-                topic_configs={
-                    "min.insync.replicas": str(settings.min_insync_replicas()),
-                    # billing is a ledger: `billing verify` reads it from the beginning, so it never ages out
-                    **({"retention.ms": "-1"} if name == settings.topic_billing else {}),
-                    # dead letters wait for a fix and a redrive: a month rather than the broker's week
-                    **({"retention.ms": str(30 * 24 * 3600 * 1000)} if name == settings.topic_dead_letter else {}),
-                },
-            )
-            for name in topic_names(settings)
-            if name not in existing
-        ]
-        if wanted:
-            try:
-                admin.create_topics(wanted)
-            except TopicAlreadyExistsError:
-                pass
-        return [t.name for t in wanted]
+        created = _create(admin, settings, {name: configs for name, configs in wanted.items() if name not in existing})
+        present = {name: configs for name, configs in wanted.items() if name not in created}
+        altered = _align(admin, present)
+        return TopicsReport(created, altered, [name for name in present if name not in altered])
     finally:
         admin.close()
+
+
+def _create(admin: KafkaAdminClient, settings: Settings, topics: dict[str, dict[str, str]]) -> list[str]:
+    """Create these topics; returns those created here (another process may create one first)."""
+    if not topics:
+        return []
+    options = {
+        name: {"num_partitions": settings.topic_partitions, "replication_factor": settings.topic_replication, "configs": configs}
+        for name, configs in topics.items()
+    }
+    result = admin.create_topics(options, raise_errors=False)
+    created = []
+    for topic in result["topics"]:
+        error = errors.for_code(topic["error_code"])
+        if error is errors.NoError:
+            created.append(topic["name"])
+        elif error is not errors.TopicAlreadyExistsError:
+            raise error(f"creating topic {topic['name']}: {topic.get('error_message') or error.__name__}")
+    return created
+
+
+def _align(admin: KafkaAdminClient, topics: dict[str, dict[str, str]]) -> dict[str, dict[str, tuple[str | None, str]]]:
+    """Set the wanted configuration on existing topics where their effective value differs (only
+    those keys: a topic's other settings are kept); returns what changed."""
+    if not topics:
+        return {}
+    current = _effective(admin, topics)
+    changes: dict[str, dict[str, tuple[str | None, str]]] = {}
+    for name, configs in topics.items():
+        changed = {key: (current[name].get(key), value) for key, value in configs.items() if current[name].get(key) != value}
+        if changed:
+            changes[name] = changed
+    if not changes:
+        return {}
+    updates = [
+        ConfigResource(ConfigResourceType.TOPIC, name, {key: now for key, (_, now) in changed.items()})
+        for name, changed in changes.items()
+    ]
+    for name, outcome in admin.alter_configs(updates, raise_on_unknown=False, incremental=True)["topic"].items():
+        if outcome != "OK":
+            raise errors.KafkaError(f"setting the configuration of topic {name}: {outcome}")
+    # The controller accepts the change before the brokers apply it: wait until they report it, so
+    # the configuration is in force on return and a second run finds nothing to change.
+    wanted = {name: {key: now for key, (_, now) in changed.items()} for name, changed in changes.items()}
+    deadline = time.monotonic() + _APPLY_TIMEOUT_SECONDS
+    while (current := _effective(admin, wanted)) != wanted:
+        if time.monotonic() > deadline:
+            raise errors.KafkaError(f"the brokers did not apply the topic configuration in time: {current} instead of {wanted}")
+        time.sleep(0.1)
+    return changes
+
+
+def _effective(admin: KafkaAdminClient, topics: dict[str, dict[str, str]]) -> dict[str, dict[str, str | None]]:
+    """The value in force of each of these keys on each topic, broker defaults included."""
+    resources = [ConfigResource(ConfigResourceType.TOPIC, name, list(configs)) for name, configs in topics.items()]
+    found = admin.describe_configs(resources, config_filter="all")["topic"]
+    return {name: {key: found.get(name, {}).get(key, {}).get("value") for key in configs} for name, configs in topics.items()}

@@ -144,8 +144,7 @@ class Relay:
             if not rows:
                 return 0
             futures = [
-                self.producer.send(r.topic, key=r.key.encode(), value=orjson.dumps(r.payload), headers=STRUCTURED)
-                for r in rows
+                self.producer.send(r.topic, key=r.key.encode(), value=orjson.dumps(r.payload), headers=STRUCTURED) for r in rows
             ]
             self.producer.flush()
             for future in futures:

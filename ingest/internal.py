@@ -3,9 +3,12 @@
 `POST /internal/v1/logins` (ingest/logins.py) reports a sign-in that did not go through our SSO.
 `POST /internal/v1/accounts` registers an account that exists outside any org (a person who
 signed up on their own), which the conflict worker checks org members against.
+`GET /internal/v1/invitations?account_id=...` lists the orgs that invited an account's person, and
+`POST /internal/v1/invitations/{id}/accept` records their consent: the account joins the org.
 """
 
 import html
+import uuid
 
 import orjson
 from sqlalchemy import Engine
@@ -14,13 +17,16 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from core.settings import Settings
+from domain import invitations
 from domain.accounts import AccountError, register
 from domain.postgres import SqlUnitOfWork
-from ingest.http import problem, service_endpoint
+from ingest.http import ServiceHandler, problem, service_endpoint
 from ingest.logins import login_route
 
 
 def internal_routes(settings: Settings, engine: Engine) -> list[Route]:
+    topics = settings.topics()
+
     def account(uow: SqlUnitOfWork, body: bytes) -> Response:
         try:
             data = orjson.loads(body)
@@ -43,6 +49,50 @@ def internal_routes(settings: Settings, engine: Engine) -> list[Route]:
 
     return [
         login_route(settings, engine),
-        Route("/internal/v1/accounts", service_endpoint(engine, settings.topics(), account), methods=["POST"]),
+        Route("/internal/v1/accounts", service_endpoint(engine, topics, account), methods=["POST"]),
+        *_invitation_routes(engine, topics),
         Route("/app/{org}", app_landing),
     ]
+
+
+def _invitation_routes(engine: Engine, topics: dict[str, str]) -> list[Route]:
+    """The app shows a person the orgs that invited them, and reports their consent."""
+
+    def accept(invitation_id: str) -> ServiceHandler:
+        def handle(uow: SqlUnitOfWork, body: bytes) -> Response:
+            try:
+                return JSONResponse(invitations.accept(uow, invitation_id))
+            except invitations.InvitationError as exc:
+                return problem(exc.status, str(exc))  # raised before anything is written
+
+        return handle
+
+    def pending(account_id: str | None) -> ServiceHandler:
+        def handle(uow: SqlUnitOfWork, body: bytes) -> Response:
+            if not account_id or not _is_uuid(account_id):
+                return problem(400, "the query parameter 'account_id' must be an account id (a UUID)")
+            return JSONResponse({"invitations": invitations.pending(uow.conn, account_id)})
+
+        return handle
+
+    # the handlers need the path and query, which a service handler is not given: one per request
+    async def accept_invitation(request: Request) -> Response:
+        endpoint = service_endpoint(engine, topics, accept(request.path_params["invitation_id"]), max_body=1024)
+        return await endpoint(request)
+
+    async def list_invitations(request: Request) -> Response:
+        endpoint = service_endpoint(engine, topics, pending(request.query_params.get("account_id")), max_body=1024)
+        return await endpoint(request)
+
+    return [
+        Route("/internal/v1/invitations", list_invitations, methods=["GET"]),
+        Route("/internal/v1/invitations/{invitation_id}/accept", accept_invitation, methods=["POST"]),
+    ]
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True

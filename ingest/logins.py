@@ -8,6 +8,7 @@ is not a member is accepted only while the org's SSO provisioning is on (just in
 refusal is recorded as a `login.refused` event.
 """
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -18,8 +19,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from core.settings import Settings
-from domain import orgs
-from domain.model import SIGN_IN_REFUSED, accepts_sign_in, is_email
+from domain import orgs, sign_ins
+from domain.model import SEAT_LIMIT_REACHED, SIGN_IN_REFUSED, Member, accepts_sign_in, is_email, takes_seat
 from domain.orgs import Org
 from domain.postgres import SqlUnitOfWork
 from domain.uow import UnitOfWork
@@ -54,20 +55,39 @@ class Outcome:
 
 
 def record(uow: UnitOfWork, org: Org, sign_in: SignIn, correlation_id: str | None = None) -> Outcome:
-    """Stage the sign-in's event in the unit of work and say whether it was accepted."""
+    """Stage the sign-in's event in the unit of work and say whether it was accepted: refused when
+    SSO would make a non-member a member while the org does not provision through SSO, or when it
+    would take a seat past a seat limit with the `refuse` policy (the member stays provisioned)."""
     email = sign_in.email.strip()
     if not is_email(email):
         raise LoginError("email must be a valid email address")
     jit = sign_in.sso and org.sso_provisioning
-    known = sign_in.sso and not jit and uow.members.known(org.id, email.lower())
+    found = sign_ins.resolve(uow, org.id, email.lower(), sign_in.idp, sign_in.subject)
+    member = found if sign_ins.is_live(found) else None
+    known = sign_in.sso and not jit and (member is not None or uow.members.known(org.id, email.lower()))
     accepted = accepts_sign_in(sso=sign_in.sso, sso_provisioning=org.sso_provisioning, known=known)
+    reason = None if accepted else SIGN_IN_REFUSED
+    sign_in_id = str(uuid.uuid4())
+    if accepted and org.seat_limit is not None and _takes_seat(uow, org, member, email, bool(jit)):
+        locked = uow.orgs.lock(org.id)  # seat claims of one org are decided one at a time
+        if sign_ins.refuses_seat(uow, locked):
+            accepted, reason = False, SEAT_LIMIT_REACHED.format(limit=locked.seat_limit)
+        else:
+            uow.seat_claims.add(org.id, sign_in_id, member.id if member else None)
     how: dict[str, Any] = {
-        "email": email, "method": sign_in.method, "sso": sign_in.sso, "jit": bool(jit), "idp": sign_in.idp,
-        "subject": sign_in.subject, "logged_in_at": sign_in.at.isoformat(),
+        "sign_in_id": sign_in_id, "member_id": member.id if member else None, "email": email, "method": sign_in.method,
+        "sso": sign_in.sso, "jit": bool(jit), "idp": sign_in.idp, "subject": sign_in.subject,
+        "logged_in_at": sign_in.at.isoformat(),
     }  # fmt: skip
-    payload = c.LoginSucceeded(**how) if accepted else c.LoginRefused(**how, reason=SIGN_IN_REFUSED)
-    event = uow.stage_fact(payload, org_id=org.id, org_slug=org.slug, correlation_id=correlation_id, at=sign_in.at)
-    return Outcome(accepted, event.id, None if accepted else SIGN_IN_REFUSED)
+    payload = c.LoginSucceeded(**how) if accepted else c.LoginRefused(**how, reason=str(reason))
+    event = uow.stage_fact(payload, org_id=org.id, org_slug=org.slug, correlation_id=correlation_id)
+    return Outcome(accepted, event.id, reason)
+
+
+def _takes_seat(uow: UnitOfWork, org: Org, member: Member | None, email: str, jit: bool) -> bool:
+    """A provisioned member's sign-in takes a seat; so does a new member's: just in time, or a SCIM
+    user whose member is still being applied (the sign-in waits for it and then counts)."""
+    return takes_seat(member, jit=jit or (member is None and uow.members.known(org.id, email.lower())))
 
 
 def _read_login(body: bytes) -> tuple[str, str, str]:
@@ -102,6 +122,9 @@ def login_route(settings: Settings, engine: Engine) -> Route:
             outcome = record(uow, org, SignIn(email=email, method=method, sso=False))
         except LoginError as exc:
             return problem(400, str(exc))
-        return JSONResponse({"event_id": outcome.event_id, "accepted": outcome.accepted}, status_code=202)
+        if not outcome.accepted:  # the app must not let the person in: the org has no free seat
+            refusal = {"status": 403, "detail": outcome.reason, "event_id": outcome.event_id, "accepted": False}
+            return JSONResponse(refusal, status_code=403)
+        return JSONResponse({"event_id": outcome.event_id, "accepted": True}, status_code=202)
 
     return Route("/internal/v1/logins", service_endpoint(engine, settings.topics(), login), methods=["POST"])

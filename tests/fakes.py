@@ -14,14 +14,18 @@ from typing import Any
 import orjson
 
 from core.db import json_row
-from domain.model import Account, Activity, Conflict, ConflictStatus, Link, Member, MemberStatus, PendingLogin, Seat, Source
+from domain.model import Account, Activity, Conflict, ConflictStatus, Link, Member, MemberStatus, PendingLogin, Source
 from domain.orgs import Org
 from domain.uow import FactStaging, GroupKey, LinkKey, Person, UserKey
 from events.envelope import Event, decode
+from tests.fakes_ownership import FakeDomains, FakeInvitations
+from tests.fakes_people import FakeIdentities, FakeSeatClaims, FakeSeats
 
 Tables = dict[str, list[dict[str, Any]]]
 _MEMBER_FIELDS = tuple(Member.__dataclass_fields__)
-_SAVED = ("user_name", "email", "email_ci", "display_name", "seq", "status", "version", "first_login_at")
+_SAVED = (
+    "scim_user_id", "external_id", "user_name", "email", "email_ci", "display_name", "seq", "status", "version", "first_login_at",
+)  # fmt: skip
 
 
 def _member(row: dict[str, Any]) -> Member:
@@ -84,18 +88,36 @@ class FakeMembers(_Table):
             for u in self.scim_users
         )
 
+    def removed_by_external_id(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Member]:
+        wanted = set(keys)
+        found: dict[tuple[str, str], Member] = {}
+        for r in sorted(self.rows, key=lambda r: r["updated_at"]):  # oldest first: the newest wins
+            if r["status"] == "removed" and (r["org_id"], r.get("external_id")) in wanted:
+                found[(r["org_id"], r["external_id"])] = _member(r)
+        return found
+
+    def count_active(self, org_id: str) -> int:
+        return sum(1 for r in self.rows if r["org_id"] == org_id and r["status"] == "active")
+
+    def live_from(self, org_id: str, source: str) -> list[Member]:
+        rows = [r for r in self.rows if r["org_id"] == org_id and r["source"] == source and r["status"] != "removed"]
+        return [_member(r) for r in sorted(rows, key=lambda r: r["created_at"])]
+
 
 class FakePendingLogins(_Table):
     def __init__(self, tables: Tables):
         super().__init__(tables, "pending_logins")
 
-    def find(self, people: Iterable[Person]) -> dict[Person, datetime]:
+    def find(self, people: Iterable[Person]) -> dict[Person, PendingLogin]:
         wanted = set(people)
-        return {(r["org_id"], r["email_ci"]): r["logged_in_at"] for r in self.rows if (r["org_id"], r["email_ci"]) in wanted}
+        return {(r["org_id"], r["email_ci"]): PendingLogin(**r) for r in self.rows if (r["org_id"], r["email_ci"]) in wanted}
 
     def add(self, login: PendingLogin) -> None:
-        if not any((r["org_id"], r["email_ci"]) == (login.org_id, login.email_ci) for r in self.rows):
+        row = next((r for r in self.rows if (r["org_id"], r["email_ci"]) == (login.org_id, login.email_ci)), None)
+        if row is None:
             self.rows.append(asdict(login))
+        elif login.logged_in_at < row["logged_in_at"]:
+            row.update(asdict(login))
 
     def remove(self, people: Iterable[Person]) -> None:
         gone = set(people)
@@ -161,32 +183,6 @@ class FakeGroups:
                 r.update(present=False, seq=seq)
 
 
-class FakeSeats(_Table):
-    def __init__(self, tables: Tables):
-        super().__init__(tables, "billing_accounts")
-
-    def _row(self, org_id: str, email_ci: str) -> dict[str, Any] | None:
-        return next((r for r in self.rows if (r["org_id"], r["email_ci"]) == (org_id, email_ci)), None)
-
-    def add_if_absent(self, seat: Seat) -> bool:
-        clash = self._row(seat.org_id, seat.email_ci) or next(
-            (r for r in self.rows if r["first_login_event_id"] == seat.first_login_event_id), None
-        )
-        if clash is not None:
-            return False
-        self.rows.append(asdict(seat))
-        return True
-
-    def get(self, org_id: str, email_ci: str) -> Seat | None:
-        row = self._row(org_id, email_ci)
-        return Seat(**{k: row[k] for k in Seat.__dataclass_fields__}) if row else None
-
-    def move(self, org_id: str, email_ci: str, *, active: bool, member_id: str) -> None:
-        row = self._row(org_id, email_ci)
-        if row is not None:
-            row.update(seat_active=active, member_id=member_id)
-
-
 class FakeAccounts(_Table):
     def __init__(self, tables: Tables):
         super().__init__(tables, "accounts")
@@ -217,6 +213,9 @@ class FakeAccounts(_Table):
 
     def set_org(self, account_id: str, org_id: str) -> None:
         next(r for r in self.rows if r["id"] == account_id)["org_id"] = org_id
+
+    def lock(self, account_id: str) -> Account | None:
+        return self.get(account_id)
 
 
 class FakeConflicts(_Table):
@@ -250,8 +249,12 @@ class FakeOrgs(_Table):
     def lock(self, org_id: str) -> Org:
         return Org.of(_Row(next(r for r in self.rows if r["id"] == org_id)))
 
-    def set_settings(self, org_id: str, values: dict[str, bool]) -> None:
+    def set_settings(self, org_id: str, values: dict[str, Any]) -> None:
         next(r for r in self.rows if r["id"] == org_id).update(values)
+
+    def by_id(self, org_id: str) -> Org | None:
+        row = next((r for r in self.rows if r["id"] == org_id), None)
+        return Org.of(_Row(row)) if row else None
 
     def put(self, org: Org) -> None:
         """Set up an org (orgs are created by `domain.orgs.create`, outside any unit of work)."""
@@ -284,8 +287,12 @@ class FakeUnitOfWork(FactStaging):
         self.activity = FakeActivities(self.tables)
         self.groups = FakeGroups(self.tables)
         self.seats = FakeSeats(self.tables)
+        self.identities = FakeIdentities(self.tables)
+        self.seat_claims = FakeSeatClaims(self.tables)
         self.accounts = FakeAccounts(self.tables)
         self.conflicts = FakeConflicts(self.tables)
+        self.domains = FakeDomains(self.tables)
+        self.invitations = FakeInvitations(self.tables)
         self.orgs = FakeOrgs(self.tables)
         self.txid = 91000  # `transaction_id()`; `commit()` starts the next transaction
 

@@ -1,4 +1,4 @@
-"""The admin API's member routes: list members, add one by hand, a member's recent activity."""
+"""The admin API's member routes: list members, add or remove one by hand, a member's recent activity."""
 
 from typing import Annotated
 
@@ -8,7 +8,7 @@ from domain import admin
 from domain.members import list_members
 from ingest.admin.deps import Admin, Api, known_id, resource_router
 from ingest.admin.errors import WITH_BODY, WITH_QUERY, documented
-from ingest.admin.models import Activity, AddedMember, Member, NewMember, ShownStatus
+from ingest.admin.models import Activity, AddedMember, Member, NewMember, RemovedMember, ShownStatus
 
 router = resource_router("members")
 
@@ -31,8 +31,19 @@ def add_member(new: NewMember, who: Admin, api: Api) -> AddedMember:
     """Add a person by hand (while `manual_provisioning` is on). Accepted: the member appears
     with source `manual` once the membership worker applies the event."""
     with api.transaction(who) as (uow, org):
-        event_id = admin.add_member(uow, org, who.actor, new.email, new.display_name)
-    return AddedMember(event_id=event_id, email=new.email.strip())
+        event = admin.add_member(uow, org, who.actor, new.email, new.display_name)
+    return AddedMember(event_id=event.id, member_id=event.data["member_id"], email=new.email.strip())
+
+
+@router.delete("/org/members/{member_id}", status_code=202, response_model=RemovedMember, responses=documented(404, 409, 422))
+def remove_member(member_id: str, who: Admin, api: Api) -> RemovedMember:
+    """Remove a member that no SCIM client manages (added by hand, or just in time by SSO); its
+    seat, if billed, is released once the membership worker applies the removal. A SCIM user is
+    removed at the identity provider instead (409)."""
+    member_id = known_id(member_id, "member")
+    with api.transaction(who) as (uow, org):
+        event_id = admin.remove_member(uow, org, who.actor, member_id)
+    return RemovedMember(event_id=event_id, member_id=member_id)
 
 
 @router.get("/org/members/{member_id}/activity", response_model=list[Activity], responses=documented(404, 422))

@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
 # A model's docstring is its schema's description in the OpenAPI document: adding or changing one
 # changes the committed document (schemas/openapi/admin.json).
@@ -25,6 +25,14 @@ class OrgSettings(BaseModel):
     manual_provisioning: bool = Field(description="Admins may add members by hand (POST /org/members).")
     sso_provisioning: bool = Field(description="A first SSO sign-in creates the member (just in time).")
     scim_enabled: bool = Field(description="The org's IdP may push users and groups over SCIM.")
+    seat_limit: int | None = Field(
+        None, description="Billed seats the org's plan includes (members signed in and not deactivated); null: no limit."
+    )
+    seat_policy: Literal["refuse", "allow"] = Field(
+        "refuse",
+        description="Past the limit: `refuse` the sign-in that would take a seat (the member stays provisioned), "
+        "or `allow` it and emit `billing.seat.overage`.",
+    )
 
 
 class OrgOut(BaseModel):
@@ -36,13 +44,27 @@ class OrgOut(BaseModel):
 
 
 class SettingsChange(BaseModel):
-    """The toggles to change; an omitted (or null) toggle keeps its value."""
+    """The settings to change; an omitted (or null) toggle keeps its value. `seat_limit` changes
+    whenever it is given: a number of seats, or null for no limit."""
 
     model_config = ConfigDict(extra="forbid")
 
     manual_provisioning: StrictBool | None = None
     sso_provisioning: StrictBool | None = None
     scim_enabled: StrictBool | None = None
+    seat_limit: StrictInt | None = Field(None, ge=0, le=10_000_000)
+    seat_policy: Literal["refuse", "allow"] | None = None
+    remove_sso_members: StrictBool = Field(
+        False,
+        description="With `sso_provisioning: false`: also remove every member created just in time by SSO "
+        "(their billed seats are released).",
+    )
+
+    @model_validator(mode="after")
+    def _removal_turns_jit_off(self) -> "SettingsChange":
+        if self.remove_sso_members and self.sso_provisioning is not False:
+            raise ValueError("remove_sso_members needs sso_provisioning: false in the same change")
+        return self
 
 
 class RotatedToken(BaseModel):
@@ -78,7 +100,13 @@ class NewMember(BaseModel):
 
 class AddedMember(BaseModel):
     event_id: str = Field(description="The `member.manually_added` event; the member appears once it is applied.")
+    member_id: str = Field(description="The id the member will have (stable: it survives email changes).")
     email: str
+
+
+class RemovedMember(BaseModel):
+    event_id: str = Field(description="The `member.manually_removed` event; the member is removed once it is applied.")
+    member_id: str
 
 
 class Activity(BaseModel):

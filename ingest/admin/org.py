@@ -24,9 +24,15 @@ def get_org(who: Admin, api: Api) -> OrgOut:
 
 @router.patch("/org/settings", response_model=OrgSettings, responses=documented(*WITH_BODY))
 def change_settings(change: SettingsChange, who: Admin, api: Api) -> OrgSettings:
-    """Change provisioning toggles; an `org.settings.changed` event records before and after."""
+    """Change provisioning toggles and the seat limit; an `org.settings.changed` event records before
+    and after. `remove_sso_members` (with `sso_provisioning: false`) removes the members SSO created."""
+    values = change.model_dump(exclude_unset=True)
+    remove_sso = values.pop("remove_sso_members", False)
     with api.transaction(who, lock=True) as (uow, org):
-        org = admin.change_settings(uow, org, who.actor, **change.model_dump())
+        org = admin.change_settings(uow, org, who.actor, **values)
+        if remove_sso:
+            admin.remove_sso_members(uow, org, who.actor)
+            org = uow.orgs.lock(org.id)
         return OrgSettings(**admin.settings_of(org))
 
 

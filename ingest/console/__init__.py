@@ -39,6 +39,7 @@ def console_routes(settings: Settings, engine: Engine) -> list[BaseRoute]:
         Route(f"{PREFIX}/logout", g(auth.logout), methods=["POST"]),
         Route(PREFIX, g(pages.settings_page), methods=["GET"]),
         Route(f"{PREFIX}/settings", g(pages.change_setting), methods=["POST"]),
+        Route(f"{PREFIX}/seats", g(pages.change_seats), methods=["POST"]),
         Route(f"{PREFIX}/scim/rotate", g(pages.rotate), methods=["POST"]),
         Route(f"{PREFIX}/users", g(pages.users_page), methods=["GET"]),
         Route(f"{PREFIX}/users", g(pages.add_user), methods=["POST"]),

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import Response
 
-from domain import admin, orgs
+from domain import admin, domains, orgs, sign_ins
 from domain.members import list_members
 from domain.model import CONFLICT, MemberStatus, Source
 from ingest.console.session import PREFIX, Session, flash_of
@@ -52,10 +52,13 @@ _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4
 
 
 def settings_page(console: Console, request: Request, session: Session, form: dict[str, str]) -> Response:
-    """GET /console: the three provisioning toggles, SCIM details while SCIM is on, and open conflicts."""
+    """GET /console: the three provisioning toggles, SCIM details while SCIM is on, open conflicts
+    and the org's email domains (verified, or pending with the TXT record to publish)."""
     flash = flash_of(request, session)
-    with console.engine.connect() as conn:
-        open_conflicts = len(admin.list_conflicts(conn, session.org, "open"))
+    with console.unit_of_work() as uow:
+        open_conflicts = len(admin.list_conflicts(uow.conn, session.org, "open"))
+        org_domains = domains.list_domains(uow.conn, session.org)
+        in_use = sign_ins.seats_in_use(uow, session.org.id)
     values = admin.settings_of(session.org)
     toggles = [
         {
@@ -65,7 +68,8 @@ def settings_page(console: Console, request: Request, session: Session, form: di
         for name, label, description in TOGGLES
     ]
     page = console.page(
-        request, "settings.html", session, toggles=toggles, open_conflicts=open_conflicts,
+        request, "settings.html", session, toggles=toggles, open_conflicts=open_conflicts, domains=org_domains,
+        seats={"limit": values["seat_limit"], "policy": values["seat_policy"], "in_use": in_use},
         notice=flash if flash and not flash.get("token") else None,  # a new token is shown by the SCIM details
         new_token=flash.get("token") if flash else None,
         base_url=orgs.scim_base_url(console.settings.public_url, session.org.slug),
@@ -93,6 +97,20 @@ def change_setting(console: Console, request: Request, session: Session, form: d
         return console.flash(session, PREFIX, kind="error", text=_capitalise(str(exc)))
     state = ("enabled" if value == "on" else "disabled") if name == "scim_enabled" else value
     return console.flash(session, PREFIX, kind="ok", text=f"{TOGGLE_LABELS[name]} is now {state}.")
+
+
+def change_seats(console: Console, request: Request, session: Session, form: dict[str, str]) -> Response:
+    """POST /console/seats: the seat limit (blank: no limit) and what a sign-in past it does."""
+    raw, policy = form.get("seat_limit", "").strip(), form.get("seat_policy", "")
+    if raw and not raw.isdigit():
+        return console.flash(session, PREFIX, kind="error", text="The seat limit is a whole number of seats, or blank for none.")
+    try:
+        with console.unit_of_work() as uow:
+            admin.change_settings(uow, session.org, session.actor, seat_limit=int(raw) if raw else None, seat_policy=policy)
+    except admin.AdminError as exc:
+        return console.flash(session, PREFIX, kind="error", text=_capitalise(str(exc)))
+    limit = f"{int(raw)} seats" if raw else "no seat limit"
+    return console.flash(session, PREFIX, kind="ok", text=f"Seats saved: {limit}.")
 
 
 def rotate(console: Console, request: Request, session: Session, form: dict[str, str]) -> Response:
@@ -177,7 +195,8 @@ def resolve(console: Console, request: Request, session: Session, form: dict[str
             result = admin.resolve(uow, session.org, session.actor, conflict_id, acquire=action == "acquire")
             email = next((c["email"] for c in admin.list_conflicts(uow.conn, session.org, None) if c["id"] == result["id"]), "")
     except admin.AdminError as exc:
-        return console.flash(session, back, kind="error", text=_capitalise(str(exc)) + " (it may have been resolved already).")
+        stale = " (it may have been resolved already)." if exc.status == 404 else ""  # else the refusal says why
+        return console.flash(session, back, kind="error", text=_capitalise(str(exc)) + stale)
     text = (
         f"Acquired the existing account of {email}: it is now this member."
         if action == "acquire" else f"Dismissed the conflict for {email}."

@@ -21,11 +21,11 @@ from scim2_models import (
     ScimProvider,
     ServiceProviderConfig,
     Sort,
-    User,
 )
 from scim2_server.service import ScimService
 
 from core.settings import Settings
+from ingest.scim.emails import User  # the library's User, its emails kept as sent
 
 DOCS = "https://provisioner.dev/docs/scim"
 

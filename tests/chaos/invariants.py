@@ -214,7 +214,12 @@ def check_billing(settings: Settings, engine: Engine, orgs: list[OrgLedger]) -> 
         check.problems.append(f"billing verify: {report.as_dict()}")
     with engine.connect() as conn:
         for org in orgs:
-            billed = {r[0] for r in conn.execute(text("SELECT email_ci FROM billing_accounts WHERE org_id = :o"), {"o": org.id})}
+            billed = {
+                r[0]
+                for r in conn.execute(
+                    text("SELECT m.email_ci FROM seats s JOIN members m ON m.id = s.member_id WHERE s.org_id = :o"), {"o": org.id}
+                )
+            }
             logged = {e.lower() for e in org.logins}
             if billed != logged:
                 check.ok = False

@@ -87,7 +87,7 @@ def test_first_logins_bill_exactly_once_despite_kills_and_a_broker_restart(pipel
 
     def settled():
         with engine.connect() as conn:
-            facts = conn.execute(text("SELECT count(*) FROM billing_accounts WHERE org_id = :o"), {"o": scim_org.id}).scalar()
+            facts = conn.execute(text("SELECT count(*) FROM seats WHERE org_id = :o"), {"o": scim_org.id}).scalar()
         if facts < PEOPLE:
             return None
         report = verify(settings, engine, [scim_org.id])
@@ -101,7 +101,7 @@ def test_first_logins_bill_exactly_once_despite_kills_and_a_broker_restart(pipel
                 return conn.execute(text(sql), {"o": scim_org.id}).scalar()
 
             print("state:", {
-                "facts": of_org("SELECT count(*) FROM billing_accounts WHERE org_id = :o"),
+                "facts": of_org("SELECT count(*) FROM seats WHERE org_id = :o"),
                 "active": of_org("SELECT count(*) FROM members WHERE org_id = :o AND status = 'active'"),
                 "pending_logins": of_org("SELECT count(*) FROM pending_logins WHERE org_id = :o"),
                 "outbox": conn.execute(text("SELECT topic, count(*) FROM outbox GROUP BY topic")).all(),

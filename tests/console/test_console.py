@@ -18,7 +18,7 @@ from playwright.sync_api import expect
 from sqlalchemy import select, text, update
 
 from core.tables import accounts, conflicts, member_activity, members
-from domain import admin, orgs
+from domain import admin, domains, orgs
 from domain.postgres import SqlUnitOfWork
 from tests.conftest import wait_for
 from tests.console.conftest import login
@@ -290,14 +290,21 @@ def test_user_list_shows_statuses_and_filters(page, org, engine):
     expect(page.locator("tbody tr")).to_have_count(4)
 
 
-def test_acquire_resolves_a_conflict(page, org, engine):
-    address = email("taken")
+def test_acquire_resolves_a_conflict(page, org, engine, settings):
+    address = f"taken-{uuid.uuid4().hex[:6]}@{org.slug}.example"
     member_id, account_id, conflict_id = insert_conflict(engine, org.id, address)
     login(page, org.admin_token)
     page.goto("/console/users")
     row = page.locator(f'tr[data-member="{member_id}"]')
     expect(row.locator(".badge")).to_have_text("Conflict")
     expect(row).to_contain_text(ERROR.format(email=address))
+    row.get_by_role("button", name="Acquire").click()
+    # refused until the org has verified the address's domain: the conflict stays
+    expect(page.get_by_role("alert")).to_contain_text(f"has not verified the email domain {org.slug}.example")
+    expect(row.locator(".badge")).to_have_text("Conflict")
+    with engine.begin() as conn:
+        uow = SqlUnitOfWork(conn, settings.topics())
+        domains.add(uow, current_org(engine, org.slug), f"{org.slug}.example", "support:t", verified=True)
     row.get_by_role("button", name="Acquire").click()
 
     expect(page.get_by_role("status")).to_contain_text(f"Acquired the existing account of {address.lower()}")
@@ -452,6 +459,41 @@ def test_pages_send_security_headers(page, org):
     assert "script-src 'self'" in headers["content-security-policy"]
     assert headers["cache-control"] == "no-store"
     assert headers["x-frame-options"] == "DENY"
+
+
+def test_settings_page_lists_the_orgs_domains(page, org, engine, settings):
+    with engine.begin() as conn:
+        uow, current = SqlUnitOfWork(conn, settings.topics()), current_org(engine, org.slug)
+        pending = domains.add(uow, current, f"pending-{org.slug}.example", "cli")
+        domains.add(uow, current, f"proved-{org.slug}.example", "support:t", verified=True)
+    login(page, org.admin_token)
+    waiting = page.locator(f'tr[data-domain="pending-{org.slug}.example"]')
+    expect(waiting.locator(".badge")).to_have_text("Pending")
+    expect(waiting).to_contain_text(pending["record"]["name"])
+    expect(waiting).to_contain_text(pending["record"]["value"])
+    proved = page.locator(f'tr[data-domain="proved-{org.slug}.example"]')
+    expect(proved.locator(".badge")).to_have_text("Verified")
+    expect(proved).to_contain_text("By support")
+
+
+def test_the_seat_limit_is_shown_and_set_on_the_settings_page(page, org, engine, settings):
+    login(page, org.admin_token)
+    expect(page.locator("[data-seats-in-use]")).to_have_text("0")
+    page.fill("#seat-limit", "12")
+    page.select_option("#seat-policy", "allow")
+    page.get_by_role("button", name="Save seats").click()
+    expect(page.locator(".notice")).to_contain_text("Seats saved: 12 seats.")
+    expect(page.locator("[data-seat-limit]")).to_have_text("12")
+    current = current_org(engine, org.slug)
+    assert (current.seat_limit, current.seat_policy) == (12, "allow")
+    page.fill("#seat-limit", "twelve")
+    page.get_by_role("button", name="Save seats").click()
+    expect(page.locator(".notice")).to_contain_text("whole number")
+    assert current_org(engine, org.slug).seat_limit == 12  # nothing changed
+    page.fill("#seat-limit", "")
+    page.get_by_role("button", name="Save seats").click()
+    expect(page.locator(".notice")).to_contain_text("no seat limit")
+    assert current_org(engine, org.slug).seat_limit is None
 
 
 # -- picture ---------------------------------------------------------------------------------

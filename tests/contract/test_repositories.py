@@ -2,6 +2,7 @@
 on PostgreSQL (domain.postgres, in a transaction rolled back after each test), so the fakes the
 handlers' unit tests use cannot drift from the real thing."""
 
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -11,7 +12,7 @@ import pytest
 from sqlalchemy import Engine
 
 from core.tables import accounts, orgs, scim_resources
-from domain.model import Link, Member, MemberStatus, PendingLogin, Seat, Source
+from domain.model import Link, Member, MemberStatus, PendingLogin, Seat, SeatState, Source
 from domain.orgs import Org
 from domain.postgres import SqlUnitOfWork
 from tests.fakes import FakeUnitOfWork
@@ -156,7 +157,8 @@ def test_pending_logins_keep_the_first_and_are_removed_when_claimed(backend: Bac
     pending, org = backend.uow.pending_logins, backend.add_org()
     pending.add(PendingLogin(org, "ann@x.test", str(uuid.uuid4()), T0, "oidc"))
     pending.add(PendingLogin(org, "ann@x.test", str(uuid.uuid4()), T0 + timedelta(hours=1), "saml"))
-    assert pending.find([(org, "ann@x.test"), (org, "bob@x.test")]) == {(org, "ann@x.test"): T0}
+    found = pending.find([(org, "ann@x.test"), (org, "bob@x.test")])
+    assert list(found) == [(org, "ann@x.test")] and found[(org, "ann@x.test")].logged_in_at == T0
     pending.remove([(org, "ann@x.test")])
     assert pending.find([(org, "ann@x.test")]) == {}
 
@@ -183,15 +185,68 @@ def test_a_link_is_written_unless_a_newer_one_is_stored(backend: Backend):
     assert groups.put_links([]) == set()
 
 
-def test_a_seat_is_billed_once_and_moves(backend: Backend):
+def test_a_seat_is_billed_once_and_moves_only_from_the_state_it_is_in(backend: Backend):
     seats, org = backend.uow.seats, backend.add_org()
-    first_member, event_id = str(uuid.uuid4()), str(uuid.uuid4())
-    assert seats.add_if_absent(Seat(org, "ann@x.test", first_member, T0, event_id, True))
-    assert not seats.add_if_absent(Seat(org, "ann@x.test", str(uuid.uuid4()), T0, str(uuid.uuid4()), True))
-    returned = str(uuid.uuid4())
-    seats.move(org, "ann@x.test", active=False, member_id=returned)
-    assert seats.get(org, "ann@x.test") == Seat(org, "ann@x.test", returned, T0, event_id, False)
-    assert seats.get(org, "bob@x.test") is None
+    ann, event_id = str(uuid.uuid4()), str(uuid.uuid4())
+    assert seats.add_if_absent(Seat(org, ann, SeatState.HELD, 1, T0, event_id))
+    assert not seats.add_if_absent(Seat(org, ann, SeatState.HELD, 1, T0, str(uuid.uuid4())))
+    assert seats.move(org, ann, source=SeatState.RELEASED, target=SeatState.HELD) is None  # no restore without a release
+    assert seats.move(org, ann, source=SeatState.HELD, target=SeatState.RELEASED) == 2
+    assert seats.move(org, ann, source=SeatState.HELD, target=SeatState.RELEASED) is None
+    assert seats.get(org, ann) == Seat(org, ann, SeatState.RELEASED, 2, T0, event_id)
+    assert seats.count_held(org) == 0
+    assert seats.move(org, ann, source=SeatState.RELEASED, target=SeatState.HELD) == 3
+    assert seats.count_held(org) == 1 and seats.get(org, str(uuid.uuid4())) is None
+
+
+def test_an_idp_subject_is_bound_to_one_member_and_a_member_has_one_subject_per_idp(backend: Backend):
+    ids, members, org = backend.uow.identities, backend.uow.members, backend.add_org()
+    ann, bob = _member(org, email="ann@x.test", source=Source.SSO), _member(org, email="bob@x.test", source=Source.SSO)
+    members.add([ann, bob])
+    ids.bind(org, "https://idp", "s-ann", ann.id)
+    assert ids.member_of(org, "https://idp", "s-ann") == ann.id and ids.subject_of(ann.id, "https://idp") == "s-ann"
+    assert ids.member_of(org, "https://other", "s-ann") is None and ids.subject_of(ann.id, "https://other") is None
+    ids.bind(org, "https://idp", "s-ann2", ann.id)  # the IdP's subject for Ann changed
+    assert ids.member_of(org, "https://idp", "s-ann") is None and ids.subject_of(ann.id, "https://idp") == "s-ann2"
+    ids.bind(org, "https://idp", "s-ann2", bob.id)  # re-bound (Ann's member is gone)
+    assert ids.member_of(org, "https://idp", "s-ann2") == bob.id and ids.subject_of(ann.id, "https://idp") is None
+
+
+def test_seat_claims_count_once_per_member_and_only_while_young(backend: Backend):
+    claims, org = backend.uow.seat_claims, backend.add_org()
+    ann = str(uuid.uuid4())
+    first, second, anonymous = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+    claims.add(org, first, ann)
+    claims.add(org, second, ann)  # the same member again: nothing more
+    claims.add(org, anonymous, None)
+    assert claims.count(org, max_age_seconds=600) == 2 and claims.count(backend.add_org(), max_age_seconds=600) == 0
+    claims.remove(org, first)
+    assert claims.count(org, max_age_seconds=600) == 1
+    time.sleep(0.01)
+    assert claims.count(org, max_age_seconds=0.001) == 0
+
+
+def test_members_by_external_id_active_counts_and_sources(backend: Backend):
+    members, org = backend.uow.members, backend.add_org()
+    gone = _member(org, scim="u1", email="ann@x.test", status=MemberStatus.REMOVED)
+    gone.external_id = "00u-ann"
+    live = _member(org, scim="u2", email="bob@x.test", status=MemberStatus.ACTIVE)
+    live.external_id = "00u-bob"
+    jit = _member(org, email="jit@x.test", status=MemberStatus.ACTIVE, source=Source.SSO)
+    members.add([gone, live, jit])
+    assert members.removed_by_external_id([(org, "00u-ann"), (org, "00u-bob"), (org, "00U-ANN")]) == {(org, "00u-ann"): gone}
+    assert members.removed_by_external_id([]) == {}
+    assert members.count_active(org) == 2
+    assert [m.id for m in members.live_from(org, Source.SSO)] == [jit.id] and members.live_from(org, Source.MANUAL) == []
+
+
+def test_the_earliest_early_sign_in_of_a_person_is_kept(backend: Backend):
+    pending, org = backend.uow.pending_logins, backend.add_org()
+    pending.add(PendingLogin(org, "ann@x.test", str(uuid.uuid4()), T0 + timedelta(minutes=5), "password"))
+    sign_in_id = str(uuid.uuid4())
+    pending.add(PendingLogin(org, "ann@x.test", str(uuid.uuid4()), T0, "oidc", sign_in_id))
+    pending.add(PendingLogin(org, "ann@x.test", str(uuid.uuid4()), T0 + timedelta(minutes=9), "saml"))
+    assert pending.find([(org, "ann@x.test")])[(org, "ann@x.test")].logged_in_at == T0
 
 
 def test_accounts_by_email_and_id(backend: Backend):

@@ -5,7 +5,7 @@ import time
 import pytest
 from sqlalchemy import text
 
-from domain import admin, orgs, service_tokens
+from domain import admin, domains, orgs, service_tokens
 from domain.accounts import register
 from domain.members import list_members
 from domain.postgres import SqlUnitOfWork
@@ -51,9 +51,9 @@ def test_scim_push_of_an_existing_account_is_a_conflict_until_acquired(pipeline,
     assert conflict["email"] == "solo@example.test" and conflict["status"] == "open"
 
     with engine.begin() as conn:
-        result = admin.resolve(
-            SqlUnitOfWork(conn, settings.topics()), orgs.get(conn, scim_org.slug), "test", "SOLO@example.test", acquire=True
-        )
+        uow, org = SqlUnitOfWork(conn, settings.topics()), orgs.get(conn, scim_org.slug)
+        domains.add(uow, org, "example.test", "support:test", verified=True)  # the org may acquire accounts on it
+        result = admin.resolve(uow, org, "test", "SOLO@example.test", acquire=True)
     assert result["status"] == "acquired"
     member = members_by_email(engine, scim_org.id)["solo@example.test"]
     assert member["status"] == "provisioned" and member["account_id"] == conflict["account_id"]

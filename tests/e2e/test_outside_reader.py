@@ -4,7 +4,7 @@
 A SCIM user, their first sign-in and a poison record put a record on each of the four topics
 (lifecycle, members, billing, dead letters); each of this test's records carries
 `content-type: application/cloudevents+json` (structured mode) and parses to the same attributes
-as its JSON value.
+as its JSON value, and no key or header holds an email.
 """
 
 import uuid
@@ -91,3 +91,5 @@ def test_every_topic_parses_with_the_cloudevents_sdk_on_another_client(pipeline,
             assert event.get_data() == sent["data"]
             if sent["type"] != "io.provisioner.dead_letter":
                 assert key == sent["partitionkey"].encode()
+            # no personal data outside the value: keys and headers carry ids only
+            assert b"@" not in (key or b"") and not any(b"@" in v for v in headers.values()), (topic, key, headers)

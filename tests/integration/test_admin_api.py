@@ -17,7 +17,8 @@ import pytest
 from sqlalchemy import text
 
 from core.tables import accounts, conflicts, member_activity, members
-from domain import admin, service_tokens
+from domain import admin, domains, orgs, service_tokens
+from domain.postgres import SqlUnitOfWork
 
 pytestmark = pytest.mark.integration
 
@@ -38,6 +39,10 @@ ENDPOINTS = [
     ("PUT", "/org/sso/oidc", {"issuer": "https://idp.example.test", "client_id": "a", "client_secret": "b"}),
     ("PUT", "/org/sso/saml", {"metadata_url": "https://idp.example.test/metadata"}),
     ("GET", "/org/scim-audit", None),
+    ("POST", f"/org/conflicts/{uuid.uuid4()}/invite", None),
+    ("GET", "/org/domains", None),
+    ("POST", "/org/domains", {"domain": "example.test"}),
+    ("POST", "/org/domains/example.test/verify", None),
 ]
 
 
@@ -110,8 +115,10 @@ def test_openapi_document_is_served_valid_and_committed(server):
     }
     expected = {
         "/org": {"get"}, "/org/settings": {"patch"}, "/org/scim-token/rotate": {"post"}, "/org/members": {"get", "post"},
-        "/org/members/{member_id}/activity": {"get"}, "/org/conflicts": {"get"},
+        "/org/members/{member_id}/activity": {"get"}, "/org/members/{member_id}": {"delete"}, "/org/conflicts": {"get"},
         "/org/conflicts/{conflict_id}/acquire": {"post"}, "/org/conflicts/{conflict_id}/dismiss": {"post"},
+        "/org/conflicts/{conflict_id}/invite": {"post"},
+        "/org/domains": {"get", "post"}, "/org/domains/{domain}/verify": {"post"},
         "/org/sso": {"get"}, "/org/sso/oidc": {"put"}, "/org/sso/saml": {"put"}, "/org/scim-audit": {"get"},
     }
     assert {path: set(ops) for path, ops in doc["paths"].items()} == expected
@@ -163,7 +170,7 @@ def test_get_org(api, scim_org, settings):
     body = api.get("/org").json()
     assert body == {
         "id": scim_org.id, "slug": scim_org.slug, "name": scim_org.slug,
-        "settings": {"manual_provisioning": True, "sso_provisioning": False, "scim_enabled": True},
+        "settings": {"manual_provisioning": True, "sso_provisioning": False, "scim_enabled": True, "seat_policy": "refuse"},
         "scim_base_url": f"{settings.public_url}/scim/{scim_org.slug}/v2",
     }
 
@@ -171,12 +178,13 @@ def test_get_org(api, scim_org, settings):
 def test_settings_change_is_audited_with_before_and_after(api, engine, scim_org):
     r = api.patch("/org/settings", json={"sso_provisioning": True, "manual_provisioning": False})
     assert r.status_code == 200, r.text
-    assert r.json() == {"manual_provisioning": False, "sso_provisioning": True, "scim_enabled": True}
+    seats = {"seat_limit": None, "seat_policy": "refuse"}
+    assert r.json() == {"manual_provisioning": False, "sso_provisioning": True, "scim_enabled": True, **seats}
     (event,) = events(engine, scim_org.id, "org.settings.changed")
-    assert event["data"]["before"] == {"manual_provisioning": True, "sso_provisioning": False, "scim_enabled": True}
-    assert event["data"]["after"] == {"manual_provisioning": False, "sso_provisioning": True, "scim_enabled": True}
+    assert event["data"]["before"] == {"manual_provisioning": True, "sso_provisioning": False, "scim_enabled": True, **seats}
+    assert event["data"]["after"] == {"manual_provisioning": False, "sso_provisioning": True, "scim_enabled": True, **seats}
     assert event["data"]["actor"] == "admin-api:admin"
-    assert api.get("/org").json()["settings"] == r.json()
+    assert api.get("/org").json()["settings"] == {k: v for k, v in r.json().items() if v is not None}
     # nothing changes, nothing is recorded
     assert api.patch("/org/settings", json={"sso_provisioning": True}).status_code == 200
     assert api.patch("/org/settings", json={}).json() == r.json()
@@ -241,7 +249,10 @@ def test_manual_add_is_refused_while_off_and_staged_while_on(api, engine, scim_o
     assert r.json()["email"] == "Hand@Example.test"
     (event,) = events(engine, scim_org.id, "member.manually_added")
     assert event["id"] == r.json()["event_id"]
-    assert event["data"] == {"email": "Hand@Example.test", "display_name": "Hand", "actor": "admin-api:admin"}
+    assert event["data"] == {
+        "member_id": r.json()["member_id"], "email": "Hand@Example.test", "display_name": "Hand", "actor": "admin-api:admin",
+    }  # fmt: skip
+    assert event["partitionkey"] == f"{scim_org.id}:{r.json()['member_id']}"
 
 
 def test_manual_add_refuses_duplicates_and_bad_input(api, engine, scim_org):
@@ -299,10 +310,15 @@ def test_member_activity(api, engine, scim_org):
 # -- conflicts -------------------------------------------------------------------------------
 
 
-def test_acquiring_a_conflict_makes_the_account_the_member(api, engine, scim_org):
-    c = open_conflict(engine, scim_org.id, "Taken@example.test")
+def test_acquiring_a_conflict_makes_the_account_the_member(api, engine, scim_org, settings):
+    domain = f"{scim_org.slug}.example"
+    c = open_conflict(engine, scim_org.id, f"Taken@{domain}")
     (listed,) = api.get("/org/conflicts").json()
-    assert listed["id"] == c["conflict_id"] and listed["status"] == "open" and listed["email"] == "Taken@example.test"
+    assert listed["id"] == c["conflict_id"] and listed["status"] == "open" and listed["email"] == f"Taken@{domain}"
+    assert "has not verified the email domain" in problem(api.post(f"/org/conflicts/{c['conflict_id']}/acquire"), 409)
+    with engine.begin() as conn:  # support's override: the org may acquire accounts on its domain
+        org = orgs.get(conn, scim_org.slug)
+        domains.add(SqlUnitOfWork(conn, settings.topics()), org, domain, "support:test", verified=True)
     assert listed["member_id"] == c["member_id"] and listed["account_id"] == c["account_id"] and listed["resolved_at"] is None
 
     r = api.post(f"/org/conflicts/{c['conflict_id']}/acquire")
@@ -502,3 +518,32 @@ def test_bodies_over_64_kib_are_413(api, engine, scim_org):
 def test_unknown_routes_and_methods_use_the_error_shape(api):
     problem(api.get("/org/nothing"), 404)
     problem(api.delete("/org"), 405)
+
+
+def test_seat_limit_and_policy_are_settings_with_their_bounds(api, engine, scim_org):
+    r = api.patch("/org/settings", json={"seat_limit": 25, "seat_policy": "allow"})
+    assert r.status_code == 200, r.text
+    assert (r.json()["seat_limit"], r.json()["seat_policy"]) == (25, "allow")
+    (event,) = events(engine, scim_org.id, "org.settings.changed")
+    assert (event["data"]["before"]["seat_limit"], event["data"]["after"]["seat_limit"]) == (None, 25)
+    for bad in ({"seat_limit": -1}, {"seat_limit": "ten"}, {"seat_limit": 10.5}, {"seat_policy": "block"}, {"seat_limit": True}):
+        refused = api.patch("/org/settings", json=bad)
+        assert refused.status_code == 422, (bad, refused.text)
+    assert api.patch("/org/settings", json={"seat_limit": None}).json()["seat_limit"] is None  # null: no limit
+    assert api.patch("/org/settings", json={"remove_sso_members": True}).status_code == 422
+    assert len(events(engine, scim_org.id, "org.settings.changed")) == 2
+
+
+def test_an_admin_removes_a_manual_member_but_not_a_scim_one(api, engine, scim_org):
+    hand = add_member_row(engine, scim_org.id, "hand@example.test", status="active", source="manual")
+    pushed = add_member_row(engine, scim_org.id, "scim@example.test", status="active", source="scim")
+    r = api.delete(f"/org/members/{hand}")
+    assert r.status_code == 202, r.text
+    (removal,) = events(engine, scim_org.id, "member.manually_removed")
+    assert removal["data"] == {"member_id": hand, "actor": "admin-api:admin"}
+    assert removal["partitionkey"] == f"{scim_org.id}:{hand}"
+    refused = api.delete(f"/org/members/{pushed}")
+    assert refused.status_code == 409 and "SCIM" in refused.json()["detail"]
+    assert api.delete("/org/members/00000000-0000-4000-8000-000000000000").status_code == 404
+    assert api.delete("/org/members/not-an-id").status_code in (404, 422)
+    assert len(events(engine, scim_org.id, "member.manually_removed")) == 1

@@ -78,6 +78,53 @@ def test_create_then_lookup_by_username_externalid_and_email(scim_org):
     assert c.get("/Users", params={"filter": 'externalId eq "EXT-1"'}).json()["totalResults"] == 0  # case-exact
 
 
+def _stored_emails(engine, org_id, user_id):
+    with engine.connect() as conn:
+        row = conn.execute(
+            text("SELECT data->'emails' AS emails, emails_ci FROM scim_resources WHERE org_id = :o AND id = :i"),
+            {"o": org_id, "i": user_id},
+        ).one()
+    return [e["value"] for e in row.emails], row.emails_ci
+
+
+def test_email_values_are_kept_exactly_as_sent_and_compared_case_insensitively(scim_org, engine):
+    c = scim_org.client
+    sent = [{"value": "User15@BCheck.example", "type": "work", "primary": True}, {"value": "Home.Me@Ünï.Example", "type": "home"}]
+    as_sent = [e["value"] for e in sent]
+    user = new_user(c, "user15", emails=sent)
+    assert [e["value"] for e in user["emails"]] == as_sent
+    assert [e["value"] for e in c.get(f"/Users/{user['id']}").json()["emails"]] == as_sent
+    assert _stored_emails(engine, scim_org.id, user["id"]) == (as_sent, ["home.me@ünï.example", "user15@bcheck.example"])
+    for expr in ('emails.value eq "user15@bcheck.example"', 'emails[type eq "work"].value eq "USER15@BCHECK.EXAMPLE"',
+                 'emails.value sw "user15@B"', 'emails.value eq "home.me@ünï.example"'):  # fmt: skip
+        found = c.get("/Users", params={"filter": expr}).json()
+        assert [u["id"] for u in found["Resources"]] == [user["id"]], expr
+        assert found["Resources"][0]["emails"][0]["value"] == "User15@BCheck.example"
+    ops = [{"op": "replace", "path": 'emails[type eq "work"].value', "value": "Renamed.User@BCheck.EXAMPLE"}]
+    r = c.patch(f"/Users/{user['id']}", json={"schemas": [PATCH], "Operations": ops})
+    assert r.status_code in (200, 204), r.text
+    assert c.get(f"/Users/{user['id']}").json()["emails"][0]["value"] == "Renamed.User@BCheck.EXAMPLE"
+    body = {"schemas": [USER], "userName": "user15", "emails": [{"value": " Put@Case.Example "}]}
+    put = c.put(f"/Users/{user['id']}", json=body)
+    assert put.status_code == 200 and put.json()["emails"] == [{"value": "Put@Case.Example"}], put.text  # trimmed only
+    # the events carry the address as sent too
+    emails = [(p["type"], p["data"]["email"]) for p in outbox_payloads(engine, scim_org.id)]
+    assert emails == [
+        ("io.provisioner.user.created", "User15@BCheck.example"),
+        ("io.provisioner.user.updated", "Renamed.User@BCheck.EXAMPLE"),
+        ("io.provisioner.user.updated", "Put@Case.Example"),
+    ]
+
+
+@pytest.mark.parametrize("value", ["not-an-email", "Alice <alice@example.com>", "two@@example.com", "a@b"])
+def test_an_email_value_that_is_not_an_address_is_refused_and_changes_nothing(scim_org, engine, value):
+    r = scim_org.client.post("/Users", json={"schemas": [USER], "userName": "bad-email", "emails": [{"value": value}]})
+    assert r.status_code == 400, r.text
+    assert r.json()["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+    assert scim_org.client.get("/Users", params={"filter": 'userName eq "bad-email"'}).json()["totalResults"] == 0
+    assert outbox_types(engine, scim_org.id) == []
+
+
 def test_every_filter_operator(scim_org):
     c = scim_org.client
     new_user(c, "ann", displayName="Ann A", title="Engineer")

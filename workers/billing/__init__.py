@@ -1,18 +1,24 @@
-"""The billing worker: turns member facts into what billing systems consume on `billing`.
+"""The billing worker: turns member facts into what billing systems consume on `billing`, through
+the seat ledger (one row per org and member in `seats`, domain.model.SEAT_MOVES says how it moves).
 
-- `billing.member.first_login`: the first login of a person in an org, once, ever. The seat row
-  (primary key org + email) is the uniqueness fact, written in the same transaction as the
-  event's outbox row; the event id derives from (org, email), so even a re-emission could only
-  repeat the same id, which `provisioner billing verify` (workers/billing/verify.py) would report.
-- `billing.seat.released`: a billed member was deactivated or removed.
-- `billing.seat.restored`: a billed member was reactivated, or a removed person came back
-  (re-created by the IdP) and logged in again: the seat is billed again, without a second
-  first-login event.
+- `billing.member.first_login`: a member's first login, once, ever (version 1 of their seat). The
+  ledger row is the uniqueness fact, written in the same transaction as the event's outbox row;
+  the id derives from (org, member), so even a re-emission could only repeat the same id, which
+  `provisioner billing verify` (workers/billing/verify.py) would report.
+- `billing.seat.released`: a billed member was deactivated or removed (held -> released).
+- `billing.seat.restored`: a member whose seat was released signed in again after a reactivation,
+  or after the IdP created them again (released -> held).
+- `billing.seat.overage`: a seat taken beyond the org's seat limit (policy `allow`).
+- `billing.member.erased`: a billed member's personal data was erased.
+
+Every event carries the member's seat version as its `resourceversion` (1, 2, 3, ...: first login,
+then releases and restores in turn) and derives its id from it, so one member's billing events
+are in order, gap-free and idempotent. No personal data: members are ids.
 """
 
 from datetime import datetime
 
-from domain.model import SEAT_MOVES, Outcome, Seat
+from domain.model import SEAT_MOVES, Outcome, Seat, SeatPolicy, SeatState
 from domain.uow import UnitOfWork
 from events import catalogue as c
 from events.envelope import Event, deterministic_id
@@ -20,8 +26,8 @@ from events.envelope import Event, deterministic_id
 CONSUMER = "billing"
 
 
-def first_login_event_id(org_id: str, email_ci: str) -> str:
-    return deterministic_id(c.BILLING_FIRST_LOGIN.type, org_id, email_ci)
+def first_login_event_id(org_id: str, member_id: str) -> str:
+    return deterministic_id(c.BILLING_FIRST_LOGIN.type, org_id, member_id)
 
 
 class Billing:
@@ -33,48 +39,74 @@ class Billing:
             return _first_login(event, uow)
         if event.kind in SEAT_MOVES:
             return _move_seat(event, uow)
+        if event.kind is c.MEMBER_ERASED:
+            return _erased(event, uow)
         return Outcome.IGNORED
 
 
 def _first_login(event: Event, uow: UnitOfWork) -> Outcome:
-    email_ci = (event.data.get("email") or "").lower()
-    if not email_ci:
-        return Outcome.IGNORED
-    at = datetime.fromisoformat(event.data["first_login_at"])
     member_id = event.data["member_id"]
-    billed = _billing_event(c.BillingFirstLogin, event, first_login_at=at.isoformat())
-    if uow.seats.add_if_absent(Seat(event.org_id, email_ci, member_id, at, billed.id, seat_active=True)):
-        uow.stage([billed])
-        return Outcome.APPLIED
-    seat = uow.seats.get(event.org_id, email_ci)
-    if seat is not None and seat.seat_active and seat.member_id == member_id:
-        return Outcome.STALE
-    # the same person, a new membership (re-created by the IdP): bill the seat again, once
-    uow.seats.move(event.org_id, email_ci, active=True, member_id=member_id)
-    uow.stage([_billing_event(c.BillingSeatRestored, event, reason="returned")])
+    at = datetime.fromisoformat(event.data["first_login_at"])
+    billed = _billing_event(c.BillingFirstLogin, event, 1, first_login_at=at.isoformat())
+    if not uow.seats.add_if_absent(Seat(event.org_id, member_id, SeatState.HELD, 1, at, billed.id)):
+        return Outcome.STALE  # billed before: a member has one first login, ever
+    uow.stage([billed, *_overage(event, uow, 1)])
     return Outcome.APPLIED
 
 
 def _move_seat(event: Event, uow: UnitOfWork) -> Outcome:
-    active, reason = SEAT_MOVES[event.kind]
-    email_ci = (event.data.get("email") or "").lower()
-    seat = uow.seats.get(event.org_id, email_ci) if email_ci else None
-    if seat is None or seat.member_id != event.data["member_id"] or seat.seat_active == active:
-        return Outcome.IGNORED  # never billed, another membership, or already in that state
-    uow.seats.move(event.org_id, email_ci, active=active, member_id=seat.member_id)
-    kind = c.BillingSeatRestored if active else c.BillingSeatReleased
-    uow.stage([_billing_event(kind, event, reason=reason)])
+    source, target, reason = SEAT_MOVES[event.kind]
+    version = uow.seats.move(event.org_id, event.data["member_id"], source=source, target=target)
+    if version is None:
+        return Outcome.IGNORED  # never billed, or already in that state
+    kind = c.BillingSeatRestored if target is SeatState.HELD else c.BillingSeatReleased
+    staged = [_billing_event(kind, event, version, reason=reason)]
+    if target is SeatState.HELD:
+        staged += _overage(event, uow, version)
+    uow.stage(staged)
     return Outcome.APPLIED
 
 
-def _billing_event(kind: type[c.Payload], cause: Event, **extra: str) -> Event:
+def _overage(cause: Event, uow: UnitOfWork, version: int) -> list[Event]:
+    """An overage event when the seat just taken is beyond the org's limit (policy `allow`)."""
+    org = uow.orgs.by_id(cause.org_id)
+    if org is None or org.seat_limit is None or org.seat_policy != SeatPolicy.ALLOW:
+        return []
+    held = uow.seats.count_held(cause.org_id)
+    if held <= org.seat_limit:
+        return []
+    return [_billing_event(c.BillingSeatOverage, cause, version, seats_held=held, seat_limit=org.seat_limit)]
+
+
+def _erased(event: Event, uow: UnitOfWork) -> Outcome:
+    """Erasure removes the member: a held seat is released first, then billing systems are told
+    to erase what they hold about the member."""
+    member_id = event.data["member_id"]
+    seat = uow.seats.get(event.org_id, member_id)
+    if seat is None:
+        return Outcome.IGNORED  # never billed: billing systems know nothing about them
+    member = uow.members.get(member_id)
+    source = member.source if member is not None else None
+    staged, version = [], seat.version
+    released = uow.seats.move(event.org_id, member_id, source=SeatState.HELD, target=SeatState.RELEASED)
+    if released is not None:
+        version = released
+        staged.append(_billing_event(c.BillingSeatReleased, event, version, source=source, reason="removed"))
+    staged.append(_billing_event(c.BillingMemberErased, event, version, source=source))
+    uow.stage(staged)
+    return Outcome.APPLIED
+
+
+def _billing_event(kind: type[c.Payload], cause: Event, version: int, **extra: object) -> Event:
+    fields: dict[str, object] = {"source": cause.data.get("source"), **extra}
     payload = kind(
         org_id=cause.org_id,  # type: ignore[call-arg]
         org_slug=cause.org_slug,
         member_id=cause.data["member_id"],
-        email=cause.data.get("email"),
-        source=cause.data.get("source"),
         occurred_at=cause.time.isoformat(),
-        **extra,
+        **fields,
     )
-    return cause.causes(payload, version=cause.resource_version)
+    return Event.of(
+        payload, org_id=cause.org_id, org_slug=cause.org_slug, version=version, occasion=version,
+        correlation_id=cause.correlation_id,
+    )  # fmt: skip

@@ -17,7 +17,8 @@ CONSUMER = "conflicts"
 
 ERROR = (
     "{email} already has an account that is not part of this organisation. "
-    "Acquire the existing account to make it this member, or dismiss the conflict."
+    "Acquire the existing account to make it this member (its email domain must be verified by this "
+    "organisation), invite the person to join with it, or dismiss the conflict."
 )
 
 

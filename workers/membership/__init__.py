@@ -1,17 +1,17 @@
-"""The membership worker: applies user and group lifecycle, manual adds and sign-ins to the org's
-membership (statuses and rules in domain.model).
+"""The membership worker: applies user and group lifecycle, manual adds and removals, and sign-ins
+to the org's membership (statuses and rules in domain.model, who a sign-in is in domain.sign_ins).
 
-An event older than the state it would change (`resourceversion` below the applied one) is
-stale and changes nothing, so redelivery and reordering are harmless. A sign-in before its
-member exists waits (pending) until the member is created, unless SSO provisioning creates the
-member just in time. Every member it creates is announced (`member.created`, for the conflict
-worker) and every status change billing cares about too (for the billing worker); what arrived
-for a member is kept as its activity.
+A member is a person with a stable id: an email or userName change keeps the member; a SCIM user
+created anew with the externalId of a removed member is that member again (re-created by the
+IdP); anyone else, even with an old email, is a new member. An event older than the state it
+would change (`resourceversion` below the applied one) is stale and changes nothing, so
+redelivery and reordering are harmless. A sign-in before its member exists waits (pending) until
+the member is created, unless SSO provisioning creates the member just in time. Every member it
+creates is announced (`member.created`, for the conflict worker) and every status change billing
+cares about too (for the billing worker); what arrived for a member is kept as its activity.
 """
 
 import uuid
-from datetime import datetime
-from typing import Any
 
 from domain.model import (
     GROUP_EVENTS,
@@ -21,9 +21,7 @@ from domain.model import (
     Member,
     MemberStatus,
     Outcome,
-    PendingLogin,
     Source,
-    counts_as_first_login,
     email_of,
     status_after,
     transition,
@@ -31,7 +29,11 @@ from domain.model import (
 from domain.uow import Person, UnitOfWork, UserKey
 from events import catalogue as c
 from events.envelope import Event
+from workers.membership.facts import member_event
 from workers.membership.groups import apply_group, apply_links
+from workers.membership.people import apply_login, apply_manual_add, apply_manual_remove, claims_early_seat
+
+__all__ = ["CONSUMER", "Membership", "member_event"]
 
 CONSUMER = "membership"
 
@@ -69,6 +71,8 @@ def _apply_one(uow: UnitOfWork, event: Event) -> Outcome:
         return apply_login(uow, event)
     if event.kind is c.MEMBER_MANUALLY_ADDED:
         return apply_manual_add(uow, event)
+    if event.kind is c.MEMBER_MANUALLY_REMOVED:
+        return apply_manual_remove(uow, event)
     if event.kind in GROUP_EVENTS:
         return apply_group(uow, event)
     return Outcome.IGNORED
@@ -95,12 +99,13 @@ class _Run:
         self.announced: list[Event] = []
         self.claimed: list[Person] = []
         self.unlinked: list[UserKey] = []
+        new = [e for e in events if (e.org_id, e.data["user_id"]) not in self.state]
+        # removed members the IdP may be creating again (same externalId)
+        self.returning = uow.members.removed_by_external_id(
+            {(e.org_id, e.data["external_id"]) for e in new if e.data.get("external_id")}
+        )
         # people who may become members now: a sign-in that arrived before them counts as their first
-        people = {
-            (e.org_id, email.lower())
-            for e in events
-            if (e.org_id, e.data["user_id"]) not in self.state and (email := email_of(e.data))
-        }
+        people = {(e.org_id, email.lower()) for e in new if (email := email_of(e.data))}
         self.pending = {}
         if people:
             uow.lock_people(people)
@@ -110,52 +115,74 @@ class _Run:
         data = event.data
         key = (event.org_id, data["user_id"])
         member = self.state.get(key)
-        before = member.status if member else None
-        email = email_of(data)
         if member is None:
-            member = Member(
-                id=str(uuid.uuid4()),
-                org_id=event.org_id,
-                scim_user_id=data["user_id"],
-                user_name=data.get("user_name"),
-                email=email,
-                email_ci=email.lower() if email else None,
-                display_name=data.get("display_name"),
-                status=status_after(event.kind, data.get("active", True), None),
-                source=Source.SCIM,
-                seq=event.resource_version,
-            )
-            self.state[key] = member
-            self.created.append(member)
-        else:
-            if event.resource_version < member.seq or member.status == MemberStatus.REMOVED:
-                return Outcome.STALE
-            member.user_name, member.display_name = data.get("user_name"), data.get("display_name")
-            member.email, member.email_ci = email, email.lower() if email else None
-            member.seq = event.resource_version
-            member.status = status_after(event.kind, data.get("active", True), member.first_login_at)
-            self.changed[member.id] = member
-            if event.kind is c.USER_DELETED:
-                self.unlinked.append(key)
-        summary = {"active": data.get("active"), "email": data.get("email")}
-        self.activity.append(Activity(event.org_id, member.id, event.id, event.type, Source.SCIM, summary))
-        if before is None and member.status != MemberStatus.REMOVED:
-            self.announced.append(member_event(c.MEMBER_CREATED, event, member))
+            member = self._returning(event)
+            if member is None:
+                return self._create(event)
+        elif event.resource_version < member.seq or member.status == MemberStatus.REMOVED:
+            return Outcome.STALE
+        before = member.status
+        self._take(member, event)
+        member.status = status_after(event.kind, data.get("active", True), before)
+        self.changed[member.id] = member
+        if event.kind is c.USER_DELETED:
+            self.unlinked.append(key)
+        self._record(event, member)
         kind = transition(before, member.status)
         if kind is not None:
             self.announced.append(member_event(kind, event, member))
-        if before is None and member.email_ci and member.status == MemberStatus.PROVISIONED:
+        return Outcome.APPLIED
+
+    def _returning(self, event: Event) -> Member | None:
+        """The removed member a new SCIM user is, by its externalId (the IdP's id for the person)."""
+        external_id = event.data.get("external_id")
+        member = self.returning.pop((event.org_id, external_id), None) if external_id else None
+        if member is not None:
+            member.scim_user_id = event.data["user_id"]
+            member.seq = event.resource_version  # the new SCIM resource counts its versions afresh
+            self.state[(event.org_id, event.data["user_id"])] = member
+        return member
+
+    def _create(self, event: Event) -> Outcome:
+        data = event.data
+        member = Member(
+            id=str(uuid.uuid4()), org_id=event.org_id, scim_user_id=data["user_id"], user_name=None, email=None,
+            email_ci=None, display_name=None, status=status_after(event.kind, data.get("active", True), None),
+            source=Source.SCIM,
+        )  # fmt: skip
+        self._take(member, event)
+        self.state[(event.org_id, data["user_id"])] = member
+        self.created.append(member)
+        self._record(event, member)
+        if member.status != MemberStatus.REMOVED:
+            self.announced.append(member_event(c.MEMBER_CREATED, event, member))
+        if member.email_ci and member.status == MemberStatus.PROVISIONED:
             self._claim_early_sign_in(event, member)
         return Outcome.APPLIED
+
+    @staticmethod
+    def _take(member: Member, event: Event) -> None:
+        """What the SCIM user says about the person (their email and names may change: the member stays)."""
+        data = event.data
+        email = email_of(data)
+        member.user_name, member.display_name = data.get("user_name"), data.get("display_name")
+        member.external_id = data.get("external_id")
+        member.email, member.email_ci = email, email.lower() if email else None
+        member.seq = event.resource_version
+
+    def _record(self, event: Event, member: Member) -> None:
+        summary = {"active": event.data.get("active"), "email": event.data.get("email")}
+        self.activity.append(Activity(event.org_id, member.id, event.id, event.type, Source.SCIM, summary))
 
     def _claim_early_sign_in(self, event: Event, member: Member) -> None:
         """A sign-in that arrived before its member existed counts now, as that member's first."""
         person = (event.org_id, str(member.email_ci))
-        logged_in_at = self.pending.pop(person, None)
-        if logged_in_at is not None:
+        early = self.pending.pop(person, None)
+        if early is not None:
             self.claimed.append(person)
-            member.first_login_at, member.status = logged_in_at, MemberStatus.ACTIVE
-            self.announced.append(member_event(c.MEMBER_LOGGED_IN_FIRST_TIME, event, member))
+            if claims_early_seat(self.uow, early):
+                member.first_login_at, member.status = early.logged_in_at, MemberStatus.ACTIVE
+                self.announced.append(member_event(c.MEMBER_LOGGED_IN_FIRST_TIME, event, member))
 
     def write(self) -> None:
         new = {m.id for m in self.created}  # inserted with their final state
@@ -166,95 +193,3 @@ class _Run:
         self.uow.pending_logins.remove(self.claimed)
         self.uow.activity.add(self.activity)
         self.uow.stage(self.announced)
-
-
-# -- sign-ins and manual adds ---------------------------------------------------------------------
-
-
-def apply_login(uow: UnitOfWork, event: Event) -> Outcome:
-    data = event.data
-    email_ci = data["email"].lower()
-    at = datetime.fromisoformat(data["logged_in_at"])
-    uow.lock_people([(event.org_id, email_ci)])
-    member = uow.members.live_by_email(event.org_id, email_ci)
-    if member is None:
-        if not data.get("jit"):
-            uow.pending_logins.add(PendingLogin(event.org_id, email_ci, event.id, at, data["method"]))
-            return Outcome.PENDING
-        member = Member(
-            id=str(uuid.uuid4()),
-            org_id=event.org_id,
-            scim_user_id=None,
-            user_name=data["email"],
-            email=data["email"],
-            email_ci=email_ci,
-            display_name=None,
-            status=MemberStatus.ACTIVE,
-            source=Source.SSO,
-            first_login_at=at,
-        )
-        uow.activity.add([Activity(event.org_id, member.id, event.id, event.type, Source.SSO, _summary(event))])
-        announced = [member_event(c.MEMBER_CREATED, event, member), member_event(c.MEMBER_LOGGED_IN_FIRST_TIME, event, member)]
-        uow.members.add([member])
-        uow.stage(announced)
-        return Outcome.APPLIED
-    source = Source.SSO if data.get("sso") else Source.APP
-    uow.activity.add([Activity(event.org_id, member.id, event.id, event.type, source, _summary(event))])
-    if counts_as_first_login(member.status, member.first_login_at):
-        _first_login(uow, event, member, at)
-    return Outcome.APPLIED
-
-
-def apply_manual_add(uow: UnitOfWork, event: Event) -> Outcome:
-    """An admin added a person by hand: a `provisioned` member with source `manual`."""
-    email = event.data["email"]
-    email_ci = email.lower()
-    uow.lock_people([(event.org_id, email_ci)])
-    if uow.members.live_by_email(event.org_id, email_ci) is not None:
-        return Outcome.IGNORED
-    member = Member(
-        id=str(uuid.uuid4()),
-        org_id=event.org_id,
-        scim_user_id=None,
-        user_name=email,
-        email=email,
-        email_ci=email_ci,
-        display_name=event.data.get("display_name"),
-        status=MemberStatus.PROVISIONED,
-        source=Source.MANUAL,
-    )
-    summary = {"actor": event.data.get("actor"), "email": email}
-    uow.activity.add([Activity(event.org_id, member.id, event.id, event.type, Source.MANUAL, summary)])
-    announced = [member_event(c.MEMBER_CREATED, event, member)]
-    early = uow.pending_logins.find([(event.org_id, email_ci)])
-    uow.members.add([member])
-    uow.stage(announced)
-    if early:
-        uow.pending_logins.remove(early)
-        _first_login(uow, event, member, early[(event.org_id, email_ci)])
-    return Outcome.APPLIED
-
-
-def _first_login(uow: UnitOfWork, cause: Event, member: Member, at: datetime) -> None:
-    member.first_login_at, member.status = at, MemberStatus.ACTIVE
-    announced = member_event(c.MEMBER_LOGGED_IN_FIRST_TIME, cause, member)
-    uow.members.save([member])
-    uow.stage([announced])
-
-
-def _summary(event: Event) -> dict[str, Any]:
-    return {"method": event.data.get("method"), "idp": event.data.get("idp"), "jit": event.data.get("jit")}
-
-
-def member_event(kind: c.EventType, cause: Event, member: Member) -> Event:
-    """Count one more event of `member` and build it, caused by `cause`."""
-    member.version += 1
-    payload = c.PAYLOAD_OF[kind](
-        member_id=member.id,  # type: ignore[call-arg]
-        email=member.email,
-        source=member.source,
-        status=member.status,
-        first_login_at=member.first_login_at.isoformat() if member.first_login_at else None,
-        cause_event_id=cause.id,
-    )
-    return cause.causes(payload, version=member.version)
