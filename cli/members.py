@@ -117,15 +117,19 @@ def conflicts_list(
     echo_rows(found, as_json, lambda item: f"{item['email']}\t{item['status']}\t{item['error']}")
 
 
-def _resolve(slug: str, key: str, acquire: bool) -> None:
-    """Settle one conflict (by email or id) either way and print the outcome."""
+def _settle(slug: str, key: str, action: str) -> None:
+    """Acquire, dismiss or invite on one conflict (by email or id) and print the outcome."""
     from domain import admin
     from domain.postgres import SqlUnitOfWork
 
     settings = load_settings()
     try:
         with SqlUnitOfWork.begin(make_engine(settings), settings.topics()) as uow:
-            result = admin.resolve(uow, orgs.get(uow.conn, slug), "cli", key, acquire=acquire)
+            org = orgs.get(uow.conn, slug)
+            if action == "invite":
+                result = admin.invite(uow, org, "cli", key)
+            else:
+                result = admin.resolve(uow, org, "cli", key, acquire=action == "acquire")
     except (orgs.OrgError, admin.AdminError) as exc:
         fail(str(exc))
     typer.echo(json.dumps(result))
@@ -134,26 +138,17 @@ def _resolve(slug: str, key: str, acquire: bool) -> None:
 @conflicts_app.command("acquire")
 def conflicts_acquire(slug: str, email_or_id: str) -> None:
     """Acquire the existing account into the org: it becomes the member."""
-    _resolve(slug, email_or_id, acquire=True)
+    _settle(slug, email_or_id, "acquire")
 
 
 @conflicts_app.command("invite")
 def conflicts_invite(slug: str, email_or_id: str) -> None:
     """Invite the person behind the conflict's account: the app asks them, and their consent makes
     the account the member (for accounts the org may not acquire)."""
-    from domain import admin
-    from domain.postgres import SqlUnitOfWork
-
-    settings = load_settings()
-    try:
-        with SqlUnitOfWork.begin(make_engine(settings), settings.topics()) as uow:
-            result = admin.invite(uow, orgs.get(uow.conn, slug), "cli", email_or_id)
-    except (orgs.OrgError, admin.AdminError) as exc:
-        fail(str(exc))
-    typer.echo(json.dumps(result))
+    _settle(slug, email_or_id, "invite")
 
 
 @conflicts_app.command("dismiss")
 def conflicts_dismiss(slug: str, email_or_id: str) -> None:
     """Dismiss a conflict: the member stays, the account stays outside the org."""
-    _resolve(slug, email_or_id, acquire=False)
+    _settle(slug, email_or_id, "dismiss")

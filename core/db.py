@@ -3,7 +3,8 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, Text, bindparam, cast, create_engine, func
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
 from core.settings import Settings
 
@@ -26,3 +27,13 @@ def json_row(row: Any, *names: str) -> dict[str, Any]:
     """These columns of a row as a JSON-ready dict: timestamps in ISO 8601, nulls as None."""
     values = {name: getattr(row, name) for name in names}
     return {name: v.isoformat() if isinstance(v, datetime) else v for name, v in values.items()}
+
+
+def any_text(name: str) -> Any:
+    """`= ANY(:name)` for a bound list of texts: one statement for a set of keys."""
+    return func.any(cast(bindparam(name), ARRAY(Text)))
+
+
+def any_uuid(name: str) -> Any:
+    """`= ANY(:name)` for a bound list of UUIDs."""
+    return func.any(cast(bindparam(name), ARRAY(UUID(as_uuid=False))))

@@ -9,42 +9,29 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Text, bindparam, cast, func, select, text, update
-from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
+from sqlalchemy import Connection, Engine, Text, bindparam, cast, delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 
-from core.db import json_row
+from core.db import any_text, any_uuid
 from core.tables import (
-    accounts,
-    conflicts,
     member_activity,
-    member_group_links,
-    member_groups,
+    member_identities,
     members,
+    pending_logins,
     scim_resources,
+    seat_claims,
+    seats,
 )
 from core.tables import orgs as orgs_table
-from domain.model import (
-    Account,
-    Activity,
-    Conflict,
-    ConflictStatus,
-    Link,
-    Member,
-    MemberStatus,
-    Source,
-)
+from domain.model import Activity, Member, MemberStatus, PendingLogin, Seat, SeatState, Source
 from domain.orgs import Org
-from domain.postgres_ownership import PgDomains, PgInvitations
-from domain.postgres_people import PgIdentities, PgPendingLogins, PgSeatClaims, PgSeats
-from domain.uow import FactStaging, GroupKey, LinkKey, Person, UserKey
+from domain.postgres_groups import PgGroups
+from domain.postgres_ownership import PgAccounts, PgConflicts, PgDomains, PgInvitations
+from domain.uow import FactStaging, Person, UserKey
 from events import outbox
 from events.envelope import Event
 
-_ORG_IDS = func.any(cast(bindparam("org_ids"), ARRAY(UUID(as_uuid=False))))
-
-
-def _any_text(name: str) -> Any:
-    return func.any(cast(bindparam(name), ARRAY(Text)))
+_ORG_IDS = any_uuid("org_ids")
 
 
 _MEMBER_COLUMNS = (
@@ -56,7 +43,7 @@ _SAVED = (
 )  # fmt: skip
 _SELECT_MEMBERS = select(*(members.c[name] for name in _MEMBER_COLUMNS))
 _BY_SCIM_USER = _SELECT_MEMBERS.where(
-    members.c.org_id == _ORG_IDS, members.c.scim_user_id == _any_text("user_ids")
+    members.c.org_id == _ORG_IDS, members.c.scim_user_id == any_text("user_ids")
 ).with_for_update()
 _LIVE_BY_EMAIL = (
     _SELECT_MEMBERS.where(
@@ -66,8 +53,8 @@ _LIVE_BY_EMAIL = (
     )
     .order_by(members.c.created_at)
     .limit(1)
-    .with_for_update()
 )
+_LIVE_BY_EMAIL_LOCKED = _LIVE_BY_EMAIL.with_for_update()
 _UNOWNED = _SELECT_MEMBERS.where(
     members.c.email_ci == bindparam("email_ci"), members.c.status != MemberStatus.REMOVED, members.c.account_id.is_(None)
 )
@@ -76,7 +63,7 @@ _REMOVED_BY_EXTERNAL_ID = (
     _SELECT_MEMBERS.add_columns(members.c.updated_at)
     .where(
         members.c.org_id == _ORG_IDS,
-        members.c.external_id == _any_text("external_ids"),
+        members.c.external_id == any_text("external_ids"),
         members.c.status == MemberStatus.REMOVED,
     )
     .order_by(members.c.updated_at)
@@ -110,43 +97,55 @@ _LOCK_PEOPLE = text(
 )
 _INSERT_ACTIVITY = member_activity.insert()
 
-_GROUP_SEQ = (
-    select(member_groups.c.seq)
-    .where(member_groups.c.org_id == bindparam("org_id"), member_groups.c.group_id == bindparam("group_id"))
+_PENDING = (
+    select(*(pending_logins.c[name] for name in PendingLogin.__dataclass_fields__))
+    .where(pending_logins.c.org_id == _ORG_IDS, pending_logins.c.email_ci == any_text("emails"))
     .with_for_update()
 )
-_put_group = insert(member_groups)
-_PUT_GROUP = _put_group.on_conflict_do_update(
-    index_elements=["org_id", "group_id"],
-    set_={
-        "display_name": _put_group.excluded.display_name,
-        "seq": _put_group.excluded.seq,
-        "deleted": _put_group.excluded.deleted,
-    },
+_add_pending = insert(pending_logins)
+_ADD_PENDING = _add_pending.on_conflict_do_update(  # sign-ins of one person may arrive out of order: keep the earliest
+    index_elements=["org_id", "email_ci"],
+    set_={name: _add_pending.excluded[name] for name in ("event_id", "logged_in_at", "method", "sign_in_id")},
+    where=pending_logins.c.logged_in_at > _add_pending.excluded.logged_in_at,
 )
-_DELETED_GROUPS = select(member_groups.c.org_id, member_groups.c.group_id, member_groups.c.seq).where(
-    member_groups.c.org_id == _ORG_IDS, member_groups.c.group_id == _any_text("group_ids"), member_groups.c.deleted.is_(True)
-)
-_upsert_link = insert(member_group_links)
-_PUT_LINKS = _upsert_link.on_conflict_do_update(
-    index_elements=["org_id", "group_id", "scim_user_id"],
-    set_={"present": _upsert_link.excluded.present, "seq": _upsert_link.excluded.seq},
-    where=member_group_links.c.seq <= _upsert_link.excluded.seq,
-).returning(member_group_links.c.org_id, member_group_links.c.group_id, member_group_links.c.scim_user_id)
-_UNLINK_USER = (
-    update(member_group_links)
-    .where(member_group_links.c.org_id == bindparam("o"), member_group_links.c.scim_user_id == bindparam("u"))
-    .values(present=False)
-)
-_UNLINK_GROUP = (
-    update(member_group_links)
-    .where(member_group_links.c.org_id == bindparam("o"), member_group_links.c.group_id == bindparam("g"))
-    .values(present=False, seq=bindparam("s"))
+_DELETE_PENDING = delete(pending_logins).where(
+    pending_logins.c.org_id == bindparam("o"), pending_logins.c.email_ci == bindparam("e")
 )
 
-_ACCOUNT_COLUMNS = (accounts.c.id, accounts.c.email, accounts.c.email_ci, accounts.c.org_id)
-_TAKEN = select(accounts.c.email_ci).where(accounts.c.email_ci == _any_text("emails"))
-_ADD_CONFLICT = insert(conflicts).on_conflict_do_nothing(constraint="ux_conflicts_member_account").returning(conflicts.c.id)
+_ADD_SEAT = insert(seats).on_conflict_do_nothing().returning(seats.c.org_id)
+_GET_SEAT = select(seats).where(seats.c.org_id == bindparam("org_id"), seats.c.member_id == bindparam("member_id"))
+_MOVE_SEAT = (
+    update(seats)
+    .where(seats.c.org_id == bindparam("o"), seats.c.member_id == bindparam("m"), seats.c.state == bindparam("source"))
+    .values(state=bindparam("target"), version=seats.c.version + 1, updated_at=func.now())
+    .returning(seats.c.version)
+)
+_COUNT_HELD = select(func.count()).where(seats.c.org_id == bindparam("org_id"), seats.c.state == SeatState.HELD)
+
+_MEMBER_OF = select(member_identities.c.member_id).where(
+    member_identities.c.org_id == bindparam("o"),
+    member_identities.c.issuer == bindparam("i"),
+    member_identities.c.subject == bindparam("s"),
+)
+_SUBJECT_OF = select(member_identities.c.subject).where(
+    member_identities.c.member_id == bindparam("m"), member_identities.c.issuer == bindparam("i")
+)
+_bind = insert(member_identities)
+_BIND = _bind.on_conflict_do_update(
+    index_elements=["org_id", "issuer", "subject"], set_={"member_id": _bind.excluded.member_id, "created_at": func.now()}
+)
+_UNBIND_OTHER = delete(member_identities).where(
+    member_identities.c.member_id == bindparam("m"),
+    member_identities.c.issuer == bindparam("i"),
+    member_identities.c.subject != bindparam("s"),
+)
+
+_ADD_CLAIM = insert(seat_claims).on_conflict_do_nothing()
+_COUNT_CLAIMS = select(func.count()).where(
+    seat_claims.c.org_id == bindparam("o"),
+    seat_claims.c.created_at > func.clock_timestamp() - func.make_interval(0, 0, 0, 0, 0, 0, bindparam("age")),
+)
+_REMOVE_CLAIM = delete(seat_claims).where(seat_claims.c.org_id == bindparam("o"), seat_claims.c.sign_in_id == bindparam("s"))
 
 
 def _member(row: Any) -> Member:
@@ -167,8 +166,9 @@ class PgMembers:
         found = (_member(row) for row in self.conn.execute(_BY_SCIM_USER, params))
         return {(m.org_id, str(m.scim_user_id)): m for m in found if (m.org_id, m.scim_user_id) in wanted}
 
-    def live_by_email(self, org_id: str, email_ci: str) -> Member | None:
-        row = self.conn.execute(_LIVE_BY_EMAIL, {"org_id": org_id, "email_ci": email_ci}).first()
+    def live_by_email(self, org_id: str, email_ci: str, *, lock: bool = True) -> Member | None:
+        query = _LIVE_BY_EMAIL_LOCKED if lock else _LIVE_BY_EMAIL
+        row = self.conn.execute(query, {"org_id": org_id, "email_ci": email_ci}).first()
         return _member(row) if row else None
 
     def get(self, member_id: str) -> Member | None:
@@ -233,93 +233,74 @@ class PgActivities:
             self.conn.execute(_INSERT_ACTIVITY, [vars(r) for r in rows])
 
 
-class PgGroups:
+class PgSeats:
     def __init__(self, conn: Connection):
         self.conn = conn
 
-    def seq_of(self, org_id: str, group_id: str) -> int | None:
-        return self.conn.execute(_GROUP_SEQ, {"org_id": org_id, "group_id": group_id}).scalar()
+    def add_if_absent(self, seat: Seat) -> bool:
+        return self.conn.execute(_ADD_SEAT, vars(seat)).first() is not None
 
-    def put(self, org_id: str, group_id: str, display_name: str | None, seq: int, deleted: bool) -> None:
-        row = {"org_id": org_id, "group_id": group_id, "display_name": display_name, "seq": seq, "deleted": deleted}
-        self.conn.execute(_PUT_GROUP, row)
-
-    def deleted_at(self, keys: Iterable[GroupKey]) -> dict[GroupKey, int]:
-        wanted = set(keys)
-        if not wanted:
-            return {}
-        params = {"org_ids": sorted({o for o, _ in wanted}), "group_ids": sorted({g for _, g in wanted})}
-        return {
-            (r.org_id, r.group_id): r.seq for r in self.conn.execute(_DELETED_GROUPS, params) if (r.org_id, r.group_id) in wanted
-        }
-
-    def put_links(self, links: list[Link]) -> set[LinkKey]:
-        if not links:
-            return set()
-        rows = self.conn.execute(_PUT_LINKS, [vars(link) for link in links])
-        return {(r.org_id, r.group_id, r.scim_user_id) for r in rows}
-
-    def unlink_user(self, org_id: str, scim_user_id: str) -> None:
-        self.conn.execute(_UNLINK_USER, {"o": org_id, "u": scim_user_id})
-
-    def unlink_group(self, org_id: str, group_id: str, seq: int) -> None:
-        self.conn.execute(_UNLINK_GROUP, {"o": org_id, "g": group_id, "s": seq})
-
-
-class PgAccounts:
-    def __init__(self, conn: Connection):
-        self.conn = conn
-
-    def taken(self, emails: Iterable[str]) -> set[str]:
-        wanted = sorted(set(emails))
-        return set(self.conn.execute(_TAKEN, {"emails": wanted}).scalars()) if wanted else set()
-
-    def by_email(self, email_ci: str) -> Account | None:
-        row = self.conn.execute(select(*_ACCOUNT_COLUMNS).where(accounts.c.email_ci == email_ci)).first()
-        return Account(row.id, row.email, row.email_ci, row.org_id) if row else None
-
-    def get(self, account_id: str) -> Account | None:
-        row = self.conn.execute(select(*_ACCOUNT_COLUMNS).where(accounts.c.id == account_id)).first()
-        return Account(row.id, row.email, row.email_ci, row.org_id) if row else None
-
-    def add(self, account_id: str, email: str, display_name: str | None) -> None:
-        self.conn.execute(accounts.insert().values(id=account_id, email=email, email_ci=email.lower(), display_name=display_name))
-
-    def view(self, email_ci: str) -> dict[str, Any] | None:
-        row = self.conn.execute(select(accounts).where(accounts.c.email_ci == email_ci)).first()
-        return json_row(row, "id", "email", "display_name", "org_id", "created_at") if row else None
-
-    def set_org(self, account_id: str, org_id: str) -> None:
-        self.conn.execute(update(accounts).where(accounts.c.id == account_id).values(org_id=org_id))
-
-    def lock(self, account_id: str) -> Account | None:
-        row = self.conn.execute(select(*_ACCOUNT_COLUMNS).where(accounts.c.id == account_id).with_for_update()).first()
-        return Account(row.id, row.email, row.email_ci, row.org_id) if row else None
-
-
-class PgConflicts:
-    def __init__(self, conn: Connection):
-        self.conn = conn
-
-    def add_if_new(self, *, conflict_id: str, org_id: str, member_id: str, account_id: str, email_ci: str, error: str) -> bool:
-        row = {
-            "id": conflict_id, "org_id": org_id, "member_id": member_id, "account_id": account_id, "email_ci": email_ci,
-            "status": ConflictStatus.OPEN, "error": error,
-        }  # fmt: skip
-        return self.conn.execute(_ADD_CONFLICT, row).first() is not None
-
-    def open_one(self, org_id: str, *, conflict_id: str | None = None, email_ci: str | None = None) -> Conflict | None:
-        query = select(conflicts).where(conflicts.c.org_id == org_id, conflicts.c.status == ConflictStatus.OPEN)
-        query = query.where(conflicts.c.id == conflict_id) if conflict_id else query.where(conflicts.c.email_ci == email_ci)
-        row = self.conn.execute(query.with_for_update()).first()
+    def get(self, org_id: str, member_id: str) -> Seat | None:
+        row = self.conn.execute(_GET_SEAT, {"org_id": org_id, "member_id": member_id}).first()
         if row is None:
             return None
-        return Conflict(row.id, row.org_id, row.member_id, row.account_id, row.email_ci, ConflictStatus(row.status))
+        return Seat(row.org_id, row.member_id, SeatState(row.state), row.version, row.first_login_at, row.first_login_event_id)
 
-    def close(self, conflict_id: str, status: str, *, at: datetime, actor: str) -> None:
-        self.conn.execute(
-            update(conflicts).where(conflicts.c.id == conflict_id).values(status=status, resolved_at=at, resolved_by=actor)
-        )
+    def move(self, org_id: str, member_id: str, *, source: SeatState, target: SeatState) -> int | None:
+        return self.conn.execute(_MOVE_SEAT, {"o": org_id, "m": member_id, "source": source, "target": target}).scalar()
+
+    def count_held(self, org_id: str) -> int:
+        return int(self.conn.execute(_COUNT_HELD, {"org_id": org_id}).scalar_one())
+
+
+class PgIdentities:
+    def __init__(self, conn: Connection):
+        self.conn = conn
+
+    def member_of(self, org_id: str, issuer: str, subject: str) -> str | None:
+        return self.conn.execute(_MEMBER_OF, {"o": org_id, "i": issuer, "s": subject}).scalar()
+
+    def subject_of(self, member_id: str, issuer: str) -> str | None:
+        return self.conn.execute(_SUBJECT_OF, {"m": member_id, "i": issuer}).scalar()
+
+    def bind(self, org_id: str, issuer: str, subject: str, member_id: str) -> None:
+        self.conn.execute(_UNBIND_OTHER, {"m": member_id, "i": issuer, "s": subject})
+        self.conn.execute(_BIND, {"org_id": org_id, "issuer": issuer, "subject": subject, "member_id": member_id})
+
+
+class PgSeatClaims:
+    def __init__(self, conn: Connection):
+        self.conn = conn
+
+    def add(self, org_id: str, sign_in_id: str, member_id: str | None) -> None:
+        self.conn.execute(_ADD_CLAIM, {"org_id": org_id, "sign_in_id": sign_in_id, "member_id": member_id})
+
+    def count(self, org_id: str, *, max_age_seconds: float) -> int:
+        return int(self.conn.execute(_COUNT_CLAIMS, {"o": org_id, "age": max_age_seconds}).scalar_one())
+
+    def remove(self, org_id: str, sign_in_id: str) -> bool:
+        return bool(self.conn.execute(_REMOVE_CLAIM, {"o": org_id, "s": sign_in_id}).rowcount)
+
+
+class PgPendingLogins:
+    def __init__(self, conn: Connection):
+        self.conn = conn
+
+    def find(self, people: Iterable[Person]) -> dict[Person, PendingLogin]:
+        wanted = set(people)
+        if not wanted:
+            return {}
+        params = {"org_ids": sorted({o for o, _ in wanted}), "emails": sorted({e for _, e in wanted})}
+        rows = self.conn.execute(_PENDING, params)
+        return {(r.org_id, r.email_ci): PendingLogin(**r._mapping) for r in rows if (r.org_id, r.email_ci) in wanted}
+
+    def add(self, login: PendingLogin) -> None:
+        self.conn.execute(_ADD_PENDING, vars(login))
+
+    def remove(self, people: Iterable[Person]) -> None:
+        rows = [{"o": o, "e": e} for o, e in people]
+        if rows:
+            self.conn.execute(_DELETE_PENDING, rows)
 
 
 class PgOrgs:

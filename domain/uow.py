@@ -27,8 +27,8 @@ class Members(Protocol):
     def by_scim_user(self, keys: Iterable[UserKey]) -> dict[UserKey, Member]:
         """The members of these SCIM users, locked until the unit of work ends."""
 
-    def live_by_email(self, org_id: str, email_ci: str) -> Member | None:
-        """The org's oldest member with this email that is not removed, locked."""
+    def live_by_email(self, org_id: str, email_ci: str, *, lock: bool = True) -> Member | None:
+        """The org's oldest member with this email that is not removed, locked unless `lock` is false."""
 
     def get(self, member_id: str) -> Member | None: ...
 

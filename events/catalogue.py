@@ -11,8 +11,8 @@ same fact is the same event (consumers dedupe by id).
 from dataclasses import dataclass
 from enum import StrEnum
 
-from events.payload import Payload as Payload  # re-exported: c.Payload
-from events.payload import kind_of
+from events.envelope import Payload as Payload  # re-exported: c.Payload
+from events.envelope import kind_of
 
 PREFIX = "io.provisioner"
 
@@ -259,30 +259,25 @@ class DomainVerified(Payload):
 
 
 @dataclass(frozen=True)
-class AccountInvited(Payload):
-    """An org invited the person behind an account it may not acquire; the app asks them to consent."""
-
-    KIND = ACCOUNT_INVITED
+class _Invitation(Payload):
     SUBJECT = "members/{member_id}"
     KEY = "{member_id}"
     invitation_id: str
     conflict_id: str
     member_id: str
     account_id: str
-    actor: str
+
+
+# the person consented (through the app): their account is the member now
+InvitationAccepted = kind_of(_Invitation, INVITATION_ACCEPTED)
 
 
 @dataclass(frozen=True)
-class InvitationAccepted(Payload):
-    """The person consented (through the app): their account is the member now."""
+class AccountInvited(_Invitation):
+    """An org invited the person behind an account it may not acquire; the app asks them to consent."""
 
-    KIND = INVITATION_ACCEPTED
-    SUBJECT = "members/{member_id}"
-    KEY = "{member_id}"
-    invitation_id: str
-    conflict_id: str
-    member_id: str
-    account_id: str
+    KIND = ACCOUNT_INVITED
+    actor: str
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The one envelope on Kafka: CloudEvents 1.0, structured JSON mode.
+"""The one envelope on Kafka (CloudEvents 1.0, structured JSON mode), and `Payload`, the base of
+every event type's body: the catalogue's classes declare on it their subject, key and id.
 
 Extensions (lowercase, per the CloudEvents naming rule): `orgid`, `orgslug`, `partitionkey`
 (the Kafka key; the CloudEvents partitioning extension), `resourceversion` (the version of the
@@ -13,13 +14,14 @@ transaction that stages it); when something happened in the world is data (`logg
 """
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 import orjson
 
-from events.catalogue import BY_TYPE, PAYLOAD_OF, EventType, Payload
+if TYPE_CHECKING:  # the catalogue imports this module (for Payload): its names are read at call time
+    from events.catalogue import EventType
 
 SPECVERSION = "1.0"
 # The event contract's version is in every schema's URL (docs/events.md, compatibility): additive
@@ -36,6 +38,46 @@ def deterministic_id(*parts: object) -> str:
     return str(uuid.uuid5(_NAMESPACE, "\x1f".join(str(p) for p in parts)))
 
 
+class Payload:
+    """The typed body of one event type; `data()` is the CloudEvent's `data` as sent.
+
+    `SUBJECT` and `KEY` are templates over the payload's fields (and `org_id`); the Kafka key is
+    `<org id>:<KEY>`. `identity` says what the deterministic event id derives from."""
+
+    KIND: ClassVar["EventType"]
+    SUBJECT: ClassVar[str]
+    KEY: ClassVar[str]
+
+    def address(self, org_id: str) -> tuple[str, str]:
+        """The event's subject, and its Kafka key's part after `<org id>:`, from the templates;
+        `{email_ci}` is the email lower-cased."""
+        values = {**self.__dict__, "org_id": org_id}
+        email = values.get("email")
+        values["email_ci"] = email.lower() if isinstance(email, str) else email
+        return self.SUBJECT.format_map(values), self.KEY.format_map(values)
+
+    def identity(self, org_id: str, subject: str, occasion: object) -> tuple[object, ...]:
+        """What the deterministic event id derives from; `occasion` tells repeated facts apart
+        (a SCIM resource version, a transaction id, the causing event's id)."""
+        return (self.KIND.type, org_id, subject, occasion)
+
+    def data(self) -> dict[str, Any]:
+        return dict(self.__dict__)  # a frozen dataclass's instance dict holds its fields, in order
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> Self:
+        """Read a payload back from an event's `data` (absent optional fields are None)."""
+        return cls(**{f.name: data.get(f.name) for f in fields(cls)})  # type: ignore[arg-type]
+
+
+_P = TypeVar("_P", bound=Payload)
+
+
+def kind_of(base: type[_P], kind: "EventType") -> type[_P]:
+    """The payload class of one event type whose body is `base`'s."""
+    return type(kind.name, (base,), {"KIND": kind, "__doc__": f"`{kind.type}`: {base.__doc__ or base.__name__}"})
+
+
 class EnvelopeError(ValueError):
     """A record that is not a valid envelope: the consumer dead-letters it."""
 
@@ -44,7 +86,7 @@ class EnvelopeError(ValueError):
 class Event:
     """A fact about an org, ready for the outbox."""
 
-    kind: EventType
+    kind: "EventType"
     org_id: str
     org_slug: str
     subject: str
@@ -98,6 +140,8 @@ class Event:
     @property
     def payload(self) -> Payload:
         """The typed payload of `data`."""
+        from events.catalogue import PAYLOAD_OF
+
         return PAYLOAD_OF[self.kind].from_data(self.data)
 
     def to_cloudevent(self) -> dict[str, Any]:
@@ -130,7 +174,7 @@ def decode(raw: bytes) -> Event:
     """Parse a structured CloudEvent; anything malformed raises EnvelopeError."""
     try:
         ce = orjson.loads(raw)
-        kind = BY_TYPE[ce["type"]]
+        kind = _by_type()[ce["type"]]
         if ce.get("specversion") != SPECVERSION:
             raise EnvelopeError(f"unsupported specversion {ce.get('specversion')!r}")
         return Event(
@@ -159,3 +203,9 @@ def _version(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise EnvelopeError(f"resourceversion must be a non-negative integer, not {value!r}")
     return value if value <= INTEGER_MAX else UNVERSIONED
+
+
+def _by_type() -> dict[str, "EventType"]:
+    from events.catalogue import BY_TYPE
+
+    return BY_TYPE

@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from core.settings import Settings
-from domain import orgs, sign_ins
+from domain import model, orgs
 from domain.model import SEAT_LIMIT_REACHED, SIGN_IN_REFUSED, Member, accepts_sign_in, is_email, takes_seat
 from domain.orgs import Org
 from domain.postgres import SqlUnitOfWork
@@ -62,15 +62,16 @@ def record(uow: UnitOfWork, org: Org, sign_in: SignIn, correlation_id: str | Non
     if not is_email(email):
         raise LoginError("email must be a valid email address")
     jit = sign_in.sso and org.sso_provisioning
-    found = sign_ins.resolve(uow, org.id, email.lower(), sign_in.idp, sign_in.subject)
-    member = found if sign_ins.is_live(found) else None
+    # no row lock: a sign-in only reads who it is (the worker decides under its locks)
+    found = model.resolve_sign_in(uow, org.id, email.lower(), sign_in.idp, sign_in.subject, lock=False)
+    member = found if model.is_live(found) else None
     known = sign_in.sso and not jit and (member is not None or uow.members.known(org.id, email.lower()))
     accepted = accepts_sign_in(sso=sign_in.sso, sso_provisioning=org.sso_provisioning, known=known)
     reason = None if accepted else SIGN_IN_REFUSED
     sign_in_id = str(uuid.uuid4())
     if accepted and org.seat_limit is not None and _takes_seat(uow, org, member, email, bool(jit)):
         locked = uow.orgs.lock(org.id)  # seat claims of one org are decided one at a time
-        if sign_ins.refuses_seat(uow, locked):
+        if model.refuses_seat(uow, locked):
             accepted, reason = False, SEAT_LIMIT_REACHED.format(limit=locked.seat_limit)
         else:
             uow.seat_claims.add(org.id, sign_in_id, member.id if member else None)

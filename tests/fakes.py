@@ -48,7 +48,7 @@ class FakeMembers(_Table):
         wanted = set(keys)
         return {(r["org_id"], r["scim_user_id"]): _member(r) for r in self.rows if (r["org_id"], r["scim_user_id"]) in wanted}
 
-    def live_by_email(self, org_id: str, email_ci: str) -> Member | None:
+    def live_by_email(self, org_id: str, email_ci: str, *, lock: bool = True) -> Member | None:
         found = [r for r in self.rows if r["org_id"] == org_id and r["email_ci"] == email_ci and r["status"] != "removed"]
         return _member(min(found, key=lambda r: r["created_at"])) if found else None
 

@@ -11,9 +11,9 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import Response
 
-from domain import admin, domains, orgs, sign_ins
+from domain import admin, domains, orgs
 from domain.members import list_members
-from domain.model import CONFLICT, MemberStatus, Source
+from domain.model import CONFLICT, MemberStatus, Source, seats_in_use
 from ingest.console.session import PREFIX, Session, flash_of
 from ingest.console.web import Console
 
@@ -58,17 +58,25 @@ def settings_page(console: Console, request: Request, session: Session, form: di
     with console.unit_of_work() as uow:
         open_conflicts = len(admin.list_conflicts(uow.conn, session.org, "open"))
         org_domains = domains.list_domains(uow.conn, session.org)
-        in_use = sign_ins.seats_in_use(uow, session.org.id)
+        in_use = seats_in_use(uow, session.org.id)
     values = admin.settings_of(session.org)
     toggles = [
         {
-            "name": name, "label": label, "description": description, "on": values[name],
+            "name": name,
+            "label": label,
+            "description": description,
+            "on": values[name],
             "state": _toggle_state(name, values[name]),
         }
         for name, label, description in TOGGLES
     ]
     page = console.page(
-        request, "settings.html", session, toggles=toggles, open_conflicts=open_conflicts, domains=org_domains,
+        request,
+        "settings.html",
+        session,
+        toggles=toggles,
+        open_conflicts=open_conflicts,
+        domains=org_domains,
         seats={"limit": values["seat_limit"], "policy": values["seat_policy"], "in_use": in_use},
         notice=flash if flash and not flash.get("token") else None,  # a new token is shown by the SCIM details
         new_token=flash.get("token") if flash else None,
@@ -137,18 +145,32 @@ def users_page(console: Console, request: Request, session: Session, form: dict[
 
 
 def _users(
-    console: Console, request: Request, session: Session, *, status: str = "", notice: dict[str, Any] | None = None,
-    email: str = "", name: str = "", http_status: int = 200,
+    console: Console,
+    request: Request,
+    session: Session,
+    *,
+    status: str = "",
+    notice: dict[str, Any] | None = None,
+    email: str = "",
+    name: str = "",
+    http_status: int = 200,
 ) -> Response:
     with console.engine.connect() as conn:
         rows = list_members(conn, session.org.id, status=status or None)
         conflict_ids = {c["member_id"]: c["id"] for c in admin.list_conflicts(conn, session.org, "open")}
     return console.page(
-        request, "users.html", session, status=http_status, notice=notice, filter_status=status,
+        request,
+        "users.html",
+        session,
+        status=http_status,
+        notice=notice,
+        filter_status=status,
         status_options=[("", "All users"), *STATUS_LABELS.items()],
         rows=[_user_row(row, conflict_ids.get(row["id"])) for row in rows],
         empty=f"No users with the status {STATUS_LABELS[status]}." if status else "No users yet.",
-        count=f"{len(rows)} user{'' if len(rows) == 1 else 's'}", email=email, name=name,
+        count=f"{len(rows)} user{'' if len(rows) == 1 else 's'}",
+        email=email,
+        name=name,
     )
 
 
@@ -156,8 +178,11 @@ def _user_row(row: dict[str, Any], conflict_id: str | None) -> dict[str, Any]:
     """What a row of the user list shows: the email goes under the name only when there is a name."""
     who = row.get("display_name") or ""
     return {
-        **_member(row), "email": (row.get("email") or "") if who else "", "conflict_id": conflict_id,
-        "error": row.get("error") or "", "first_login": _when(row["first_login_at"]) if row.get("first_login_at") else "",
+        **_member(row),
+        "email": (row.get("email") or "") if who else "",
+        "conflict_id": conflict_id,
+        "error": row.get("error") or "",
+        "first_login": _when(row["first_login_at"]) if row.get("first_login_at") else "",
     }
 
 
@@ -199,7 +224,8 @@ def resolve(console: Console, request: Request, session: Session, form: dict[str
         return console.flash(session, back, kind="error", text=_capitalise(str(exc)) + stale)
     text = (
         f"Acquired the existing account of {email}: it is now this member."
-        if action == "acquire" else f"Dismissed the conflict for {email}."
+        if action == "acquire"
+        else f"Dismissed the conflict for {email}."
     )
     return console.flash(session, back, kind="ok", text=text)
 
@@ -215,13 +241,17 @@ def member_page(console: Console, request: Request, session: Session, form: dict
     if row is None:
         return console.error_page(request, session, 404, "There is no such user in this organization.")
     member = {
-        **_member(row), "email": row.get("email") or "", "error": row.get("error") or "",
+        **_member(row),
+        "email": row.get("email") or "",
+        "error": row.get("error") or "",
         "first_login": _when(row["first_login_at"]) if row.get("first_login_at") else "Not yet",
         "created": _when(row["created_at"]),
     }
     items = [
         {
-            "iso": a["at"], "at": _when(a["at"]), "type": _event_label(a["type"]),
+            "iso": a["at"],
+            "at": _when(a["at"]),
+            "type": _event_label(a["type"]),
             "source": SOURCE_LABELS.get(a["source"], a["source"]),
         }
         for a in activity
@@ -236,8 +266,10 @@ def _member(row: dict[str, Any]) -> dict[str, Any]:
     """A member's id, name (or what stands in for it), source and status as the pages word them."""
     status = row["status"]
     return {
-        "id": row["id"], "name": row.get("display_name") or row.get("email") or row.get("user_name") or "(no name)",
-        "source": SOURCE_LABELS.get(row["source"], row["source"]), "status": status,
+        "id": row["id"],
+        "name": row.get("display_name") or row.get("email") or row.get("user_name") or "(no name)",
+        "source": SOURCE_LABELS.get(row["source"], row["source"]),
+        "status": status,
         "label": STATUS_LABELS.get(status, status.title()),
     }
 

@@ -227,6 +227,14 @@ class _Assertion:
     remember_until: datetime
 
 
+PERSISTENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
+
+
+def stable_subject(name_id: str | None, name_id_format: str | None) -> str | None:
+    """The NameID as a stable id to bind, in the persistent format only (a transient one changes each sign-in)."""
+    return name_id if name_id and name_id_format == PERSISTENT else None
+
+
 def _validated(settings: Settings, slug: str, config: dict[str, Any], saml_response: str) -> _Assertion:
     """The toolkit's checks and ours on the SAMLResponse form field, or Rejected."""
     u = urls(settings, slug)
@@ -239,7 +247,8 @@ def _validated(settings: Settings, slug: str, config: dict[str, Any], saml_respo
     try:
         resp.is_valid(request_data, raise_exceptions=True)
         remember_until = _check(resp, u["acs_url"], u["entity_id"])
-        email, subject, assertion_id = _email(resp), resp.get_nameid(), resp.get_assertion_id()
+        email, assertion_id = _email(resp), resp.get_assertion_id()
+        subject = stable_subject(resp.get_nameid(), resp.get_nameid_format())
         confirmations = resp._query_assertion("/saml:Subject/saml:SubjectConfirmation/saml:SubjectConfirmationData")
         answers = {resp.get_in_response_to()} | {c.get("InResponseTo") for c in confirmations}
     except Rejected:

@@ -342,3 +342,28 @@ def test_a_seat_limit_with_allow_bills_past_it_with_an_overage():
     assert [(e.data["seats_held"], e.data["seat_limit"], e.data["member_id"]) for e in overages] == [
         (2, 1, member_with(uow, "u1")["id"])
     ]
+
+
+def test_a_sign_in_that_waited_for_a_re_created_member_restores_its_seat():
+    uow = FakeUnitOfWork()
+    ann = {**ANN, "externalId": "00u-ann"}
+    run(uow, *user_events(ORG, "u1", None, ann, 1), login("ann@acme.test"), *user_events(ORG, "u1", ann, None, 2))
+    first = member_with(uow, "u1")["id"]
+    assert run(uow, login("ann@acme.test", at=datetime(2026, 6, 2, tzinfo=UTC))) == [Outcome.PENDING]  # re-created later
+    run(uow, *user_events(ORG, "u9", None, ann, 1))
+    assert member_with(uow, "u9")["status"] == MemberStatus.ACTIVE and uow.tables["pending_logins"] == []
+    assert billing_of(uow)[-1] == ("BillingSeatRestored", first, 3)
+
+
+def test_only_a_persistent_saml_name_id_is_a_subject_to_bind():
+    from ingest.sso.saml import PERSISTENT, stable_subject
+
+    assert stable_subject("00u-ann", PERSISTENT) == "00u-ann"
+    for fmt in (
+        "urn:oasis:names:tc:SAML:2.0:nameid-format:transient",
+        "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
+        "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified",
+        None,
+    ):
+        assert stable_subject("ann@acme.test", fmt) is None
+    assert stable_subject(None, PERSISTENT) is None
