@@ -57,8 +57,22 @@ def _free_port() -> int:
 
 
 def _test_database_url(url: str, run: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"{parts.path.rstrip('/')}_test_{run}"))
+    parts = urlsplit(url)  # the session's pid in the name: only a dead session's databases are dropped
+    return urlunsplit(parts._replace(path=f"{parts.path.rstrip('/')}_test_{run}_p{os.getpid()}"))
+
+
+def _session_alive(database: str) -> bool:
+    """Whether the test session that made this database still runs (its pid is in the name)."""
+    pid = database.rsplit("_p", 1)[-1]
+    if not pid.isdigit():
+        return False  # made before sessions named their databases: long dead
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _admin_engine(url: str) -> Engine:
@@ -80,7 +94,7 @@ def _create_database(url: str) -> None:
         ).scalars()
         for old in stale:
             in_use = conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE datname = :d"), {"d": old}).scalar()
-            if not in_use:
+            if not in_use and not _session_alive(old):  # a concurrent session may hold no connection now
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{old}"'))
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
