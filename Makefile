@@ -11,7 +11,7 @@ PIDFILE := .local/provisioner.pid
 LOG := .local/provisioner.log
 SERVICE_TIERS := contract integration e2e sso console security ops chaos
 
-.PHONY: help install stack prepare run up down status lint test test-unit $(SERVICE_TIERS:%=test-%) bench bench-quick chaos
+.PHONY: help install stack prepare run up down status lint test test-unit $(SERVICE_TIERS:%=test-%) bench bench-quick abuse chaos
 
 help:
 	@echo "make run    - bring up Kafka, PostgreSQL and every process in the foreground (Ctrl-C stops)"
@@ -20,6 +20,7 @@ help:
 	@echo "make lint   - ruff and mypy with the project's configuration"
 	@echo "make test   - the whole test suite against the real Kafka and PostgreSQL"
 	@echo "make test-unit, make test-<tier> - one tier (pyproject.toml markers), e.g. test-integration, test-e2e"
+	@echo "make abuse  - a hostile org's expensive and slow requests vs another org's SCIM p99 (ABUSE_SECONDS=60); writes docs/benchmarks.md"
 	@echo "make chaos  - fault injection on its own PostgreSQL and Kafka (one broker, then three); writes docs/chaos.md"
 
 $(STAMP): pyproject.toml
@@ -75,6 +76,14 @@ bench: install stack
 bench-quick: install stack
 	@command -v wrk >/dev/null || apt-get install -y -qq wrk
 	@set -a; eval "$$(bash $(STACK) env)"; set +a; $(BIN)/python -m bench.run --quick
+
+# A hostile org's bounded mix of expensive and slow requests while another org's SCIM latency is
+# measured, idle and under attack (bench/abuse.py); its own database and processes on the running
+# stack. Writes the "Abuse" section of docs/benchmarks.md; never fails on a number.
+ABUSE_SECONDS ?= 60
+ABUSE_ARGS ?=
+abuse: install stack
+	@set -a; eval "$$(bash $(STACK) env)"; set +a; $(BIN)/python -m bench.abuse --seconds $(ABUSE_SECONDS) $(ABUSE_ARGS)
 
 # One tier by its marker (pyproject.toml). Unit tests need no service, so no stack.
 test-unit: install

@@ -1,9 +1,11 @@
 """Render `docs/benchmarks.md` from the results, with each target and how far it is met."""
 
+import json
 from pathlib import Path
 from typing import Any
 
 ANALYSIS = Path(__file__).with_name("analysis.md")
+ABUSE = Path(__file__).with_name("abuse.json")  # `make abuse`'s last figures: its section survives `make bench`
 
 
 def _verdict(ok: bool, text: str) -> str:
@@ -152,6 +154,10 @@ def render(r: dict[str, Any]) -> str:
         f"- PostgreSQL single-row INSERT + COMMIT from one client: {k['postgres_single_row_commits_per_second']:,} commits/s.",
         "",
     ]
+    if ABUSE.exists():
+        from bench import abuse_report
+
+        lines += [abuse_report.render(json.loads(ABUSE.read_text())).rstrip(), ""]
     if ANALYSIS.exists():
         lines += [ANALYSIS.read_text().rstrip(), ""]
     return "\n".join(lines)

@@ -2,7 +2,7 @@
 
 import typer
 
-from cli import audit, billing, dlq, domains, members, ops, orgs, sso
+from cli import audit, billing, dlq, domains, members, ops, orgs, sso, tokens
 from cli._common import load_settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Provisioner: SCIM/SSO provisioning pipeline.")
@@ -19,6 +19,7 @@ SUB_APPS = {
     "conflicts": members.conflicts_app, "admin-token": orgs.admin_token_app, "dlq": dlq.dlq_app, "audit": audit.audit_app,
     "domains": domains.domains_app,
 }  # fmt: skip
+assert tokens.__name__  # imported for its commands: list and revoke on the org and token sub-apps
 for name, sub_app in SUB_APPS.items():
     app.add_typer(sub_app, name=name)
 

@@ -51,10 +51,13 @@ def serve() -> None:
     """Run the ingest HTTP server (SCIM, health, metrics)."""
     import uvicorn
 
+    from ingest.server import PROTOCOL
+
     settings = load_settings()
     uvicorn.run(
         "ingest.app:app_from_env",
         factory=True,
+        http=PROTOCOL,  # h11 with a header read timeout (bodies are timed by the app's edge)
         host=settings.http_host,
         port=settings.http_port,
         workers=settings.http_workers,

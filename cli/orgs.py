@@ -1,6 +1,7 @@
 """`provisioner org|service-token|admin-token ...`: create orgs and issue the credentials that reach them."""
 
 import json
+from typing import Annotated
 
 import typer
 
@@ -20,7 +21,7 @@ def org_create(
     """Create an org and print its SCIM base URL and bearer token (shown once)."""
     settings = load_settings()
     try:
-        org, token = orgs.create(make_engine(settings), slug, name)
+        org, token = orgs.create(make_engine(settings), slug, name, topics=settings.topics())
     except orgs.OrgError as exc:
         fail(str(exc))
     scim_base_url = orgs.scim_base_url(settings.public_url, org.slug)
@@ -33,7 +34,7 @@ def org_rotate_token(slug: str, as_json: bool = typer.Option(False, "--json")) -
     """Issue a new SCIM token; the old ones keep working for the configured overlap."""
     settings = load_settings()
     try:
-        token = orgs.rotate_token(make_engine(settings), slug, settings.token_overlap_seconds)
+        token = orgs.rotate_token(make_engine(settings), slug, settings.token_overlap_seconds, topics=settings.topics())
     except orgs.OrgError as exc:
         fail(str(exc))
     out = {"slug": slug, "scim_token": token, "previous_tokens_valid_for_seconds": settings.token_overlap_seconds}
@@ -103,13 +104,18 @@ def org_settings(
 
 @service_token_app.command("create")
 def service_token_create(
-    name: str = typer.Option("app", help="Who uses it"), as_json: bool = typer.Option(False, "--json")
+    name: str = typer.Option("app", help="Who uses it"),
+    org: Annotated[list[str] | None, typer.Option("--org", help="Scope it to this org (repeatable); none: every org")] = None,
+    as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Issue a service token for the internal API (shown once)."""
+    """Issue a service token for the internal API (shown once), optionally scoped to some orgs."""
     from domain import service_tokens
 
-    token = service_tokens.create(make_engine(load_settings()), name)
-    typer.echo(json.dumps({"token": token, "name": name}) if as_json else token)
+    try:
+        token = service_tokens.create(make_engine(load_settings()), name, org or None)
+    except service_tokens.ServiceTokenError as exc:
+        fail(str(exc))
+    typer.echo(json.dumps({"token": token, "name": name, "orgs": org or None}) if as_json else token)
 
 
 @admin_token_app.command("create")
@@ -118,7 +124,8 @@ def admin_token_create(slug: str, name: str = typer.Option("admin"), as_json: bo
     from domain import admin
 
     try:
-        token = admin.create_admin_token(make_engine(load_settings()), slug, name)
+        settings = load_settings()
+        token = admin.create_admin_token(make_engine(settings), slug, name, topics=settings.topics())
     except orgs.OrgError as exc:
         fail(str(exc))
     typer.echo(json.dumps({"slug": slug, "token": token}) if as_json else token)

@@ -38,7 +38,7 @@ def configure(
 
             xml = saml_metadata.read_text() if saml_metadata else None
             out["saml"] = saml.configure(engine, settings, slug, metadata_xml=xml, metadata_url=saml_metadata_url)
-    except ValueError as exc:
+    except ValueError as exc:  # one message for every failure to fetch from the IdP, as in the admin API
         fail(str(exc))
     if not out:
         fail("give --oidc-* and/or --saml-metadata[-url] options")

@@ -9,18 +9,32 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from core.settings import Settings
 
 
-def make_engine(settings: Settings, *, pool_size: int | None = None) -> Engine:
-    """Return an engine on psycopg2 with a bounded pool and pre-ping (survives a restart)."""
+def make_engine(settings: Settings, *, pool_size: int | None = None, bounded: bool = False) -> Engine:
+    """Return an engine on psycopg2 with a bounded pool and pre-ping (survives a restart).
+
+    `bounded` (the ingest process's engine) gives every session PostgreSQL's `statement_timeout` and
+    `idle_in_transaction_session_timeout` (`ingest_*` settings): a request's statement never runs on
+    after its client has gone. Workers, the relay and migrations keep PostgreSQL's defaults (none).
+    """
     url = settings.database_url
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+    connect_args = {"options": session_timeouts(settings)} if bounded else {}
     return create_engine(
         url,
         pool_size=pool_size or settings.db_pool_size,
         max_overflow=0,  # no churn: an overflow connection is a PostgreSQL fork per request
         pool_pre_ping=True,
         pool_recycle=1800,
+        connect_args=connect_args,
     )
+
+
+def session_timeouts(settings: Settings) -> str:
+    """The libpq `options` that set the ingest session's timeouts, in milliseconds (0 is PostgreSQL's "none")."""
+    statement = int(settings.ingest_statement_timeout_seconds * 1000)
+    idle = int(settings.ingest_idle_in_transaction_seconds * 1000)
+    return f"-c statement_timeout={statement} -c idle_in_transaction_session_timeout={idle}"
 
 
 def json_row(row: Any, *names: str) -> dict[str, Any]:

@@ -77,13 +77,41 @@ class Settings(BaseSettings):
     # How long ingest trusts a verified SCIM token (and its org's SCIM toggle) before re-reading it.
     auth_cache_seconds: float = 5.0
     max_body_bytes: int = 1_048_576
-    # per org and ingest process; at least 25/s (Entra's requirement); 0 turns the limit off
+    # The HTTP edge (ingest/http.py EdgeLimits, ingest/server.py): a request head must be complete
+    # within header seconds of the connection (or of the last response on it), a body within body
+    # seconds of its head; otherwise the connection is closed (a body gets 408 first).
+    http_header_timeout_seconds: float = Field(10.0, gt=0)
+    http_body_timeout_seconds: float = Field(30.0, gt=0)
+    # per org; at least 25/s (Entra's requirement); 0 turns the limit off
     scim_rate_limit_per_second: float = 100.0
     scim_rate_limit_burst: int = 200
+    # one bucket per org in PostgreSQL that every ingest process spends from (ingest/rate_limit.py);
+    # off: each process keeps its own, and N processes grant an org N times the rate
+    scim_rate_limit_shared: bool = True
     max_results: int = 1000  # SCIM `count` cap, announced as filter.maxResults
     # SCIM filters (and PATCH paths) longer or more deeply nested are 400 invalidFilter (invalidPath)
     max_filter_length: int = 4096
     max_filter_depth: int = 10
+    # SCIM cost limits (docs/operations.md, "SCIM cost limits"); over one is a 400 that changes nothing.
+    # Attribute names in attributes/excludedAttributes: the User schema with its extension has ~100.
+    scim_max_attributes: int = Field(100, ge=1)
+    # Values in one multi-valued attribute of a resource (emails, phoneNumbers, addresses, ...).
+    scim_max_values: int = Field(100, ge=1)
+    # Members of one group: Entra and Okta push groups of thousands. The SCIM library copies the
+    # whole group in memory to serve it (~0.3 ms per member measured): 10,000 keeps a GET within ~3 s.
+    scim_max_members: int = Field(10_000, ge=1)
+    scim_max_operations: int = Field(1000, ge=1)  # PATCH operations in one request
+    # PATCH operations x the group's members: each operation is applied to the whole group (~20 us
+    # per member measured), so 100 one-member operations on a 20,000-member group took 62 s.
+    scim_max_patch_work: int = Field(200_000, ge=1)
+    # Rows a filter that the indexes cannot narrow, or a sortBy, may load and evaluate in memory.
+    scim_max_candidates: int = Field(10_000, ge=1)
+    # Past this the request's database work is cancelled and it is answered 503.
+    scim_request_deadline_seconds: float = Field(10.0, gt=0)
+    # Session defaults of the ingest engine (`make_engine(..., bounded=True)`): PostgreSQL cancels a
+    # statement running longer, and ends a session left idle inside a transaction that long. 0: none.
+    ingest_statement_timeout_seconds: float = Field(30.0, ge=0)
+    ingest_idle_in_transaction_seconds: float = Field(30.0, ge=0)
     db_pool_size: int = 10
 
     # SCIM audit trail: rows older than this are pruned (by ingest, hourly; or `provisioner audit prune`)
@@ -126,6 +154,18 @@ class Settings(BaseSettings):
     # Where a successful sign-in sends the browser; `{org}` is replaced by the org's slug.
     app_url: str = "http://127.0.0.1:8000/app/{org}"
     sso_state_ttl_seconds: int = 600
+
+    # Outbound calls to an org's IdP (OIDC discovery, JWKS, token endpoint; SAML metadata; ingest/sso/outbound.py):
+    # short timeouts; at most `idp_calls_per_org` at once per org (a sign-in waits `idp_queue_seconds` for a
+    # slot, then gets a 503 page); SSO pages run on their own `idp_threads` threads, never on SCIM's. IdP URLs
+    # may not resolve to loopback, private, link-local, unique-local or multicast addresses unless allowed (a
+    # lab IdP); cloud metadata addresses are refused even then.
+    idp_connect_timeout_seconds: float = Field(3.0, gt=0, le=30)
+    idp_read_timeout_seconds: float = Field(5.0, gt=0, le=60)
+    idp_calls_per_org: int = Field(4, ge=1, le=100)
+    idp_queue_seconds: float = Field(2.0, ge=0, le=30)
+    idp_threads: int = Field(16, ge=1, le=200)
+    idp_allow_private_addresses: bool = False
 
     # Where `domains verify` looks up a domain's TXT challenge: comma-separated IP addresses, each
     # optionally with a port (`10.0.0.2`, `127.0.0.1:5353`, `[::1]:5353`); empty: the system's resolver.

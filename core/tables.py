@@ -51,13 +51,19 @@ orgs = Table(
 )
 
 # A bearer token is kept only as its SHA-256; `expires_at` is set when a newer token replaces it.
+# Every kind of token has an `id` and a `prefix` (its first characters, not secret) to list and revoke it by,
+# `last_used_at` (written at most once a minute) and `revoked_at` (revoked now, e.g. after a leak).
 scim_tokens = Table(
     "scim_tokens",
     metadata,
     Column("token_hash", LargeBinary, primary_key=True),
+    Column("id", UUID(as_uuid=False), nullable=False, unique=True, server_default=text("gen_random_uuid()")),
+    Column("prefix", Text, nullable=False, server_default=text("''")),
     Column("org_id", UUID(as_uuid=False), ForeignKey("orgs.id", ondelete="CASCADE"), nullable=False),
     Column("created_at", DateTime(timezone=True), **_now),
     Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("last_used_at", DateTime(timezone=True)),
+    Column("revoked_at", DateTime(timezone=True)),
     Index("ix_scim_tokens_org", "org_id"),
 )
 
@@ -202,8 +208,14 @@ service_tokens = Table(
     "service_tokens",
     metadata,
     Column("token_hash", LargeBinary, primary_key=True),
+    Column("id", UUID(as_uuid=False), nullable=False, unique=True, server_default=text("gen_random_uuid()")),
+    Column("prefix", Text, nullable=False, server_default=text("''")),
     Column("name", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), **_now),
+    Column("last_used_at", DateTime(timezone=True)),
+    Column("revoked_at", DateTime(timezone=True)),
+    # the orgs the token may act for; NULL: every org
+    Column("org_ids", ARRAY(UUID(as_uuid=False))),
 )
 
 # An org's SSO connection, one per protocol ("oidc", "saml"); `config` holds the IdP's settings.
@@ -259,9 +271,27 @@ admin_tokens = Table(
     "admin_tokens",
     metadata,
     Column("token_hash", LargeBinary, primary_key=True),
+    Column("id", UUID(as_uuid=False), nullable=False, unique=True, server_default=text("gen_random_uuid()")),
+    Column("prefix", Text, nullable=False, server_default=text("''")),
     Column("org_id", UUID(as_uuid=False), ForeignKey("orgs.id", ondelete="CASCADE"), nullable=False),
     Column("name", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), **_now),
+    Column("last_used_at", DateTime(timezone=True)),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+
+# A console sign-in: the cookie holds a random session id, kept here only as its SHA-256. Sign-out sets
+# `ended_at`; revoking the admin token ends its sessions (they are checked against it on every request).
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id_hash", LargeBinary, primary_key=True),
+    Column("org_id", UUID(as_uuid=False), ForeignKey("orgs.id", ondelete="CASCADE"), nullable=False),
+    Column("admin_token_id", UUID(as_uuid=False), ForeignKey("admin_tokens.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", DateTime(timezone=True), **_now),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True)),
+    Index("ix_console_sessions_token", "admin_token_id"),
 )
 
 # What happened to a member, from which source, when: the admin's "recent activity".
@@ -299,4 +329,16 @@ scim_audit = Table(
     Index("ix_scim_audit_org_at", "org_id", "at", "id"),
     # rows arrive in time order, so a BRIN index serves the retention delete at almost no cost
     Index("ix_scim_audit_at_brin", "at", postgresql_using="brin"),
+)
+
+# The per-org SCIM rate limit that every ingest process shares (ingest/rate_limit.py): one token
+# bucket per org. UNLOGGED: a bucket is worth nothing after a crash (it refills in seconds), so its
+# one write per request skips the WAL.
+scim_rate_buckets = Table(
+    "scim_rate_buckets",
+    metadata,
+    Column("org_id", UUID(as_uuid=False), ForeignKey("orgs.id", ondelete="CASCADE"), primary_key=True),
+    Column("tokens", Float, nullable=False),
+    Column("refilled_at", DateTime(timezone=True), nullable=False),
+    prefixes=["UNLOGGED"],
 )

@@ -3,7 +3,7 @@ email conflicts, their resolution and invitations, activity. Each change is an e
 """
 
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +12,8 @@ from sqlalchemy import Connection, Engine, select
 from core import credentials
 from core.db import json_row
 from core.tables import accounts, admin_tokens, conflicts, member_activity, members
-from domain import orgs, ownership
+from core.tables import orgs as orgs_table
+from domain import orgs, ownership, token_facts, tokens
 from domain.model import Conflict, ConflictStatus, MemberStatus, SeatPolicy, Source, is_email
 from domain.uow import UnitOfWork
 from events import catalogue as c
@@ -30,22 +31,66 @@ class AdminError(ValueError):
 # -- credentials -----------------------------------------------------------------------------
 
 
-def create_admin_token(engine: Engine, slug: str, name: str = "admin") -> str:
-    token = credentials.new_token("adm")
+def create_admin_token(
+    engine: Engine, slug: str, name: str = "admin", *, topics: dict[str, str] | None = None, actor: str = "cli"
+) -> str:
+    """Issue an admin token for the org; returns it in clear, once. With `topics`, its `credential.issued`
+    is staged with it."""
+    token, token_id = credentials.new_token("adm"), str(uuid.uuid4())
+    prefix = credentials.prefix_of(token)
     with engine.begin() as conn:
         org = orgs.get(conn, slug)
-        conn.execute(admin_tokens.insert().values(token_hash=credentials.token_hash(token), org_id=org.id, name=name))
+        conn.execute(
+            admin_tokens.insert().values(
+                id=token_id, token_hash=credentials.token_hash(token), prefix=prefix, org_id=org.id, name=name
+            )
+        )
+        if topics is not None:
+            fact = token_facts.issued_fact("admin", token_id, prefix, name, "created", actor)
+            token_facts.ConnectionFacts(conn, topics).stage_fact(fact, org_id=org.id, org_slug=org.slug)
     return token
 
 
-def authenticate(conn: Connection, token: str) -> orgs.Org | None:
-    """The org an admin token belongs to; SCIM and service tokens are never admin tokens."""
-    row = conn.execute(select(admin_tokens).where(admin_tokens.c.token_hash == credentials.token_hash(token))).first()
-    if row is None or not credentials.matches(token, row.token_hash):
-        return None
-    from core.tables import orgs as orgs_table
+def revoke_token(
+    uow: UnitOfWork, actor: str, token_id: str, kinds: tuple[str, ...] = ("admin", "scim"), org: orgs.Org | None = None
+) -> dict[str, Any]:
+    """Revoke an admin or SCIM token now (of `org`, when given, else 404), with its `credential.revoked`;
+    revoking a revoked token changes nothing. Returns the token as lists show it."""
+    conn: Connection = uow.conn  # type: ignore[attr-defined]  # tokens live in PostgreSQL only
+    try:
+        kind, row = tokens.find(conn, token_id, kinds, org.id if org else None)
+    except tokens.TokenError as exc:
+        raise AdminError(exc.status, str(exc)) from None
+    if tokens.revoke(conn, kind, row):
+        owner = org or orgs.Org.of(conn.execute(select(orgs_table).where(orgs_table.c.id == row.org_id)).one())
+        uow.stage_fact(token_facts.revoked_fact(kind, row, actor), org_id=owner.id, org_slug=owner.slug)
+    return next(t for t in tokens.listing(conn, kind, str(row.org_id)) if t["id"] == str(row.id))
 
-    return orgs.Org.of(conn.execute(select(orgs_table).where(orgs_table.c.id == row.org_id)).one())
+
+@dataclass(frozen=True)
+class AdminToken:
+    """A live admin token's id and name, and the org it belongs to."""
+
+    id: str
+    name: str
+    org: orgs.Org
+
+
+def admin_token(conn: Connection, token: str) -> AdminToken | None:
+    """The live admin token presented, or None; SCIM and service tokens are never admin tokens. Records
+    its use at most once a minute (the caller commits)."""
+    row = conn.execute(select(admin_tokens).where(admin_tokens.c.token_hash == credentials.token_hash(token))).first()
+    if row is None or not credentials.matches(token, row.token_hash) or not tokens.is_live(row):
+        return None
+    tokens.touch(conn, admin_tokens, row)
+    org = orgs.Org.of(conn.execute(select(orgs_table).where(orgs_table.c.id == row.org_id)).one())
+    return AdminToken(id=str(row.id), name=str(row.name), org=org)
+
+
+def authenticate(conn: Connection, token: str) -> orgs.Org | None:
+    """The org a live admin token belongs to, or None."""
+    found = admin_token(conn, token)
+    return found.org if found else None
 
 
 # -- settings --------------------------------------------------------------------------------

@@ -3,11 +3,12 @@ what a SCIM user event does to a member's status, which member event a status ch
 where a billing seat goes, what counts as an email conflict (pure functions), and who a sign-in
 is and whether it may take a seat (read through the unit of work's ports)."""
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
+
+import email_validator
 
 from events import catalogue as c
 
@@ -234,12 +235,17 @@ def is_outside_account(
     return account_org_id != member_org_id
 
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
-
 def is_email(value: str) -> bool:
-    """A plausible email address (RFC 5321 caps it at 320 characters); emails are compared lower-cased."""
-    return bool(_EMAIL.match(value)) and len(value) <= 320
+    """A syntactically valid address where one is required (RFC 5322/6531 as email-validator reads
+    them: no quoted local parts, no IP-literal domains, a dotted domain; the `.test` domain allowed),
+    at most 320 characters (RFC 5321); syntax only, no DNS. Emails are compared lower-cased."""
+    if len(value) > 320:
+        return False
+    try:
+        email_validator.validate_email(value, check_deliverability=False, test_environment=True)
+    except email_validator.EmailNotValidError:
+        return False
+    return True
 
 
 SIGN_IN_REFUSED = "SSO provisioning is off for this organisation and you are not a member yet; ask its admin to add you."

@@ -10,6 +10,7 @@ from sqlalchemy import Connection, Engine, select, update
 
 from core import credentials
 from core.tables import orgs, scim_tokens
+from domain import tokens
 
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
@@ -47,8 +48,11 @@ def scim_base_url(public_url: str, slug: str) -> str:
     return f"{public_url.rstrip('/')}/scim/{slug}/v2"
 
 
-def create(engine: Engine, slug: str, name: str | None = None) -> tuple[Org, str]:
-    """Create an org and its first SCIM token; returns the token in clear, once."""
+def create(
+    engine: Engine, slug: str, name: str | None = None, *, topics: dict[str, str] | None = None, actor: str = "cli"
+) -> tuple[Org, str]:
+    """Create an org and its first SCIM token; returns the token in clear, once. With `topics`, the token's
+    `credential.issued` is staged with it."""
     if not SLUG.match(slug):
         raise OrgError("slug must be 1-63 lowercase letters, digits or hyphens")
     org = Org(id=str(uuid.uuid4()), slug=slug, name=name or slug)
@@ -57,8 +61,20 @@ def create(engine: Engine, slug: str, name: str | None = None) -> tuple[Org, str
         if conn.execute(select(orgs.c.id).where(orgs.c.slug == slug)).first():
             raise OrgError(f"org {slug!r} already exists")
         conn.execute(orgs.insert().values(id=org.id, slug=slug, name=org.name))
-        conn.execute(scim_tokens.insert().values(org_id=org.id, token_hash=credentials.token_hash(token)))
+        _insert_token(conn, org, token, "created", topics, actor)
     return org, token
+
+
+def _insert_token(conn: Connection, org: Org, token: str, reason: str, topics: dict[str, str] | None, actor: str) -> None:
+    token_id, prefix = str(uuid.uuid4()), credentials.prefix_of(token)
+    conn.execute(
+        scim_tokens.insert().values(id=token_id, org_id=org.id, token_hash=credentials.token_hash(token), prefix=prefix)
+    )
+    if topics is not None:
+        from domain import token_facts  # here: domain.uow, which it needs, imports this module
+
+        fact = token_facts.issued_fact("scim", token_id, prefix, "scim", reason, actor)
+        token_facts.ConnectionFacts(conn, topics).stage_fact(fact, org_id=org.id, org_slug=org.slug)
 
 
 def get(conn: Connection, slug: str) -> Org:
@@ -68,8 +84,11 @@ def get(conn: Connection, slug: str) -> Org:
     return Org.of(row)
 
 
-def rotate_token(engine: Engine, slug: str, overlap_seconds: int) -> str:
-    """Issue a new token; older tokens keep working for `overlap_seconds`, then stop."""
+def rotate_token(
+    engine: Engine, slug: str, overlap_seconds: int, *, topics: dict[str, str] | None = None, actor: str = "cli"
+) -> str:
+    """Issue a new token; older tokens keep working for `overlap_seconds`, then stop (revoke one to stop it
+    now). With `topics`, the new token's `credential.issued` is staged with it."""
     token = credentials.new_token()
     now = datetime.now(UTC)
     with engine.begin() as conn:
@@ -80,23 +99,30 @@ def rotate_token(engine: Engine, slug: str, overlap_seconds: int) -> str:
             .where((scim_tokens.c.expires_at.is_(None)) | (scim_tokens.c.expires_at > now + timedelta(seconds=overlap_seconds)))
             .values(expires_at=now + timedelta(seconds=overlap_seconds))
         )
-        conn.execute(scim_tokens.insert().values(org_id=org.id, token_hash=credentials.token_hash(token)))
+        _insert_token(conn, org, token, "rotated", topics, actor)
     return token
 
 
 def authenticate(conn: Connection, token: str) -> Org | None:
-    """Return the org a live token belongs to, or None."""
+    """Return the org a live (unrevoked, unexpired) token belongs to, or None; records its use at most
+    once a minute (the caller commits)."""
     digest = credentials.token_hash(token)
     row = conn.execute(
-        select(orgs, scim_tokens.c.token_hash, scim_tokens.c.expires_at)
+        select(orgs, scim_tokens.c.token_hash, scim_tokens.c.expires_at, scim_tokens.c.revoked_at,
+               scim_tokens.c.last_used_at, scim_tokens.c.id.label("token_id"))
         .join(scim_tokens, scim_tokens.c.org_id == orgs.c.id)
         .where(scim_tokens.c.token_hash == digest)
-    ).first()
-    if row is None or not credentials.matches(token, row.token_hash):
+    ).first()  # fmt: skip
+    if row is None or not credentials.matches(token, row.token_hash) or not tokens.is_live(row):
         return None
-    if row.expires_at is not None and row.expires_at <= datetime.now(UTC):
-        return None
+    tokens.touch(conn, scim_tokens, _TokenRef(row.token_id, row.last_used_at))
     return Org.of(row)
+
+
+@dataclass(frozen=True)
+class _TokenRef:
+    id: str
+    last_used_at: datetime | None
 
 
 SETTINGS = ("manual_provisioning", "sso_provisioning", "scim_enabled")

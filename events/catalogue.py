@@ -11,6 +11,7 @@ same fact is the same event (consumers dedupe by id).
 from dataclasses import dataclass
 from enum import StrEnum
 
+from events.credential_payloads import CredentialFact, SsoConfiguredFact
 from events.envelope import Payload as Payload  # re-exported: c.Payload
 from events.envelope import kind_of
 
@@ -71,6 +72,9 @@ INVITATION_ACCEPTED = _t("InvitationAccepted", "account.invitation.accepted")
 ACCOUNT_REGISTERED = _t("AccountRegistered", "account.registered")
 ACCOUNT_ACQUIRED = _t("AccountAcquired", "account.acquired")
 CONFLICT_DISMISSED = _t("EmailConflictDismissed", "member.conflict.dismissed")
+CREDENTIAL_ISSUED = _t("CredentialIssued", "credential.issued")
+CREDENTIAL_REVOKED = _t("CredentialRevoked", "credential.revoked")
+ORG_SSO_CONFIGURED = _t("OrgSsoConfigured", "org.sso.configured")
 
 # Membership and conflict workers' facts about members.
 MEMBER_CREATED = _t("MemberCreated", "member.created", TopicRole.MEMBERS)
@@ -376,6 +380,9 @@ class BillingMemberErased(_BillingFact):
         return (self.KIND.type, org_id, self.member_id)
 
 
+CredentialIssued, CredentialRevoked = kind_of(CredentialFact, CREDENTIAL_ISSUED), kind_of(CredentialFact, CREDENTIAL_REVOKED)
+OrgSsoConfigured = kind_of(SsoConfiguredFact, ORG_SSO_CONFIGURED)
+
 PAYLOADS: tuple[type[Payload], ...] = (
     UserCreated, UserUpdated, UserDeactivated, UserReactivated, UserDeleted,
     GroupCreated, GroupRenamed, GroupDeleted, GroupMemberAdded, GroupMemberRemoved,
@@ -384,7 +391,7 @@ PAYLOADS: tuple[type[Payload], ...] = (
     BillingFirstLogin, BillingSeatReleased, BillingSeatRestored, BillingSeatOverage, BillingMemberErased,
     OrgSettingsChanged, MemberManuallyAdded, MemberManuallyRemoved, AccountRegistered, AccountAcquired,
     EmailConflictDismissed, DomainVerified, AccountInvited, InvitationAccepted,
-    MemberCreated, EmailConflictDetected,
+    MemberCreated, EmailConflictDetected, CredentialIssued, CredentialRevoked, OrgSsoConfigured,
 )  # fmt: skip
 ALL: tuple[EventType, ...] = tuple(p.KIND for p in PAYLOADS)
 BY_TYPE: dict[str, EventType] = {e.type: e for e in ALL}

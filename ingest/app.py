@@ -14,20 +14,25 @@ from starlette.routing import Mount, Route
 
 from core.db import make_engine
 from core.settings import Settings
+from ingest.admin import MAX_BODY_BYTES as ADMIN_MAX_BODY_BYTES
 from ingest.admin import admin_api
 from ingest.audit import AuditWriter, ScimAudit
 from ingest.console import console_routes
+from ingest.console.session import PREFIX as CONSOLE_PREFIX
+from ingest.console.web import MAX_FORM_BYTES as CONSOLE_MAX_FORM_BYTES
+from ingest.http import INTERNAL_MAX_BODY_BYTES, EdgeLimits
 from ingest.internal import internal_routes
 from ingest.observability import RequestMetrics
 from ingest.scim.routes import ScimEndpoint
 from ingest.sso import oidc, saml
+from ingest.sso.saml import MAX_FORM_BYTES as SAML_MAX_FORM_BYTES
 
 # OPTIONS too, so the SCIM service answers it (405 with Allow and a SCIM Error), not the router
 _SCIM_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
-    engine = engine or make_engine(settings)
+    engine = engine or make_engine(settings, bounded=True)  # no request statement outlives its client
     scim = ScimEndpoint(settings, engine)
     audit_writer = AuditWriter(settings, engine)
 
@@ -71,13 +76,29 @@ def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
         *console_routes(settings, engine),
         Mount("/admin/v1", app=admin_api(settings, engine)),
     ]
+    middleware = [Middleware(RequestMetrics), Middleware(ScimAudit, writer=audit_writer), _edge_limits(settings)]
     app = Starlette(
-        routes=routes, middleware=[Middleware(RequestMetrics), Middleware(ScimAudit, writer=audit_writer)], lifespan=lifespan,
+        routes=routes, middleware=middleware, lifespan=lifespan,
         exception_handlers={404: _not_routed, 405: _not_routed},
     )
     app.state.engine = engine
     app.state.settings = settings
     return app
+
+
+def _edge_limits(settings: Settings) -> Middleware:
+    """Every route's body limit, enforced before routing and authentication (the routes keep their
+    own, possibly smaller, ones); inside metrics and audit, so refusals are counted and audited."""
+    limits = {
+        "/scim/": settings.max_body_bytes,
+        "/admin/": ADMIN_MAX_BODY_BYTES,
+        "/internal/": INTERNAL_MAX_BODY_BYTES,
+        "/sso/": SAML_MAX_FORM_BYTES,
+        CONSOLE_PREFIX: CONSOLE_MAX_FORM_BYTES,
+    }
+    return Middleware(
+        EdgeLimits, limits=limits, default=min(limits.values()), body_timeout=settings.http_body_timeout_seconds
+    )
 
 
 async def _not_routed(request: Request, exc: Exception) -> Response:

@@ -11,12 +11,13 @@ import html
 import uuid
 
 import orjson
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from core.settings import Settings
+from core.tables import invitations as invitations_table
 from domain import invitations
 from domain.accounts import AccountError, register
 from domain.postgres import SqlUnitOfWork
@@ -77,7 +78,11 @@ def _invitation_routes(engine: Engine, topics: dict[str, str]) -> list[Route]:
 
     # the handlers need the path and query, which a service handler is not given: one per request
     async def accept_invitation(request: Request) -> Response:
-        endpoint = service_endpoint(engine, topics, accept(request.path_params["invitation_id"]), max_body=1024)
+        invitation_id = request.path_params["invitation_id"]
+        # a service token scoped to orgs accepts only its orgs' invitations
+        endpoint = service_endpoint(
+            engine, topics, accept(invitation_id), max_body=1024, org_of=lambda uow, _: _invitation_org(uow, invitation_id)
+        )
         return await endpoint(request)
 
     async def list_invitations(request: Request) -> Response:
@@ -88,6 +93,14 @@ def _invitation_routes(engine: Engine, topics: dict[str, str]) -> list[Route]:
         Route("/internal/v1/invitations", list_invitations, methods=["GET"]),
         Route("/internal/v1/invitations/{invitation_id}/accept", accept_invitation, methods=["POST"]),
     ]
+
+
+def _invitation_org(uow: SqlUnitOfWork, invitation_id: str) -> str | None:
+    """The org an invitation is into (None when there is no such invitation: the handler answers 404)."""
+    if not _is_uuid(invitation_id):
+        return None
+    found = uow.conn.execute(select(invitations_table.c.org_id).where(invitations_table.c.id == invitation_id)).scalar()
+    return str(found) if found else None
 
 
 def _is_uuid(value: str) -> bool:

@@ -117,7 +117,9 @@ def settings(request: pytest.FixtureRequest) -> Settings:
     url = given or _test_database_url(base.database_url, run)
     # auth cache off: revocations and toggles must show at once in these tests
     # the rate limit is off for the suite's bursts; tests/integration/test_rate_limit.py runs its own ingest
-    return isolated(base, f"test-{run}", url, auth_cache_seconds=0, scim_rate_limit_per_second=0)
+    # the suite's IdPs run on loopback, which only an operator's setting allows
+    return isolated(base, f"test-{run}", url, auth_cache_seconds=0, scim_rate_limit_per_second=0,
+                    idp_allow_private_addresses=True)
 
 
 @pytest.fixture(scope="session")

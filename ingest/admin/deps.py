@@ -13,9 +13,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine, select
 
-from core import credentials
 from core.settings import Settings
-from core.tables import admin_tokens
 from core.tables import orgs as orgs_table
 from domain import admin, orgs
 from domain.postgres import SqlUnitOfWork
@@ -38,6 +36,7 @@ class Caller:
 
     org: orgs.Org
     actor: str
+    token_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -79,14 +78,11 @@ def caller(
     token = bearer_token(request.headers.get("authorization"))
     if not token.startswith("adm_") or len(token) > 256:
         raise Unauthorized()
-    with api.engine.connect() as conn:
-        org = admin.authenticate(conn, token)
-        if org is None:
-            raise Unauthorized()
-        name = conn.execute(
-            select(admin_tokens.c.name).where(admin_tokens.c.token_hash == credentials.token_hash(token))
-        ).scalar()
-    return Caller(org=org, actor=f"admin-api:{name or 'admin'}")
+    with api.engine.begin() as conn:  # committed: the token's last use may be recorded
+        found = admin.admin_token(conn, token)
+    if found is None:
+        raise Unauthorized()
+    return Caller(org=found.org, actor=f"admin-api:{found.name or 'admin'}", token_id=found.id)
 
 
 Admin = Annotated[Caller, Depends(caller)]

@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from domain import admin
 from ingest.admin.models import Problem
-from ingest.http import problem
+from ingest.http import DATABASE_DOWN, problem, unavailable
 
 
 class Unauthorized(Exception):
@@ -75,9 +75,17 @@ async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
     return problem(exc.status_code, detail, getattr(exc, "headers", None))
 
 
+async def _database_down(_: Request, exc: Exception) -> JSONResponse:
+    # PostgreSQL restarting or unreachable: nothing was written, the caller may retry (a 500 reads as our bug)
+    return unavailable("the admin API cannot reach its database right now; retry after the delay in Retry-After")
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Every refusal, ours or FastAPI's (validation, unknown route or method), in the one shape."""
+    """Every refusal, ours or FastAPI's (validation, unknown route or method), in the one shape;
+    503 with Retry-After while PostgreSQL is down."""
     app.exception_handler(admin.AdminError)(_admin_error)
+    for database_down in DATABASE_DOWN:
+        app.exception_handler(database_down)(_database_down)
     app.exception_handler(Unauthorized)(_unauthorized)
     app.exception_handler(RequestValidationError)(_invalid)
     app.exception_handler(StarletteHTTPException)(_http_error)

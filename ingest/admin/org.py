@@ -38,9 +38,10 @@ def change_settings(change: SettingsChange, who: Admin, api: Api) -> OrgSettings
 
 @router.post("/org/scim-token/rotate", response_model=RotatedToken, responses=ERRORS)
 def rotate_scim_token(who: Admin, api: Api) -> RotatedToken:
-    """Issue a new SCIM token; tokens issued before keep working for the overlap, then stop."""
+    """Issue a new SCIM token; tokens issued before keep working for the overlap, then stop.
+    To stop a leaked one at once, revoke it: `DELETE /org/tokens/{id}`."""
     overlap = api.settings.token_overlap_seconds
-    token = orgs.rotate_token(api.engine, who.org.slug, overlap)
+    token = orgs.rotate_token(api.engine, who.org.slug, overlap, topics=api.topics, actor=who.actor)
     return RotatedToken(
         scim_token=token, scim_base_url=orgs.scim_base_url(api.settings.public_url, who.org.slug),
         previous_tokens_valid_for_seconds=overlap,

@@ -9,7 +9,7 @@ from domain import admin, sso_config
 from ingest.admin.deps import Admin, Api, Caller, Service, resource_router
 from ingest.admin.errors import ERRORS, WITH_BODY, documented
 from ingest.admin.models import OidcConfig, OidcConfigured, OidcConnection, SamlConfig, SamlConfigured, SamlConnection, SsoOut
-from ingest.sso import oidc, saml
+from ingest.sso import oidc, outbound, saml
 
 router = resource_router("sso")
 
@@ -46,8 +46,14 @@ def configure_saml(config: SamlConfig, who: Admin, api: Api) -> SamlConfigured:
 
 
 def _configure(configure: Callable[..., dict[str, Any]], config: BaseModel, who: Caller, api: Service) -> dict[str, Any]:
-    """Save a connection through its protocol's own checks; a refusal is a 400 with the reason."""
+    """Save a connection through its protocol's own checks; a refusal is a 400 with the reason (one reason for
+    every failure to fetch from the IdP), a 503 while the org's IdP calls are all in flight."""
     try:
-        return configure(api.engine, api.settings, who.org.slug, **config.model_dump())
+        return configure(api.engine, api.settings, who.org.slug, actor=who.actor, **config.model_dump())
+    except outbound.Busy:
+        raise admin.AdminError(503, BUSY) from None
     except ValueError as exc:
         raise admin.AdminError(400, str(exc)) from None
+
+
+BUSY = "this organisation's identity provider is already being called; try again in a moment"

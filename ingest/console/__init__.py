@@ -2,11 +2,12 @@
 (manual, SSO and SCIM provisioning; SCIM base URL and token rotation) and the user list (statuses, email
 conflicts with Acquire / Dismiss, manual adds, recent activity).
 
-Sessions (`session`): the admin pastes an admin token (`adm_...`) once; it lives in an HttpOnly, SameSite=Strict
-cookie scoped to `/console` and is authenticated on every request, so deleting the token ends every session and
-no session table is needed. Forms carry a CSRF token, an HMAC keyed by the admin token; state changes are POST
-only. One-time messages (a freshly rotated SCIM token among them) travel in a short-lived cookie encrypted under
-a key derived from the admin token. Pages (`auth`, `pages`) are Jinja2 templates with autoescape on, one
+Sessions (`session`): the admin pastes an admin token (`adm_...`) once; it opens a session (`console_sessions`)
+whose random id lives in an HttpOnly, SameSite=Strict cookie scoped to `/console` and is checked on every request,
+so sign-out, or revoking the admin token, ends it server-side. Forms carry a CSRF token, an HMAC keyed by the
+session id; state changes are POST only. One-time messages (a freshly rotated SCIM token among them) travel in a
+short-lived cookie encrypted under a key derived from the session id.
+Pages (`auth`, `pages`) are Jinja2 templates with autoescape on, one
 stylesheet and one script from `ingest/static/`, under a strict Content-Security-Policy (`web`).
 """
 

@@ -1,4 +1,5 @@
-"""Console sign-in and sign-out: an admin token, pasted once, becomes the session cookie."""
+"""Console sign-in and sign-out: an admin token, pasted once, opens a server-side session whose random id
+is the cookie; sign-out ends it."""
 
 import hmac
 import secrets
@@ -15,7 +16,8 @@ from ingest.console.session import (
     SESSION_COOKIE,
     SESSION_SECONDS,
     Session,
-    authenticate,
+    end,
+    start,
 )
 from ingest.console.web import Console, FormError, read_form
 
@@ -52,19 +54,20 @@ async def login(console: Console, request: Request) -> Response:
             error="That is a SCIM bearer token, for your identity provider. Sign in with an admin token (adm_…).",
             status=401,
         )
-    org = None
+    session_id = None
     if len(token) <= MAX_TOKEN_CHARS:
-        org = await run_in_threadpool(authenticate, console.engine, token)
-    if org is None:
+        session_id = await run_in_threadpool(start, console.engine, token)
+    if session_id is None:
         return _login_page(console, request, error="That admin token is not valid. Check that you pasted all of it.", status=401)
     response = console.redirect(PREFIX)
-    console.cookies.set(response, SESSION_COOKIE, token, SESSION_SECONDS)
+    console.cookies.set(response, SESSION_COOKIE, session_id, SESSION_SECONDS)
     console.cookies.forget(response, LOGIN_COOKIE, path=f"{PREFIX}/login")
     return response
 
 
 def logout(console: Console, request: Request, session: Session, form: dict[str, str]) -> Response:
-    """POST /console/logout: the cookies go; the admin token itself stays valid."""
+    """POST /console/logout: the session ends server-side and the cookies go; the admin token stays valid."""
+    end(console.engine, session)
     response = console.redirect(f"{PREFIX}/login?signed_out=1")
     console.cookies.forget(response, SESSION_COOKIE)
     console.cookies.forget(response, FLASH_COOKIE)

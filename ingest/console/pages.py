@@ -125,7 +125,8 @@ def rotate(console: Console, request: Request, session: Session, form: dict[str,
     """POST /console/scim/rotate: a new SCIM token, shown once on the next page."""
     if not session.org.scim_enabled:
         return console.flash(session, PREFIX, kind="error", text="Enable Provisioning through SCIM before rotating its token.")
-    token = orgs.rotate_token(console.engine, session.org.slug, console.settings.token_overlap_seconds)
+    overlap = console.settings.token_overlap_seconds
+    token = orgs.rotate_token(console.engine, session.org.slug, overlap, topics=console.settings.topics(), actor=session.actor)
     return console.flash(session, PREFIX, kind="ok", text="A new SCIM bearer token was issued.", token=token)
 
 

@@ -1,4 +1,5 @@
-"""Console sessions: the admin token in a cookie, a CSRF token and sealed one-time messages keyed by it."""
+"""Console sessions: a random session id in a cookie (stored only as its hash, ended by sign-out or by
+revoking the admin token that opened it), a CSRF token and sealed one-time messages keyed by it."""
 
 import base64
 import hashlib
@@ -6,13 +7,17 @@ import hmac
 import json
 import os
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select, update
 from starlette.requests import Request
 from starlette.responses import Response
 
-from domain import admin, orgs
+from core import credentials
+from core.tables import admin_tokens, console_sessions
+from core.tables import orgs as orgs_table
+from domain import admin, orgs, tokens
 
 PREFIX = "/console"
 SESSION_COOKIE = "provisioner_console"
@@ -25,10 +30,12 @@ MAX_TOKEN_CHARS = 200
 
 @dataclass(frozen=True)
 class Session:
-    """A signed-in admin: the admin token from the cookie and the org it authenticated as."""
+    """A signed-in admin: the session id from the cookie, the org, and the admin token that signed in."""
 
-    token: str
+    token: str  # the session id (`cs_...`): the cookie's value, never the admin token
     org: orgs.Org
+    admin_token_id: str = ""
+    admin_token_hash: bytes = b""
 
     @property
     def csrf(self) -> str:
@@ -37,28 +44,69 @@ class Session:
     @property
     def actor(self) -> str:
         """Who did it, for the audit events: the admin token by its hash prefix, never in clear."""
-        return f"console:adm#{hashlib.sha256(self.token.encode()).hexdigest()[:12]}"
+        return f"console:adm#{self.admin_token_hash.hex()[:12]}"
 
 
 def csrf_for(token: str) -> str:
-    """The CSRF token of a session: an HMAC keyed by its admin token, so it needs no server state."""
+    """The CSRF token of a session: an HMAC keyed by its session id, so it needs no server state."""
     digest = hmac.new(token.encode(), b"provisioner-console-csrf-v1", hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
 def authenticate(engine: Engine, token: str) -> orgs.Org | None:
-    """The org an admin token belongs to, looked up on every request so a deleted token ends its sessions."""
-    with engine.connect() as conn:
+    """The org an admin token belongs to (sign-in checks the pasted token with it)."""
+    with engine.begin() as conn:
         return admin.authenticate(conn, token)
 
 
+def start(engine: Engine, admin_token: str) -> str | None:
+    """Open a session for a live admin token: returns its new session id (for the cookie), or None."""
+    with engine.begin() as conn:
+        found = admin.admin_token(conn, admin_token)
+        if found is None:
+            return None
+        session_id = credentials.new_token("cs")
+        conn.execute(
+            console_sessions.insert().values(
+                id_hash=credentials.token_hash(session_id), org_id=found.org.id, admin_token_id=found.id,
+                expires_at=datetime.now(UTC) + timedelta(seconds=SESSION_SECONDS),
+            )
+        )  # fmt: skip
+    return session_id
+
+
+def end(engine: Engine, session: Session) -> None:
+    """Sign-out: the session ends server-side, so its cookie value no longer works anywhere."""
+    with engine.begin() as conn:
+        conn.execute(
+            update(console_sessions)
+            .where(console_sessions.c.id_hash == credentials.token_hash(session.token), console_sessions.c.ended_at.is_(None))
+            .values(ended_at=func.now())
+        )
+
+
 def session_of(engine: Engine, request: Request) -> Session | None:
-    """The request's session, if its cookie holds a live admin token."""
-    token = request.cookies.get(SESSION_COOKIE, "")
-    if not token or len(token) > MAX_TOKEN_CHARS:
+    """The request's session: its cookie names a session not ended or expired, whose admin token is live.
+    Looked up on every request, so sign-out and revoking the token take effect at once."""
+    session_id = request.cookies.get(SESSION_COOKIE, "")
+    if not session_id.startswith("cs_") or len(session_id) > MAX_TOKEN_CHARS:
         return None
-    org = authenticate(engine, token)
-    return Session(token, org) if org else None
+    with engine.begin() as conn:  # committed: the admin token's last use may be recorded
+        row = conn.execute(
+            select(admin_tokens, orgs_table.c.slug.label("org_slug"))
+            .join(console_sessions, console_sessions.c.admin_token_id == admin_tokens.c.id)
+            .join(orgs_table, orgs_table.c.id == admin_tokens.c.org_id)
+            .where(
+                console_sessions.c.id_hash == credentials.token_hash(session_id),
+                console_sessions.c.ended_at.is_(None),
+                console_sessions.c.expires_at > func.now(),
+            )
+        ).first()
+        if row is None or not tokens.is_live(row):
+            return None
+        tokens.touch(conn, admin_tokens, row)
+        org = orgs.Org.of(conn.execute(select(orgs_table).where(orgs_table.c.id == row.org_id)).one())
+    return Session(session_id, org, admin_token_id=str(row.id), admin_token_hash=bytes(row.token_hash))
 
 
 # -- one-time messages -----------------------------------------------------------------------
@@ -69,7 +117,7 @@ def _flash_key(token: str) -> bytes:
 
 
 def seal(token: str, message: dict[str, Any]) -> str:
-    """A message only this session can read (AES-GCM under a key derived from its admin token)."""
+    """A message only this session can read (AES-GCM under a key derived from its session id)."""
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
     nonce = os.urandom(12)

@@ -2,8 +2,8 @@
 
 Entra ID requires a SCIM endpoint to accept at least 25 requests per second per tenant, so the
 rate can be set no lower than that. A refused request gets 429 with `Retry-After` and a SCIM
-Error body, and changes nothing. With N ingest processes the org's limit is N times the rate
-(a shared limiter is a follow-up, see docs/decisions.md).
+Error body, and changes nothing. This bucket is per process; ingest/rate_limit.py keeps the one
+that all ingest processes share (the default; see docs/decisions.md).
 """
 
 import math

@@ -1,5 +1,5 @@
 """Route glue: an HTTP request on `/scim/{org}/v2/...` becomes a scim2-server request, served in
-one PostgreSQL transaction with the org's storage.
+one PostgreSQL transaction with the org's storage, within the request's deadline and cost limits.
 
 The org comes from the bearer token alone; a token of another org, an unknown org in the
 path, or a disabled SCIM integration all get the same 401 (no oracle for org slugs).
@@ -20,6 +20,7 @@ from scim2_server.responses import ScimResponse
 from scim2_server.routing import Operation
 from scim2_server.storage import ScimStorage
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -30,10 +31,13 @@ from domain import orgs
 from domain.postgres import SqlUnitOfWork
 from ingest import audit
 from ingest.http import DATABASE_DOWN, BodyTooLarge, bearer_token, read_body, request_id
+from ingest.rate_limit import org_rate_limiter
 from ingest.scim import quirks
 from ingest.scim.changes import OrgRef
+from ingest.scim.cost import CostLimits
+from ingest.scim.deadline import Deadline, DeadlineExceeded
 from ingest.scim.guards import Limits
-from ingest.scim.limits import OrgRateLimiter, RateLimitedException, UnavailableException
+from ingest.scim.limits import RateLimitedException, UnavailableException
 from ingest.scim.provider import build_service
 from ingest.scim.storage import PgStorage
 
@@ -53,11 +57,15 @@ class ScimEndpoint:
         self.service, self.models = build_service(settings)
         self.topics = settings.topics()
         self._tokens = TokenCache(settings.auth_cache_seconds)
-        self._limiter = OrgRateLimiter(settings.scim_rate_limit_per_second, settings.scim_rate_limit_burst)
+        self._limiter = org_rate_limiter(settings)
         self._limits = Limits(settings.max_filter_length, settings.max_filter_depth)
+        self._cost = CostLimits(
+            settings.scim_max_attributes, settings.scim_max_values, settings.scim_max_members, settings.scim_max_operations
+        )
 
     async def handle(self, request: Request) -> Response:
         slug = request.path_params["org"]
+        deadline = Deadline(self.settings.scim_request_deadline_seconds)  # reading the body counts too
         try:
             # streamed only (no Content-Length refusal): serve() answers the 413 as a SCIM Error,
             # after discovery, from the limit+1 bytes or so read before stopping
@@ -73,7 +81,7 @@ class ScimEndpoint:
             body=body,
         )
         correlation_id = request_id(request.headers.get("x-request-id"))
-        response = await run_in_threadpool(self.serve, slug, scim_request, correlation_id)
+        response = await run_in_threadpool(self.serve, slug, scim_request, correlation_id, deadline)
         # header values are Latin-1: a path with other characters is sent percent-encoded (RFC 3986)
         response.headers.setdefault("Location", quote(scim_request.url, safe=_URL_SAFE))
         response.headers.setdefault("Cache-Control", "no-cache")
@@ -81,7 +89,8 @@ class ScimEndpoint:
         content = b"" if response.body is None else orjson.dumps(response.body)
         return Response(content, status_code=int(response.status), headers=response.headers)
 
-    def serve(self, slug: str, request: ScimRequest, correlation_id: str) -> ScimResponse:
+    def serve(self, slug: str, request: ScimRequest, correlation_id: str, deadline: Deadline | None = None) -> ScimResponse:
+        deadline = deadline or Deadline(self.settings.scim_request_deadline_seconds)
         try:
             operation = self.service.match(request).operation
             if operation is Operation.service_provider_config:
@@ -89,46 +98,62 @@ class ScimEndpoint:
                 return ScimHandler(self.service, cast(ScimStorage, _NoStorage())).handle(request)
             if len(request.body) > self.settings.max_body_bytes:
                 raise PayloadTooLargeException(detail=f"the body exceeds {self.settings.max_body_bytes} bytes")
+            deadline.check()  # waited for a thread past the deadline: the client has given up
             with self.engine.connect() as conn:
+                deadline.bound(conn)
                 org = self._authenticate(conn, slug, request)
+                conn.commit()  # the bound ends with this transaction; the request's own starts below
                 audit.attribute(org.id)
                 self._limiter.take(org.id)
                 self._limits.check_query(request.query)
+                self._cost.check_query(request.query)
                 if request.method.upper() == "POST" and request.path.rstrip("/").endswith(".search"):
                     self._limits.check_search_body(request.body)
-                self._normalise(request)
+                    self._cost.check_search_body(_json_or_none(request.body))
+                operations = self._normalise(request)
                 storage = PgStorage(
                     SqlUnitOfWork(conn, self.topics),
                     OrgRef(org.id, org.slug, correlation_id),
                     self.models,
                     lock=request.method.upper() in _WRITES,
                     deleting=request.method.upper() == "DELETE",
+                    cost=self._cost,
+                    deadline=deadline,
+                    max_candidates=self.settings.scim_max_candidates,
+                    patch_work=(operations, self.settings.scim_max_patch_work),
                 )
                 with conn.begin():
+                    deadline.bound(conn)
                     response = ScimHandler(self.service, storage).handle(request)
                     audit.stage(conn, int(response.status), correlation_id)
                 audit.committed()
                 return response
-        except RateLimitedException as exc:
-            response = self.service.error_response(exc)
-            response.headers["Retry-After"] = str(exc.retry_after)
-            return response
+        except (RateLimitedException, DeadlineExceeded) as exc:
+            return self._retry_later(exc, exc.retry_after)
         except SCIMException as exc:
             return self.service.error_response(exc)
-        except DATABASE_DOWN as exc:
+        except DBAPIError as exc:
+            if deadline.cancelled(exc):  # statement_timeout at work: PostgreSQL cancelled it, the transaction rolled back
+                log.warning("SCIM request cancelled at its deadline", extra={"org": slug, "correlation_id": correlation_id})
+                return self._retry_later(DeadlineExceeded(deadline.seconds), DeadlineExceeded.retry_after)
+            if not isinstance(exc, DATABASE_DOWN):
+                log.exception("SCIM request failed", extra={"org": slug, "correlation_id": correlation_id})
+                return self.service.error_response(RuntimeError("internal error"))
             # PostgreSQL restarting or unreachable (or a deadlock lost): nothing was committed;
             # a 503 with Retry-After tells the IdP to come back, where a 500 reads as our bug
             log.warning(
                 "SCIM request refused: database unavailable (%s)", type(exc.orig).__name__,
                 extra={"org": slug, "correlation_id": correlation_id},
             )
-            unavailable = UnavailableException()
-            response = self.service.error_response(unavailable)
-            response.headers["Retry-After"] = str(unavailable.retry_after)
-            return response
+            return self._retry_later(UnavailableException(), UnavailableException.retry_after)
         except Exception:
             log.exception("SCIM request failed", extra={"org": slug, "correlation_id": correlation_id})
             return self.service.error_response(RuntimeError("internal error"))
+
+    def _retry_later(self, exc: Exception, seconds: int) -> ScimResponse:
+        response = self.service.error_response(exc)
+        response.headers["Retry-After"] = str(seconds)
+        return response
 
     def _authenticate(self, conn: Any, slug: str, request: ScimRequest) -> orgs.Org:
         token = bearer_token(request.header("Authorization"))
@@ -144,22 +169,36 @@ class ScimEndpoint:
             raise UnauthorizedException(detail="a valid bearer token for this org is required")
         return org
 
-    def _normalise(self, request: ScimRequest) -> None:
-        """Let the documented shapes of real IdPs through (see ingest/scim/quirks.py)."""
+    def _normalise(self, request: ScimRequest) -> int:
+        """Let the documented shapes of real IdPs through (see ingest/scim/quirks.py); the number of
+        PATCH operations that leaves (0 for any other request)."""
         if request.method.upper() not in ("POST", "PUT", "PATCH") or not request.body:
-            return
+            return 0
         endpoint = request.path.strip("/").split("/")[0]
         resource_type = _RESOURCE_TYPES.get(endpoint)
         if resource_type is None:
-            return
+            return 0
         try:
             body = orjson.loads(request.body)
         except orjson.JSONDecodeError:
             raise InvalidSyntaxException(detail="the body is not valid JSON") from None
         if request.method.upper() == "PATCH":
             self._limits.check_patch_body(body)
-        if isinstance(body, dict):
-            request.body = orjson.dumps(quirks.normalize_body(resource_type, request.method.upper(), body))
+        self._cost.check_body(request.method, body)
+        if not isinstance(body, dict):
+            return 0
+        normalised = quirks.normalize_body(resource_type, request.method.upper(), body)
+        request.body = orjson.dumps(normalised)
+        operations = next((v for k, v in normalised.items() if k.casefold() == "operations"), None)
+        return len(operations) if request.method.upper() == "PATCH" and isinstance(operations, list) else 0
+
+
+def _json_or_none(body: bytes) -> Any:
+    """The parsed body, or None when it is not JSON (the service then says why)."""
+    try:
+        return orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        return None
 
 
 class TokenCache:

@@ -4,6 +4,11 @@ It stores each resource as JSONB with its looked-up attributes in indexed column
 group members as rows, and stages the lifecycle events of every write in the outbox within
 the same transaction (ARCHITECTURE §3.1). The request's connection is owned by the caller,
 which commits after the response is built, or rolls back on any error.
+
+What it stores obeys the input rules: a User has a non-blank `userName` (RFC 7643 §4.1.1), no
+multi-valued attribute holds more values than the cost limits allow, and a group never
+contains itself, directly or through nested groups. A filter or sort the indexes cannot
+narrow evaluates at most `max_candidates` rows (more is `400 tooMany`).
 """
 
 import uuid
@@ -20,6 +25,7 @@ from scim2_models import (
     ResponseParameters,
     ScimFilter,
     SearchRequest,
+    TooManyException,
     UniquenessException,
 )
 from scim2_server.memory import _page
@@ -30,29 +36,16 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from core.tables import scim_group_members as gm
 from core.tables import scim_resources as t
 from domain.postgres import SqlUnitOfWork
-from ingest.scim import changes
+from ingest.scim import changes, rules
+from ingest.scim.cost import CostLimits
+from ingest.scim.deadline import Deadline
 from ingest.scim.provider import type_name
 from ingest.scim.search import lowered, narrowing
 
 # Attributes the service never keeps: password is write-only and this system never needs it;
 # groups on a User is derived from the groups' members.
 _DROPPED = ("password", "groups", "meta", "id")
-
-
-def _has_nul(value: Any) -> bool:
-    """Whether a JSON value holds U+0000, which PostgreSQL's text and jsonb cannot store."""
-    stack = [value]
-    while stack:
-        current = stack.pop()
-        if isinstance(current, str):
-            if "\x00" in current:
-                return True
-        elif isinstance(current, dict):
-            stack.extend(current.keys())
-            stack.extend(current.values())
-        elif isinstance(current, list):
-            stack.extend(current)
-    return False
+_CHECK_EVERY = 200  # rows between deadline checks in Python-side loops
 
 
 def _etag(version: int) -> str:
@@ -79,6 +72,10 @@ class PgStorage(ScimStorage):
         *,
         lock: bool = False,
         deleting: bool = False,
+        cost: CostLimits | None = None,
+        deadline: Deadline | None = None,
+        max_candidates: int | None = None,
+        patch_work: tuple[int, int] = (0, 0),
     ):
         self.uow = uow
         self.conn = uow.conn
@@ -86,6 +83,10 @@ class PgStorage(ScimStorage):
         self.models = models
         self.lock = lock
         self.deleting = deleting
+        self.cost = cost
+        self.deadline = deadline
+        self.max_candidates = max_candidates
+        self.patch_operations, self.max_patch_work = patch_work  # a PATCH's operations, and their bound x members
         self._members_cache: dict[str, dict[str, str]] = {}
 
     # -- reading -----------------------------------------------------------------------
@@ -147,12 +148,33 @@ class PgStorage(ScimStorage):
         members = self._members(group_ids) if group_ids and _wants_members(response_parameters) else {}
         for gid, found in members.items():
             self._members_cache[gid] = {m["value"]: m["type"] for m in found}
-        return [self._resource(r, members.get(r.id)) for r in rows]
+        loaded = []
+        for i, r in enumerate(rows):
+            if i % _CHECK_EVERY == 0:
+                self._check_deadline()
+            loaded.append(self._resource(r, members.get(r.id)))
+        return loaded
+
+    def _check_deadline(self) -> None:
+        if self.deadline is not None:
+            self.deadline.check()
 
     def get(
         self, resource_type: ResourceType, resource_id: str, *, response_parameters: ResponseParameters[Any] | None = None
     ) -> Resource[Any]:
-        return self._load([self._row(resource_type, resource_id)], response_parameters)[0]
+        resource = self._load([self._row(resource_type, resource_id)], response_parameters)[0]
+        if self.lock and self.patch_operations and resource_type.name == "Group":
+            self._check_patch_work(resource_id)
+        return resource
+
+    def _check_patch_work(self, group_id: str) -> None:
+        """The library applies each PATCH operation to the whole group: bound operations x members."""
+        members = len(self._members_cache.get(group_id, {}))
+        if self.max_patch_work and self.patch_operations * members > self.max_patch_work:
+            raise TooManyException(
+                detail=f"{self.patch_operations} PATCH operations on a group of {members} members is more work than allowed "
+                f"({self.max_patch_work} operations x members); send fewer operations, each with several values"
+            )
 
     def search(
         self, resource_types: list[ResourceType], search_request: SearchRequest[Any], *, position: Any = None
@@ -165,10 +187,23 @@ class PgStorage(ScimStorage):
         condition = narrowing(scim_filter)
         if condition is not None:
             base = base.where(condition)
-        candidates = self._load(list(self.conn.execute(base)))
+        if self.max_candidates is not None:
+            base = base.limit(self.max_candidates + 1)  # one more than allowed tells "too many" from "all"
+        rows = list(self.conn.execute(base))
+        if self.max_candidates is not None and len(rows) > self.max_candidates:
+            raise TooManyException(
+                detail=f"the filter or sortBy would evaluate more than {self.max_candidates} resources in memory; "
+                "filter on an indexed attribute (id, userName, externalId, displayName, emails.value) or leave out sortBy"
+            )
+        candidates = self._load(rows)
         if scim_filter is not None and not scim_filter.models:
             scim_filter = ScimFilter(str(scim_filter))
-        found = [r for r in candidates if scim_filter is None or scim_filter.match(r)]
+        found = []
+        for i, r in enumerate(candidates):
+            if i % _CHECK_EVERY == 0:
+                self._check_deadline()
+            if scim_filter is None or scim_filter.match(r):
+                found.append(r)
         return _page(search_request, position, found)
 
     def _plain_page(self, base: Any, search_request: SearchRequest[Any]) -> SearchPage:
@@ -191,14 +226,14 @@ class PgStorage(ScimStorage):
             "emails_ci": lowered([e.get("value", "") for e in data.get("emails") or []]),
         }
 
-    @staticmethod
-    def _stored_data(resource: Resource[Any]) -> tuple[dict[str, Any], dict[str, str], dict[str, str | None]]:
+    def _stored_data(
+        self, resource_type: str, resource: Resource[Any]
+    ) -> tuple[dict[str, Any], dict[str, str], dict[str, str | None]]:
         """The JSONB body (without members), the members by id with type, and their display names."""
         data = resource.model_dump(mode="json")
         for key in _DROPPED:
             data.pop(key, None)
-        if _has_nul(data):
-            raise InvalidValueException(detail="values cannot contain the NUL character (U+0000)")
+        rules.check_stored(resource_type, data, self.cost)
         members = data.pop("members", None) or []
         types = {m["value"]: m.get("type") or "User" for m in members if m.get("value")}
         displays = {m["value"]: m.get("display") for m in members if m.get("value")}
@@ -222,9 +257,10 @@ class PgStorage(ScimStorage):
         self.uow.stage(events)
 
     def create(self, resource_type: ResourceType, resource: Resource[Any]) -> Resource[Any]:
+        self._check_deadline()  # the library's work before this may have used it up: then write nothing
         name = type_name(resource_type)
         resource_id = uuid.uuid4().hex
-        data, member_types, displays = self._stored_data(resource)
+        data, member_types, displays = self._stored_data(name, resource)
         now = datetime.now(UTC)
         statement = pg_insert(t).values(
             org_id=self.org.id, id=resource_id, resource_type=name, version=1, data=data,
@@ -247,10 +283,11 @@ class PgStorage(ScimStorage):
     def update(
         self, resource_type: ResourceType, resource: Resource[Any], *, expected_version: str | None = None
     ) -> Resource[Any]:
+        self._check_deadline()
         name = type_name(resource_type)
         resource_id = str(resource.id)
         row = self._locked(resource_type, resource_id, expected_version)
-        data, member_types, displays = self._stored_data(resource)
+        data, member_types, displays = self._stored_data(name, resource)
         self._check_unique(name, data, resource_id)
         version = row.version + 1
         updated = self.conn.execute(
@@ -321,6 +358,7 @@ class PgStorage(ScimStorage):
         removed = [m for m in before if m not in after]
         if added:
             after = {**after, **self._existing_members(added)}
+            rules.refuse_cycle(self.conn, self.org.id, group_id, [m for m in added if after[m] == "Group"])
         if removed:
             self.conn.execute(
                 delete(gm).where(gm.c.org_id == self.org.id, gm.c.group_id == group_id, gm.c.member_id.in_(removed))

@@ -11,7 +11,11 @@
   `email` is the person unless `email_verified` is false.
 - Then, in one transaction, `ingest.logins.record`: accepted -> 302 to the app, refused -> 403 page
   (its `login.refused` event committed). A verification failure -> 400/401 page and no event;
-  unknown or unconfigured org -> 404; unreachable OP -> 502.
+  unknown or unconfigured org -> one 404 page; unreachable OP -> 502 (one message, whatever the cause);
+  the org's IdP already busy -> 503. Every call to the OP goes through `outbound` (address checks, pinned
+  connections, timeouts, a cap per org), every page step through `bulkhead` (threads of its own).
+- The state is consumed only by the browser that started the sign-in (its cookie): a request from
+  another browser that learnt the state cannot cancel it.
 """
 
 import base64
@@ -29,10 +33,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-import httpx
 import jwt
-from sqlalchemy import Connection, Engine, delete, insert
-from starlette.concurrency import run_in_threadpool
+from sqlalchemy import Connection, Engine, delete, insert, select
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -43,6 +45,8 @@ from core.tables import sso_states
 from domain import orgs, sso_config
 from domain.postgres import SqlUnitOfWork
 from ingest import logins
+from ingest.sso import outbound
+from ingest.sso.bulkhead import BUSY_MESSAGE, Bulkhead
 
 log = logging.getLogger("provisioner.sso")
 
@@ -51,7 +55,10 @@ LEEWAY_SECONDS = 60
 SCOPE = "openid email profile"
 CACHE_SECONDS = 300.0
 COOKIE = "provisioner_oidc"
-_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+# One answer for every discovery failure, whatever answered (or did not) at the URL: no port oracle.
+UNUSABLE = ("the OpenID Provider cannot be used: no discovery document naming exactly this issuer, with https "
+            "endpoints, could be read from it (its address must be public, it must answer within the timeouts)")
+NO_SSO = "This organisation does not exist or has no single sign-on here."
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 _STATE = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _cache: dict[str, tuple[float, dict[str, Any]]] = {}
@@ -82,45 +89,50 @@ def _allowed_url(url: Any) -> bool:
     return bool(host) and (parts.scheme == "https" or (parts.scheme == "http" and host in _LOOPBACK))
 
 
-# httpx.InvalidURL (a control character in a URL) is neither an HTTPError nor a ValueError
-_FETCH_ERRORS = (httpx.HTTPError, httpx.InvalidURL, ValueError)
+def _fetch_json(settings: Settings, org: str, url: str, fresh: bool = False) -> tuple[dict[str, Any], bool]:
+    """GET a JSON object, cached in-process for CACHE_SECONDS; also says whether it was fetched now.
 
-
-def _fetch_json(url: str, fresh: bool = False) -> tuple[dict[str, Any], bool]:
-    """GET a JSON object, cached in-process for CACHE_SECONDS; also says whether it was fetched now."""
+    Raises outbound.Unreachable (also for a non-200 or non-object answer) or outbound.Busy."""
     now = time.monotonic()
     with _cache_lock:
         hit = _cache.get(url)
     if hit and not fresh and hit[0] > now:
         return hit[1], False
-    response = httpx.get(url, timeout=_TIMEOUT, headers={"Accept": "application/json"})
-    response.raise_for_status()
-    if not isinstance(doc := response.json(), dict):
-        raise ValueError("not a JSON object")
+    response = outbound.call(settings, org, "GET", url, headers={"Accept": "application/json"})
+    try:
+        doc = response.json() if response.status_code == 200 else None
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict):
+        reason = f"status {response.status_code}, not a JSON object"
+        log.warning("unusable answer from an OpenID Provider", extra={"org": org, "url": url[:300], "reason": reason})
+        raise outbound.Unreachable("not a JSON object with status 200")
     with _cache_lock:
         _cache[url] = (now + CACHE_SECONDS, doc)
     return doc, True
 
 
-def discover(issuer: str) -> dict[str, Any]:
-    """The issuer's discovery document; it must name exactly this issuer and https endpoints."""
+def discover(settings: Settings, org: str, issuer: str) -> dict[str, Any]:
+    """The issuer's discovery document; it must name exactly this issuer and https endpoints.
+
+    Every failure is ProviderError(UNUSABLE) (the cause is logged); outbound.Busy passes through."""
     url = issuer.rstrip("/") + "/.well-known/openid-configuration"
     try:
-        doc, _ = _fetch_json(url)
-    except httpx.InvalidURL as exc:
-        raise ProviderError(f"not a usable URL: {exc}") from None
-    except _FETCH_ERRORS as exc:
-        raise ProviderError(f"cannot read the discovery document {url}: {exc}") from None
-    if doc.get("issuer") != issuer:
-        raise ProviderError(f"the discovery document names issuer {doc.get('issuer')!r}, not exactly {issuer!r}")
+        doc, _ = _fetch_json(settings, org, url)
+    except outbound.Unreachable:
+        raise ProviderError(UNUSABLE) from None
+    why = None if doc.get("issuer") == issuer else "the discovery document names another issuer"
     for name in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
-        if not _allowed_url(doc.get(name)):
-            raise ProviderError(f"the provider's {name} must be an https URL, got {doc.get(name)!r}")
+        if why is None and not _allowed_url(doc.get(name)):
+            why = f"the provider's {name} is not an https URL"
+    if why:
+        log.warning("unusable OpenID Provider", extra={"org": org, "url": url[:300], "reason": why})
+        raise ProviderError(UNUSABLE)
     return doc
 
 
 def configure(
-    engine: Engine, settings: Settings, slug: str, *, issuer: str, client_id: str, client_secret: str
+    engine: Engine, settings: Settings, slug: str, *, issuer: str, client_id: str, client_secret: str, actor: str = "cli"
 ) -> dict[str, str]:
     """Check the OP (https, its discovery names this exact issuer), store the org's connection, and
     return what the IdP admin needs: the login URL and the redirect URI to register."""
@@ -128,24 +140,26 @@ def configure(
         raise ValueError(f"the OIDC issuer must be an https URL (http only on 127.0.0.1, localhost, [::1]): {issuer!r}")
     if not client_id or not client_secret:
         raise ValueError("the OIDC client id and client secret are both required")
-    discover(issuer)
+    outbound.check_syntax(issuer)
+    discover(settings, slug, issuer)  # outbound.Busy passes through: the caller answers "try again"
     with engine.begin() as conn:
         org = orgs.get(conn, slug)
         sealed_secret = sealed.seal(settings, client_secret)
-        sso_config.put(conn, org.id, "oidc", {"issuer": issuer, "client_id": client_id, "client_secret_sealed": sealed_secret})
+        config = {"issuer": issuer, "client_id": client_id, "client_secret_sealed": sealed_secret}
+        sso_config.put(conn, org.id, "oidc", config, topics=settings.topics(), actor=actor)  # audited
     base = f"{settings.public_url.rstrip('/')}/sso/{slug}/oidc"
     return {"login_url": f"{base}/login", "redirect_uri": f"{base}/callback", "issuer": issuer}
 
 
-def _signing_key(jwks_uri: str, kid: str | None, alg: str) -> Any:
+def _signing_key(settings: Settings, org: str, jwks_uri: str, kid: str | None, alg: str) -> Any:
     """The JWKS key the token names (the only key, when it names none); refetched once on a miss."""
     fetched = False
     for fresh in (False, True):
         if fresh and fetched:
             break
         try:
-            jwks, fetched = _fetch_json(jwks_uri, fresh)
-        except _FETCH_ERRORS:
+            jwks, fetched = _fetch_json(settings, org, jwks_uri, fresh)
+        except outbound.Unreachable:
             raise Refused(502, "Could not read the identity provider's signing keys.") from None
         keys = [k for k in jwks.get("keys") or [] if isinstance(k, dict) and k.get("use", "sig") == "sig"]
         for key in [k for k in keys if k.get("kid") == kid] if kid is not None else keys if len(keys) == 1 else []:
@@ -157,7 +171,8 @@ def _signing_key(jwks_uri: str, kid: str | None, alg: str) -> Any:
     raise Refused(401, "The ID token is not signed by a key the identity provider publishes.")
 
 
-def verify_id_token(token: str, doc: dict[str, Any], config: dict[str, Any], nonce: str) -> dict[str, Any]:
+def verify_id_token(settings: Settings, org: str, token: str, doc: dict[str, Any], config: dict[str, Any],
+                    nonce: str) -> dict[str, Any]:
     """The ID token's claims, once every rule of the module docstring holds; raises Refused."""
     try:
         header = jwt.get_unverified_header(token)
@@ -165,7 +180,7 @@ def verify_id_token(token: str, doc: dict[str, Any], config: dict[str, Any], non
         raise Refused(401, "The ID token is malformed.") from None
     if (alg := header.get("alg")) not in ALGORITHMS:
         raise Refused(401, f"The ID token's algorithm {alg!r} is not accepted (only {', '.join(ALGORITHMS)}).")
-    key = _signing_key(doc["jwks_uri"], header.get("kid"), alg)
+    key = _signing_key(settings, org, doc["jwks_uri"], header.get("kid"), alg)
     try:
         claims = jwt.decode(token, key, algorithms=[alg], audience=config["client_id"], issuer=config["issuer"],
                             leeway=LEEWAY_SECONDS, options={"require": ["iss", "aud", "exp", "iat", "sub"]})
@@ -183,7 +198,11 @@ def verify_id_token(token: str, doc: dict[str, Any], config: dict[str, Any], non
     return claims
 
 
-def _exchange(doc: dict[str, Any], config: dict[str, Any], code: str, redirect_uri: str, verifier: str) -> str:
+_ERROR_CODE = re.compile(r"[a-z_]{1,40}")  # RFC 6749 5.2's error codes; anything else is not repeated to the browser
+
+
+def _exchange(settings: Settings, org: str, doc: dict[str, Any], config: dict[str, Any], code: str, redirect_uri: str,
+              verifier: str) -> str:
     """Trade the code (with the PKCE verifier) for tokens at the token endpoint; returns the ID token."""
     methods = doc.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"]
     data = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri, "code_verifier": verifier}
@@ -196,19 +215,21 @@ def _exchange(doc: dict[str, Any], config: dict[str, Any], code: str, redirect_u
     else:
         raise Refused(502, "The identity provider supports neither client_secret_basic nor client_secret_post.")
     try:
-        response = httpx.post(doc["token_endpoint"], data=data, headers=headers, timeout=_TIMEOUT)
+        response = outbound.call(settings, org, "POST", doc["token_endpoint"], data=data, headers=headers)
         body = response.json()
-    except _FETCH_ERRORS:
+    except (outbound.Unreachable, ValueError):
         raise Refused(502, "Could not get tokens from the identity provider.") from None
     if response.status_code != 200 or not isinstance(body, dict) or not isinstance(body.get("id_token"), str):
         error = body.get("error") if isinstance(body, dict) else None
-        raise Refused(401, f"The identity provider did not accept the sign-in ({error or response.status_code}).")
+        shown = f" ({error})" if isinstance(error, str) and _ERROR_CODE.fullmatch(error) else ""
+        raise Refused(401, f"The identity provider did not accept the sign-in{shown}.")
     id_token: str = body["id_token"]
     return id_token
 
 
 def _page(status: int, message: str) -> Response:
-    title = {403: "Access refused", 404: "Not found", 502: "Sign-in unavailable"}.get(status, "Sign-in failed")
+    titles = {403: "Access refused", 404: "Not found", 502: "Sign-in unavailable", 503: "Sign-in busy"}
+    title = titles.get(status, "Sign-in failed")
     body = f"<!doctype html><meta charset=utf-8><title>{title}</title><h1>{title}</h1><p>{html.escape(message)}</p>\n"
     return HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
 
@@ -225,9 +246,9 @@ class _Flow:
         try:
             org = orgs.get(conn, slug if orgs.SLUG.fullmatch(slug) else "")
         except orgs.OrgError:
-            raise Refused(404, "There is no such organisation.") from None
+            raise Refused(404, NO_SSO) from None
         if not (config := sso_config.get(conn, org.id, "oidc")):
-            raise Refused(404, "This organisation has no OpenID Connect sign-in.")
+            raise Refused(404, NO_SSO)
         if "client_secret_sealed" in config:  # connections saved before sealing hold `client_secret`
             try:
                 config["client_secret"] = sealed.open_sealed(self.settings, config.pop("client_secret_sealed"))
@@ -242,7 +263,7 @@ class _Flow:
     def login(self, slug: str, browser: str | None) -> Response:
         with self.engine.connect() as conn:
             org, config = self._org_config(conn, slug)
-        doc = discover(config["issuer"])
+        doc = discover(self.settings, slug, config["issuer"])
         state, nonce, verifier = secrets.token_urlsafe(32), secrets.token_urlsafe(32), secrets.token_urlsafe(64)
         browser = browser if browser and len(browser) == 43 else secrets.token_urlsafe(32)
         now, ttl = datetime.now(UTC), self.settings.sso_state_ttl_seconds
@@ -266,17 +287,19 @@ class _Flow:
         state = state if _STATE.fullmatch(state) else ""
         with self.engine.begin() as conn:
             org, config = self._org_config(conn, slug)
+            ours = sso_states.c.state == state, sso_states.c.org_id == org.id, sso_states.c.protocol == "oidc"
+            # Only the browser that started the sign-in consumes its state: another one cannot cancel it.
             row = conn.execute(
-                delete(sso_states)
-                .where(sso_states.c.state == state, sso_states.c.org_id == org.id, sso_states.c.protocol == "oidc")
+                delete(sso_states).where(*ours, sso_states.c.data["browser"].astext == _digest(browser or ""))
                 .returning(sso_states.c.data, sso_states.c.expires_at)
             ).first()
+            elsewhere = row is None and conn.execute(select(sso_states.c.state).where(*ours)).first() is not None
+        if elsewhere:
+            raise Refused(400, "This sign-in was started in another browser; start again.")
         if row is None:
             raise Refused(400, "This sign-in is unknown, was already used, or belongs to another organisation; start again.")
         if row.expires_at <= datetime.now(UTC):
             raise Refused(400, "This sign-in took too long and has expired; start again.")
-        if not browser or not hmac.compare_digest(row.data.get("browser", ""), _digest(browser)):
-            raise Refused(400, "This sign-in was started in another browser; start again.")
         issuer = config["issuer"]
         if "error" in params:
             detail = f"{params['error']} {params.get('error_description', '')}".strip()[:300]
@@ -285,9 +308,10 @@ class _Flow:
             raise Refused(401, "The response comes from another identity provider (iss).")
         if not params.get("code"):
             raise Refused(400, "The identity provider sent no authorization code.")
-        doc = discover(issuer)
-        id_token = _exchange(doc, config, params["code"], self._redirect_uri(slug), row.data["code_verifier"])
-        claims = verify_id_token(id_token, doc, config, row.data["nonce"])
+        doc = discover(self.settings, slug, issuer)
+        verifier = row.data["code_verifier"]
+        id_token = _exchange(self.settings, slug, doc, config, params["code"], self._redirect_uri(slug), verifier)
+        claims = verify_id_token(self.settings, slug, id_token, doc, config, row.data["nonce"])
         email = claims.get("email")
         if not isinstance(email, str) or not email.isprintable() or not claims["sub"].isprintable():
             raise Refused(401, "The identity provider did not say who you are (no email claim).")
@@ -305,8 +329,8 @@ class _Flow:
 
 
 def routes(settings: Settings, engine: Engine) -> list[Route]:
-    """`GET /sso/{org}/oidc/login` and `GET /sso/{org}/oidc/callback`; blocking work runs in threads."""
-    flow = _Flow(settings, engine)
+    """`GET /sso/{org}/oidc/login` and `GET /sso/{org}/oidc/callback`; blocking work runs on the SSO bulkhead."""
+    flow, bulkhead = _Flow(settings, engine), Bulkhead(settings)
 
     def guarded(step: Callable[..., Response], *args: Any) -> Response:
         try:
@@ -316,12 +340,19 @@ def routes(settings: Settings, engine: Engine) -> list[Route]:
         except ProviderError as exc:
             return _page(502, f"The identity provider cannot be used right now: {exc}.")
 
+    async def run(slug: str, step: Callable[..., Response], *args: Any) -> Response:
+        try:
+            return await bulkhead.run(slug, guarded, step, slug, *args)
+        except outbound.Busy:
+            busy = _page(503, BUSY_MESSAGE)
+            busy.headers["Retry-After"] = "5"
+            return busy
+
     async def login(request: Request) -> Response:
-        return await run_in_threadpool(guarded, flow.login, request.path_params["org"], request.cookies.get(COOKIE))
+        return await run(request.path_params["org"], flow.login, request.cookies.get(COOKIE))
 
     async def callback(request: Request) -> Response:
-        org, params = request.path_params["org"], dict(request.query_params)
-        return await run_in_threadpool(guarded, flow.callback, org, params, request.cookies.get(COOKIE))
+        return await run(request.path_params["org"], flow.callback, dict(request.query_params), request.cookies.get(COOKIE))
 
     return [
         Route("/sso/{org}/oidc/login", login, methods=["GET"]),

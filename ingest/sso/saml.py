@@ -18,7 +18,6 @@ strict mode, then by the rules below, which are stricter than the toolkit's defa
 """
 
 import html
-import ipaddress
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,11 +25,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-import httpx
-from cryptography import x509
 from onelogin.saml2.authn_request import OneLogin_Saml2_Authn_Request
 from onelogin.saml2.constants import OneLogin_Saml2_Constants as C
-from onelogin.saml2.idp_metadata_parser import OneLogin_Saml2_IdPMetadataParser
 from onelogin.saml2.response import OneLogin_Saml2_Response
 from onelogin.saml2.settings import OneLogin_Saml2_Settings
 from onelogin.saml2.utils import OneLogin_Saml2_Utils
@@ -46,6 +42,7 @@ from core.tables import saml_seen_assertions, sso_states
 from domain import orgs, sso_config
 from domain.postgres import SqlUnitOfWork
 from ingest import logins
+from ingest.sso.saml_metadata import fetched_metadata, parse_metadata
 
 SKEW = timedelta(seconds=60)
 EMAIL_FORMAT = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
@@ -55,6 +52,7 @@ STRONG_SIGNATURES = {C.RSA_SHA256, C.RSA_SHA384, C.RSA_SHA512} | {
 }
 STRONG_DIGESTS = {C.SHA256, C.SHA384, C.SHA512}
 MAX_FORM_BYTES = 512 * 1024
+NO_SSO = "This organisation does not exist or has no single sign-on here."  # one answer: no org oracle
 
 
 class Rejected(Exception):
@@ -103,62 +101,25 @@ def _toolkit_settings(settings: Settings, slug: str, config: dict[str, Any] | No
     return OneLogin_Saml2_Settings(data, sp_validation_only=config is None)
 
 
-def _is_loopback(host: str | None) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host or "").is_loopback
-    except ValueError:
-        return False
-
-
-def parse_metadata(xml: str) -> dict[str, Any]:
-    """The IdP's entity id, HTTP-Redirect SSO URL and signing certificates, or ValueError."""
-    try:
-        idp = OneLogin_Saml2_IdPMetadataParser.parse(xml, required_sso_binding=C.BINDING_HTTP_REDIRECT).get("idp", {})
-    except Exception as exc:
-        raise ValueError(f"IdP metadata is not valid SAML metadata XML: {exc}") from None
-    entity_id = idp.get("entityId")
-    sso_url = idp.get("singleSignOnService", {}).get("url")
-    certs = idp.get("x509certMulti", {}).get("signing") or ([idp["x509cert"]] if idp.get("x509cert") else [])
-    if not entity_id:
-        raise ValueError("IdP metadata has no IDPSSODescriptor with an entityID")
-    if not sso_url or urlsplit(sso_url).scheme not in ("https", "http"):
-        raise ValueError("IdP metadata has no SingleSignOnService with the HTTP-Redirect binding")
-    if not certs:
-        raise ValueError("IdP metadata has no signing certificate")
-    for cert in certs:
-        try:
-            x509.load_pem_x509_certificate(OneLogin_Saml2_Utils.format_cert(cert).encode())
-        except Exception:
-            raise ValueError("IdP metadata holds a signing certificate that is not valid X.509") from None
-    return {"idp_entity_id": entity_id, "sso_url": sso_url, "certs": certs}
-
-
 def configure(
-    engine: Engine, settings: Settings, slug: str, *, metadata_xml: str | None = None, metadata_url: str | None = None
+    engine: Engine,
+    settings: Settings,
+    slug: str,
+    *,
+    metadata_xml: str | None = None,
+    metadata_url: str | None = None,
+    actor: str = "cli",
 ) -> dict[str, Any]:
     """Store the org's IdP (from metadata XML, or fetched from an https URL; http on loopback only)."""
     if metadata_url:
-        parts = urlsplit(metadata_url)
-        if parts.scheme != "https" and not (parts.scheme == "http" and _is_loopback(parts.hostname)):
-            raise ValueError("metadata URL must be https (http is allowed on loopback only)")
-        try:
-            reply = httpx.get(metadata_url, timeout=10)
-            reply.raise_for_status()
-        except httpx.InvalidURL as exc:  # a control character: neither an HTTPError nor a ValueError
-            raise ValueError(f"not a usable URL: {exc}") from None
-        except httpx.HTTPError as exc:
-            raise ValueError(f"could not fetch IdP metadata from {metadata_url}: {exc}") from None
-        metadata_xml = reply.text
-    if not metadata_xml:
+        config = fetched_metadata(settings, slug, metadata_url) | {"metadata_url": metadata_url}
+    elif metadata_xml:
+        config = parse_metadata(metadata_xml)
+    else:
         raise ValueError("give the IdP metadata XML or its URL")
-    config = parse_metadata(metadata_xml)
-    if metadata_url:
-        config["metadata_url"] = metadata_url
     with engine.begin() as conn:
         org = orgs.get(conn, slug)
-        sso_config.put(conn, org.id, "saml", config)
+        sso_config.put(conn, org.id, "saml", config, topics=settings.topics(), actor=actor)  # audited
     return urls(settings, slug)
 
 
@@ -303,19 +264,22 @@ class _Flow:
     def __init__(self, settings: Settings, engine: Engine):
         self.settings, self.engine = settings, engine
 
-    def _load(self, slug: str, saml: bool = True) -> tuple[orgs.Org, dict[str, Any]]:
+    def _load(self, slug: str) -> tuple[orgs.Org, dict[str, Any]]:
+        """The org and its SAML connection; one 404 for an unknown org and one without SAML."""
         with self.engine.connect() as conn:
             try:
                 org = orgs.get(conn, slug)
             except orgs.OrgError:
-                raise Rejected(f"no organisation {slug!r}", 404) from None
+                raise Rejected(NO_SSO, 404) from None
             config = sso_config.get(conn, org.id, "saml")
-        if saml and not config:
-            raise Rejected(f"SAML sign-in is not configured for {slug!r}", 404)
-        return org, config or {}
+        if not config:
+            raise Rejected(NO_SSO, 404)
+        return org, config
 
     def metadata(self, slug: str) -> Response:
-        self._load(slug, saml=False)
+        """Our SP metadata depends on the slug alone: served for any well-formed one, so it tells no org from another."""
+        if not orgs.SLUG.fullmatch(slug):
+            raise Rejected(NO_SSO, 404)
         metadata = _toolkit_settings(self.settings, slug, None).get_sp_metadata()
         return Response(metadata, media_type="application/samlmetadata+xml")
 

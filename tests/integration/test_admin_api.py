@@ -43,6 +43,8 @@ ENDPOINTS = [
     ("GET", "/org/domains", None),
     ("POST", "/org/domains", {"domain": "example.test"}),
     ("POST", "/org/domains/example.test/verify", None),
+    ("GET", "/org/tokens", None),
+    ("DELETE", f"/org/tokens/{uuid.uuid4()}", None),
 ]
 
 
@@ -120,6 +122,7 @@ def test_openapi_document_is_served_valid_and_committed(server):
         "/org/conflicts/{conflict_id}/invite": {"post"},
         "/org/domains": {"get", "post"}, "/org/domains/{domain}/verify": {"post"},
         "/org/sso": {"get"}, "/org/sso/oidc": {"put"}, "/org/sso/saml": {"put"}, "/org/scim-audit": {"get"},
+        "/org/tokens": {"get"}, "/org/tokens/{token_id}": {"delete"},
     }
     assert {path: set(ops) for path, ops in doc["paths"].items()} == expected
     for ops in doc["paths"].values():
@@ -436,7 +439,7 @@ def test_sso_urls_before_anything_is_configured(api, scim_org, settings):
     }
 
 
-def test_configure_oidc_never_returns_the_secret(api, discovery, scim_org, settings):
+def test_configure_oidc_never_returns_the_secret(api, discovery, scim_org, settings, engine):
     secret = "s3cr3t-" + uuid.uuid4().hex
     r = api.put("/org/sso/oidc", json={"issuer": discovery, "client_id": "client-1", "client_secret": secret})
     assert r.status_code == 200, r.text
@@ -448,13 +451,15 @@ def test_configure_oidc_never_returns_the_secret(api, discovery, scim_org, setti
         "redirect_uri": f"{base}/callback",
     }
     assert secret not in shown.text and secret not in r.text
+    (audited,) = events(engine, scim_org.id, "org.sso.configured")  # the change is audited, its secret never
+    assert audited["data"]["actor"] == "admin-api:admin" and secret not in str(audited)
 
 
 @pytest.mark.parametrize(
     ("body", "status", "words"),
     [
         ({"issuer": "http://idp.example.test", "client_id": "a", "client_secret": "b"}, 400, "must be an https URL"),
-        ({"issuer": "https://127.0.0.1:1", "client_id": "a", "client_secret": "b"}, 400, "cannot read the discovery document"),
+        ({"issuer": "https://127.0.0.1:1", "client_id": "a", "client_secret": "b"}, 400, "the OpenID Provider cannot be used"),
         ({"issuer": "https://idp.exa\tmple.test", "client_id": "a", "client_secret": "b"}, 400, "not a usable URL"),
         ({"issuer": "https://idp.example.test", "client_id": "a"}, 422, "body.client_secret: Field required"),
         ({"issuer": "https://idp.example.test", "client_id": "", "client_secret": "b"}, 422, "body.client_id"),
@@ -465,8 +470,9 @@ def test_configure_oidc_refusals(api, body, status, words):
     assert api.get("/org/sso").json()["oidc"]["configured"] is False
 
 
-def test_configure_saml_from_metadata(api, scim_org, settings):
-    r = api.put("/org/sso/saml", json={"metadata_xml": idp_metadata()})
+def test_configure_saml_from_metadata(api, scim_org, settings, engine):
+    metadata = idp_metadata()
+    r = api.put("/org/sso/saml", json={"metadata_xml": metadata})
     assert r.status_code == 200, r.text
     base = f"{settings.public_url}/sso/{scim_org.slug}/saml"
     assert r.json() == {"login_url": f"{base}/login", "acs_url": f"{base}/acs", "entity_id": f"{base}/metadata",
@@ -476,6 +482,9 @@ def test_configure_saml_from_metadata(api, scim_org, settings):
     assert shown["idp_sso_url"] == "https://idp.example.test/sso" and shown["acs_url"] == f"{base}/acs"
     sp = httpx.get(shown["metadata_url"], timeout=10)
     assert sp.status_code == 200 and f"{base}/acs" in sp.text
+    assert len(events(engine, scim_org.id, "org.sso.configured")) == 1
+    assert api.put("/org/sso/saml", json={"metadata_xml": metadata}).status_code == 200  # the same again: no event
+    assert len(events(engine, scim_org.id, "org.sso.configured")) == 1
 
 
 @pytest.mark.parametrize(

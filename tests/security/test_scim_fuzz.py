@@ -4,15 +4,21 @@ For every request on org A's SCIM root with org A's token: never a 5xx; a refuse
 (4xx) changes nothing of org A's (SCIM rows, group members, outbox, token, org row); org B's
 rows never change, and B's data never shows in a response.
 
+A cost dimension sends large attribute lists, value and member lists, PATCHes and sorts: none may
+answer 5xx or take longer than the SCIM request deadline.
+
 Runs are deterministic (`derandomize=True`); `PROVISIONER_FUZZ_EXAMPLES=2000` runs more.
 """
 
+import json
+import time
 from collections import Counter
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 
 from tests.security.conftest import examples, snapshot
 from tests.security.scim_requests import Ids, ScimCall, ScimStrategies
@@ -102,3 +108,81 @@ def test_hostile_scim_requests_never_fail_or_leak(engine, app_client, org_a, org
     assert any(400 <= s < 500 for s in statuses), statuses
     assert statuses[201] + statuses[204] > 0, statuses
 
+
+
+# -- the cost dimension: requests that are cheap to send and could be expensive to serve ---------------
+
+_MULTI_VALUED = ["emails", "phoneNumbers", "ims", "photos", "addresses", "entitlements", "roles", "x509Certificates"]
+_COSTLY = settings(FUZZ, max_examples=examples(60))
+
+
+def _names(draw: st.DrawFn, count: int) -> list[str]:
+    real = ["userName", "title", "emails", "emails.value", "name.givenName", "members", "displayName", "meta.created"]
+    return [draw(st.sampled_from(real)) if draw(st.booleans()) else f"madeUp{i}" for i in range(count)]
+
+
+@st.composite
+def costly_calls(draw: st.DrawFn, user_id: str, group_id: str, member_ids: list[str]) -> ScimCall:
+    """A request with a large attribute list, value list, member list, PATCH or sort."""
+    n = draw(st.sampled_from([0, 1, 99, 100, 101, 1000, 5000]))
+    kind = draw(st.sampled_from(["search", "query", "values", "patch_values", "operations", "members", "sort"]))
+    json_headers = {"Content-Type": "application/scim+json"}
+    if kind == "search":
+        key = draw(st.sampled_from(["attributes", "excludedAttributes"]))
+        body = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], key: _names(draw, n)}
+        path = draw(st.sampled_from(["/.search", "/Users/.search", "/Groups/.search"]))
+        return ScimCall("POST", path, {}, json_headers, _json(body))
+    if kind == "query":
+        key = draw(st.sampled_from(["attributes", "excludedAttributes"]))
+        path = draw(st.sampled_from(["/Users", f"/Users/{user_id}", "/Groups"]))
+        return ScimCall("GET", path, {key: ",".join(_names(draw, n))}, {}, None)
+    if kind == "sort":
+        params = {"sortBy": ",".join(_names(draw, min(n, 50)) or ["title"]), "count": str(draw(st.integers(0, 2000)))}
+        if draw(st.booleans()):
+            params["filter"] = draw(st.sampled_from(["title pr", 'emails co "@"', 'userName sw "a"']))
+        return ScimCall("GET", draw(st.sampled_from(["/Users", "/Groups"])), params, {}, None)
+    attribute = draw(st.sampled_from(_MULTI_VALUED))
+    values = [{"value": f"v{i}@example.com", "type": "work"} for i in range(min(n, 5000))]
+    if kind == "values":
+        body = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": f"cost-{n}", attribute: values}
+        method, path = draw(st.sampled_from([("POST", "/Users"), ("PUT", f"/Users/{user_id}")]))
+        return ScimCall(method, path, {}, json_headers, _json(body))
+    if kind == "members":
+        members = [{"value": draw(st.sampled_from(member_ids))} for _ in range(min(n, 5000))]
+        body = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": f"cost-{n}", "members": members}
+        method, path = draw(st.sampled_from([("POST", "/Groups"), ("PUT", f"/Groups/{group_id}")]))
+        return ScimCall(method, path, {}, json_headers, _json(body))
+    if kind == "patch_values":
+        path, target = (f"/Groups/{group_id}", "members") if draw(st.booleans()) else (f"/Users/{user_id}", attribute)
+        operations = [{"op": "add", "path": target, "value": values}]
+    else:
+        operations = [{"op": "replace", "path": "displayName", "value": f"d{i}"} for i in range(n)]
+        path = draw(st.sampled_from([f"/Users/{user_id}", f"/Groups/{group_id}"]))
+    body = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": operations}
+    return ScimCall("PATCH", path, {}, json_headers, _json(body))
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value).encode()
+
+
+def test_costly_scim_requests_end_within_the_deadline_and_never_fail(engine, app_client, org_a, org_b, settings):
+    """Large attribute lists, value counts, member lists, PATCHes and sorts: never a 5xx, never past the deadline."""
+    member_ids = [org_a.user_id, org_a.member_id, org_b.user_id]
+    statuses: Counter[int] = Counter()
+    slowest: list[Any] = [0.0, ""]
+
+    @given(call=costly_calls(org_a.user_id, org_a.group_id, member_ids))
+    @_COSTLY
+    def run(call: ScimCall) -> None:
+        started = time.monotonic()
+        statuses[check_invariants(engine, app_client, org_a, org_b, call)] += 1
+        elapsed = time.monotonic() - started  # includes the two snapshots check_invariants takes
+        if elapsed > slowest[0]:
+            slowest[:] = [elapsed, call.describe()[:120]]
+        assert elapsed < settings.scim_request_deadline_seconds, f"{elapsed:.1f} s for {call.describe()}"
+
+    run()
+    print(f"SCIM cost fuzz: {sum(statuses.values())} requests, statuses {dict(sorted(statuses.items()))}"
+          f", slowest {slowest[0]:.2f} s ({slowest[1]})")
+    assert statuses[400] > 0 and any(200 <= s < 300 for s in statuses), statuses

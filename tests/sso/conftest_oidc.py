@@ -201,7 +201,8 @@ def forging_provider() -> Iterator[ForgingProvider]:
 
 
 def outbox_events(engine: Engine, org_id: str) -> list[dict[str, Any]]:
+    """The org's staged events after its SSO setup (configuring the IdP is audited: org.sso.configured)."""
     with engine.connect() as conn:
         rows = conn.execute(text("SELECT payload FROM outbox WHERE payload->>'orgid' = :o ORDER BY id"), {"o": org_id})
-        return [row.payload for row in rows]
+        return [row.payload for row in rows if row.payload["type"] != "io.provisioner.org.sso.configured"]
 

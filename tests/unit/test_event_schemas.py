@@ -26,7 +26,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 
-from domain import admin, domains, invitations
+from domain import admin, domains, invitations, sso_config, token_facts
 from domain.accounts import NO_ORG, register
 from domain.erasure import erased_event
 from domain.model import SEAT_LIMIT_REACHED, Member, MemberStatus, Source, transition
@@ -375,8 +375,34 @@ def _billing_of(events: list[Event]) -> list[Event]:
 
 
 ERASURES += _billing_of(ERASURES)  # billing.member.erased (her seat was released already)
+
+
+def credential_facts() -> list[Event]:
+    """Acme's credentials issued and revoked, and its SSO connection stored then changed, as their
+    producers build the facts (domain.token_facts, domain.sso_config), each staged in a transaction."""
+    db = FakeUnitOfWork(topics=TOPICS)
+    admin_id, scim_id = "7a8b9c0d-1e2f-4a3b-8c4d-5e6f7a8b9c0d", "8b9c0d1e-2f3a-4b4c-9d5e-6f7a8b9c0d1e"
+    revoked = type("Row", (), {"id": scim_id, "prefix": "scim_Ab12Cd34", "name": None})()
+    oidc = {"issuer": "https://idp.acme.example", "client_id": "acme", "client_secret_sealed": "v1:x"}
+    facts = [
+        token_facts.issued_fact("admin", admin_id, "adm_Zz98Yy76", "ops", "created", "cli"),
+        token_facts.issued_fact("scim", scim_id, "scim_Ab12Cd34", "scim", "rotated", ADMIN_API),
+        token_facts.revoked_fact("scim", revoked, ADMIN_API),
+        sso_config.configured_fact("oidc", None, oidc, ADMIN_API),
+        sso_config.configured_fact("oidc", oidc, {**oidc, "client_id": "acme-2"}, ADMIN_API),
+    ]
+    for fact in facts:
+        assert fact is not None
+        db.stage_fact(fact, org_id=ACME.id, org_slug=ACME.slug)
+        db.commit()
+    return [decode_row(row) for row in db.staged]
+
+
+with mock.patch.object(envelope, "datetime", _Clock):
+    CREDENTIAL_FACTS = credential_facts()
 EVENTS: list[Event] = [
-    *user_lifecycle(), *group_lifecycle(), *user_lifecycle(ORG_WITHOUT_REQUEST), *SIGN_INS, *ORG_EVENTS, *ERASURES
+    *user_lifecycle(), *group_lifecycle(), *user_lifecycle(ORG_WITHOUT_REQUEST), *SIGN_INS, *ORG_EVENTS, *ERASURES,
+    *CREDENTIAL_FACTS,
 ]
 
 
@@ -550,7 +576,7 @@ def _nil_org(ce: dict[str, Any]) -> None:
 FACTS = {
     c.LOGIN_SUCCEEDED, c.LOGIN_REFUSED, c.ORG_SETTINGS_CHANGED, c.MEMBER_MANUALLY_ADDED, c.MEMBER_MANUALLY_REMOVED,
     c.ACCOUNT_REGISTERED, c.ACCOUNT_ACQUIRED, c.CONFLICT_DISMISSED, c.DOMAIN_VERIFIED, c.ACCOUNT_INVITED,
-    c.INVITATION_ACCEPTED,
+    c.INVITATION_ACCEPTED, c.CREDENTIAL_ISSUED, c.CREDENTIAL_REVOKED, c.ORG_SSO_CONFIGURED,
 }  # fmt: skip
 # a conflict carries its cause's version: a member.created's, or none for an account.registered's
 CAUSE_VERSIONED = {c.EMAIL_CONFLICT_DETECTED}
@@ -729,6 +755,26 @@ DATA_BREAKS: dict[str, dict[str, Any]] = {
             "domain without a dot": _set(("data", "domain"), "localhost"),
             "missing actor": _drop(("data", "actor")),
             "org subject": _set(("subject",), f"orgs/{ORG.id}"),
+        },
+    },
+    "credential": {
+        "kinds": [c.CREDENTIAL_ISSUED, c.CREDENTIAL_REVOKED],
+        "breaks": {
+            "unknown kind": _set(("data", "kind"), "service"),
+            "token id not an id": _set(("data", "token_id"), "adm_Zz98Yy76SECRET"),
+            "a secret-length prefix": _set(("data", "prefix"), "adm_" + "x" * 43),
+            "missing actor": _drop(("data", "actor")),
+            "the token itself": _set(("data", "token"), "adm_" + "x" * 43),
+            "org subject": _set(("subject",), f"orgs/{ORG.id}"),
+        },
+    },
+    "sso configured": {
+        "kinds": [c.ORG_SSO_CONFIGURED],
+        "breaks": {
+            "unknown protocol": _set(("data", "protocol"), "ldap"),
+            "a setting's value": _set(("data", "client_secret_sealed"), "v1:x"),
+            "changed not a list": _set(("data", "changed"), "client_id"),
+            "missing created": _drop(("data", "created")),
         },
     },
     "new member": {
@@ -1121,3 +1167,21 @@ def test_an_erasure_is_keyed_by_the_member_with_an_id_from_org_and_member_only()
     assert (erased.subject, erased.key) == (f"members/{ALICE_MEMBER}", f"{ACME.id}:{ALICE_MEMBER}")
     assert erased.id == deterministic_id(c.MEMBER_ERASED.type, ACME.id, ALICE_MEMBER)
     assert erased_event(ACME, ALICE_MEMBER, 9, "support").id == erased.id  # erasing again is the same event
+
+
+def test_credential_facts_name_the_token_by_id_and_prefix_and_sso_facts_only_the_settings_changed():
+    issued, rotated, revoked, created, changed = CREDENTIAL_FACTS
+    assert issued.data == {
+        "kind": "admin", "token_id": "7a8b9c0d-1e2f-4a3b-8c4d-5e6f7a8b9c0d", "prefix": "adm_Zz98Yy76", "name": "ops",
+        "reason": "created", "actor": "cli",
+    }  # fmt: skip
+    assert (rotated.data["reason"], revoked.kind) == ("rotated", c.CREDENTIAL_REVOKED)
+    assert (revoked.data["reason"], revoked.data["name"]) == ("revoked", "scim")
+    subject = f"orgs/{ACME.id}/credentials/8b9c0d1e-2f3a-4b4c-9d5e-6f7a8b9c0d1e"
+    assert (revoked.subject, revoked.key) == (subject, f"{ACME.id}:{ACME.id}")
+    every_setting = ["client_id", "client_secret_sealed", "issuer"]
+    assert created.data == {"protocol": "oidc", "created": True, "changed": every_setting, "actor": ADMIN_API}
+    assert (changed.data["created"], changed.data["changed"]) == (False, ["client_id"])
+    assert "v1:x" not in json.dumps([e.data for e in CREDENTIAL_FACTS])
+    oidc = {"issuer": "https://idp.acme.example"}
+    assert sso_config.configured_fact("oidc", oidc, dict(oidc), "cli") is None  # the same settings again: no fact
