@@ -4,6 +4,8 @@ grant the org its rate once, not N times. `org_rate_limiter(settings)` picks it,
 bucket when `scim_rate_limit_shared` is off; both raise `RateLimitedException` when out of tokens."""
 
 import math
+import threading
+import time
 
 from sqlalchemy import Engine, text
 
@@ -33,20 +35,34 @@ _POOL_SIZE = 4
 
 class SharedOrgRateLimiter:
     """`take(org_id)` spends one of the org's tokens in PostgreSQL or raises RateLimitedException.
-    A rate of 0 disables it."""
+    A rate of 0 disables it.
+
+    A flood is refused without a database round trip: this process's own bucket (the org's whole
+    limit, so never stricter than the shared one) is spent first, and after the shared bucket
+    refuses, the org stays refused here until its next token is due (1/rate seconds)."""
 
     def __init__(self, engine: Engine, rate_per_second: float, burst: int) -> None:
         if rate_per_second and rate_per_second < MINIMUM_RATE:
             raise ValueError(f"the SCIM rate limit must be at least {MINIMUM_RATE} requests/s per org (Entra's requirement)")
         self.engine, self.rate, self.burst = engine, rate_per_second, max(1, burst)
+        self.local = OrgRateLimiter(rate_per_second, burst)
+        self._refused_until: dict[str, float] = {}
+        self._lock = threading.Lock()
 
     def take(self, org_id: str) -> None:
         """Spend one token of `org_id`'s bucket, shared by every ingest process."""
         if not self.rate:
             return
+        with self._lock:
+            wait = self._refused_until.get(org_id, 0.0) - time.monotonic()
+        if wait > 0:
+            raise RateLimitedException(retry_after=max(1, math.ceil(wait)))
+        self.local.take(org_id)  # raises when this process alone is over the org's limit
         with self.engine.begin() as conn:
             left = conn.execute(_TAKE, {"org": org_id, "burst": float(self.burst), "rate": self.rate}).first()
         if left is None:  # under one token: the next one is at most 1/rate seconds away
+            with self._lock:
+                self._refused_until[org_id] = time.monotonic() + 1.0 / self.rate
             raise RateLimitedException(retry_after=max(1, math.ceil(1.0 / self.rate)))
 
 

@@ -102,3 +102,20 @@ def test_two_real_ingest_processes_grant_the_rate_once(settings, engine, two_ing
     assert BURST <= statuses.count(200) <= _most(elapsed), (statuses.count(200), elapsed)
     for client in clients:
         client.close()
+
+
+def test_a_flood_is_refused_without_a_database_round_trip(settings, engine):
+    org = make_org(settings, engine)
+    limiter = SharedOrgRateLimiter(engine, RATE, BURST)
+    calls = []
+    begin = engine.begin
+
+    def counted():
+        calls.append(1)
+        return begin()
+
+    limiter.engine = type("Counted", (), {"begin": staticmethod(counted)})()
+    granted, elapsed = _granted([limiter], org.id, 2000)
+    assert BURST <= granted <= _most(elapsed)
+    # one round trip per token granted, and about one per refill interval while refused: not one per request
+    assert len(calls) <= granted + int(elapsed * RATE) + 2, (len(calls), granted, elapsed)
