@@ -13,52 +13,17 @@ import threading
 import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import httpx
 
+from bench.abuse_idp import SlowIdp
 from bench.harness import System, fresh_database, wait_http
-from core.settings import Settings, isolated
+from core.settings import Settings, free_port, isolated
 from domain import orgs
 from ingest.sso import oidc
 
 CALLBACKS, SLEEP_SECONDS, RATE = 45, 8.0, 20.0
-
-
-def slow_idp() -> str:
-    """A loopback OpenID Provider whose token endpoint sleeps SLEEP_SECONDS; returns its issuer."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def _json(self, status: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_GET(self) -> None:
-            self._json(200, {"issuer": issuer, "authorization_endpoint": f"{issuer}/authorize",
-                             "token_endpoint": f"{issuer}/token", "jwks_uri": f"{issuer}/jwks"})
-
-        def do_POST(self) -> None:
-            time.sleep(SLEEP_SECONDS)
-            self._json(400, {"error": "invalid_grant"})
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    class Server(ThreadingHTTPServer):
-        def handle_error(self, request: Any, client_address: Any) -> None:
-            pass  # ingest gave up on the token request first (its read timeout): a broken pipe here
-
-    server = Server(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    issuer = f"http://127.0.0.1:{server.server_address[1]}"
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return issuer
 
 
 def victim(base_url: str, token: str, seconds: float) -> list[float]:
@@ -105,7 +70,8 @@ def main() -> None:
     try:
         wait_http(f"{settings.public_url}/readyz")
         (org_a, _), (_, token_b) = orgs.create(engine, "org-a"), orgs.create(engine, "org-b")
-        oidc.configure(engine, settings, org_a.slug, issuer=slow_idp(), client_id="a", client_secret="s")
+        idp = SlowIdp(free_port(), delay=SLEEP_SECONDS).start()  # its token endpoint waits 8 s
+        oidc.configure(engine, settings, org_a.slug, issuer=idp.issuer, client_id="a", client_secret="s")
         scim = httpx.Client(base_url=orgs.scim_base_url(settings.public_url, "org-b"), timeout=30,
                             headers={"Authorization": f"Bearer {token_b}", "Content-Type": "application/scim+json"})
         for i in range(50):

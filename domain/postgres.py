@@ -60,8 +60,7 @@ _UNOWNED = _SELECT_MEMBERS.where(
 )
 _GET_MEMBER = _SELECT_MEMBERS.where(members.c.id == bindparam("member_id"))
 _REMOVED_BY_EXTERNAL_ID = (
-    _SELECT_MEMBERS.add_columns(members.c.updated_at)
-    .where(
+    _SELECT_MEMBERS.where(
         members.c.org_id == _ORG_IDS,
         members.c.external_id == any_text("external_ids"),
         members.c.status == MemberStatus.REMOVED,
@@ -149,7 +148,7 @@ _REMOVE_CLAIM = delete(seat_claims).where(seat_claims.c.org_id == bindparam("o")
 
 
 def _member(row: Any) -> Member:
-    values = dict(row) if isinstance(row, dict) else dict(row._mapping)
+    values = dict(row._mapping)
     values["status"], values["source"] = MemberStatus(values["status"]), Source(values["source"])
     return Member(**values)
 
@@ -211,8 +210,7 @@ class PgMembers:
         params = {"org_ids": sorted({o for o, _ in wanted}), "external_ids": sorted({x for _, x in wanted})}
         found: dict[tuple[str, str], Member] = {}
         for row in self.conn.execute(_REMOVED_BY_EXTERNAL_ID, params):  # oldest first: the newest wins
-            values = {k: v for k, v in row._mapping.items() if k != "updated_at"}
-            member = _member(values)
+            member = _member(row)
             if (member.org_id, member.external_id) in wanted:
                 found[(member.org_id, str(member.external_id))] = member
         return found

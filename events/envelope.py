@@ -16,6 +16,7 @@ transaction that stages it); when something happened in the world is data (`logg
 import uuid
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
+from functools import cache
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 import orjson
@@ -205,6 +206,7 @@ def _version(value: object) -> int:
     return value if value <= INTEGER_MAX else UNVERSIONED
 
 
+@cache  # looked up once, on the first decode: the catalogue is loaded by then
 def _by_type() -> dict[str, "EventType"]:
     from events.catalogue import BY_TYPE
 
