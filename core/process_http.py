@@ -2,7 +2,7 @@
 
 Liveness is the process answering at all; readiness is the process's own check (for a worker:
 it can reach PostgreSQL and has joined its consumer group; for the relay: it can reach
-PostgreSQL). Kubernetes probes and `make up` use them.
+PostgreSQL and its publishing loop is making progress). Kubernetes probes and `make up` use them.
 """
 
 import threading

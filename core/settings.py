@@ -123,6 +123,11 @@ class Settings(BaseSettings):
 
     relay_batch_size: int = 500
     relay_poll_seconds: float = 0.02
+    # Every Kafka call of the relay (flushing a batch, reading partition tails) gives up after this
+    # long and starts over with a new producer; a relay whose loop makes no progress for
+    # `relay_stall_seconds` (a client library stuck for good) exits, and is restarted.
+    relay_kafka_timeout_seconds: float = Field(30.0, ge=20)  # >= the producer's request timeout (15 s) + linger
+    relay_stall_seconds: float = Field(120.0, gt=0)
     consumer_group_prefix: str = "provisioner"
     worker_batch_size: int = 500
     # A crashed worker's partitions move to the others after this long (Kafka's default is 45 s).

@@ -50,9 +50,15 @@ def consumer(
     return c
 
 
-def read_to_end(settings: Settings, topics: list[str], *, depth: int | None = None) -> Iterator[bytes]:
+def read_to_end(
+    settings: Settings, topics: list[str], *, depth: int | None = None, timeout: float | None = None
+) -> Iterator[bytes]:
     """The values of every committed record of these topics, from the beginning (or the last
-    `depth` of each partition) to the end offsets seen when reading starts; no group, nothing committed."""
+    `depth` of each partition) to the end offsets seen when reading starts; no group, nothing committed.
+
+    With `timeout` (seconds), a read that has not reached the end by then raises KafkaTimeoutError
+    (a partition without a leader would otherwise keep it polling)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
     consumer = KafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers.split(","),
         group_id=None,
@@ -69,6 +75,8 @@ def read_to_end(settings: Settings, topics: list[str], *, depth: int | None = No
         for tp in partitions:
             consumer.seek(tp, start[tp] if depth is None else max(start[tp], end[tp] - depth))
         while any(consumer.position(tp) < end[tp] for tp in partitions):
+            if deadline is not None and time.monotonic() > deadline:
+                raise errors.KafkaTimeoutError(f"reading {', '.join(topics)} to the end took over {timeout} s")
             for records in consumer.poll(timeout_ms=1000).values():
                 for record in records:
                     yield record.value

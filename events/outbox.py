@@ -14,10 +14,17 @@ partition it is about to write to and drops the outbox rows whose event ids are 
 no duplicates on the topics from relay crashes. Consumers dedupe by event id anyway.
 One relay is active at a time (a PostgreSQL advisory lock), so per-key order holds; extra
 replicas wait as hot standbys. It polls the outbox (`relay_poll_seconds`, 20 ms by default: an
-index-only probe of a small table); writers do not NOTIFY, see events/outbox.py.
+index-only probe of a small table).
+
+No Kafka call waits for ever: a flush that has not completed within `relay_kafka_timeout_seconds`
+(a producer wedged after a broker restart, which kafka-python can be) ends the process, to be
+restarted with a fresh client, and a loop that makes no progress for `relay_stall_seconds` for any
+other reason is ended by `watch` (the supervisor or the orchestrator starts it again).
 """
 
 import logging
+import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
@@ -25,7 +32,7 @@ from typing import Any
 
 import orjson
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, KafkaTimeoutError
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.dialects.postgresql import insert
 
@@ -83,7 +90,7 @@ _LOCK_KEY = 0x70726F76  # "prov": the relay's advisory lock
 def published_ids(settings: Settings, topics: list[str], depth: int) -> set[str]:
     """Event ids among the last `depth` records of every partition of these topics."""
     ids: set[str] = set()
-    for value in kafka.read_to_end(settings, topics, depth=depth):
+    for value in kafka.read_to_end(settings, topics, depth=depth, timeout=settings.relay_kafka_timeout_seconds):
         try:
             ids.add(str(orjson.loads(value)["id"]))
         except (orjson.JSONDecodeError, KeyError, TypeError):
@@ -106,6 +113,18 @@ def _observe_published(rows: Sequence[Any]) -> None:
             continue
 
 
+class RelayStalled(RuntimeError):
+    """The Kafka client did not complete a flush in time: only a new process recovers from that."""
+
+
+def close(producer: KafkaProducer) -> None:
+    """Close a producer, waiting a little for what it still holds; a wedged one means a new process."""
+    try:
+        producer.close(timeout=5)
+    except KafkaTimeoutError as exc:  # its flush did not complete: the sender thread is still running
+        raise RelayStalled(f"closing the producer: {exc}") from exc
+
+
 class Relay:
     def __init__(self, settings: Settings, engine: Engine, make_producer: Callable[[], KafkaProducer]):
         self.settings = settings
@@ -115,6 +134,27 @@ class Relay:
         self.running = True
         self.published = 0
         self.skipped = 0
+        self.progressed_at = time.monotonic()  # the publishing loop's last completed step
+
+    def stalled_for(self) -> float:
+        """Seconds since the publishing loop last completed a step."""
+        return time.monotonic() - self.progressed_at
+
+    def watch(self, exit_process: Callable[[int], None] = os._exit) -> threading.Thread:
+        """Start a thread that ends the process once the loop has made no progress for `relay_stall_seconds`."""
+
+        def check() -> None:
+            limit = self.settings.relay_stall_seconds
+            while self.running:
+                if self.stalled_for() > limit:
+                    log.critical("relay made no progress for %.0f s; exiting to be restarted", self.stalled_for())
+                    exit_process(70)
+                    return
+                time.sleep(min(1.0, limit / 4))
+
+        thread = threading.Thread(target=check, name="relay-watchdog", daemon=True)
+        thread.start()
+        return thread
 
     def recover(self) -> int:
         """Drop the outbox rows a previous attempt already published; returns how many."""
@@ -146,7 +186,10 @@ class Relay:
             futures = [
                 self.producer.send(r.topic, key=r.key.encode(), value=orjson.dumps(r.payload), headers=STRUCTURED) for r in rows
             ]
-            self.producer.flush()
+            try:
+                self.producer.flush(timeout=self.settings.relay_kafka_timeout_seconds + 5)
+            except KafkaTimeoutError as exc:  # past the delivery timeout: this client is wedged
+                raise RelayStalled(f"flush did not complete: {exc}") from exc
             for future in futures:
                 future.get(timeout=0)  # raises if Kafka refused it: rows stay for the next try
             conn.execute(text("DELETE FROM outbox WHERE id = ANY(:ids)"), {"ids": [r.id for r in rows]})
@@ -168,9 +211,10 @@ class Relay:
         except KafkaError as exc:
             metrics.RELAY_ERRORS.inc()
             log.warning("publish failed (%s); recovering with a new producer", exc)
-            self.producer.close(timeout=5)
+            close(self.producer)
             while self.running:
                 time.sleep(1.0)
+                self.progressed_at = time.monotonic()
                 try:
                     self.producer = self.make_producer()
                     self.recover()
@@ -186,6 +230,7 @@ class Relay:
             raw.set_isolation_level(0)  # autocommit: the session lock lives outside transactions
             cur = raw.cursor()
             while self.running:
+                self.progressed_at = time.monotonic()  # a standby waiting for the lock is not stalled
                 cur.execute("SELECT pg_try_advisory_lock(%s)", (_LOCK_KEY,))
                 locked = cur.fetchone()
                 if locked and locked[0]:
@@ -196,6 +241,7 @@ class Relay:
             self.recover()
             last_gauges = 0.0
             while self.running:
+                self.progressed_at = time.monotonic()
                 published = self._publish_or_recover()
                 if time.monotonic() - last_gauges >= 2.0:
                     last_gauges = time.monotonic()
