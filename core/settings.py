@@ -108,6 +108,19 @@ class Settings(BaseSettings):
     scim_max_candidates: int = Field(10_000, ge=1)
     # Past this the request's database work is cancelled and it is answered 503.
     scim_request_deadline_seconds: float = Field(10.0, gt=0)
+    # Fair shares of one ingest process (ingest/scim/fairness.py): an org's SCIM requests in
+    # progress at once (more wait up to scim_queue_seconds for a slot, then 429), and the CPU time
+    # its requests may use, refilled at this many CPU-seconds per second up to the burst (a request
+    # that finds its org's budget spent is answered 429 with the Retry-After of the refill); 0: off.
+    scim_max_in_flight_per_org: int = Field(2, ge=1)
+    scim_queue_seconds: float = Field(1.0, ge=0)
+    scim_org_cpu_per_second: float = Field(0.25, ge=0)
+    scim_org_cpu_burst_seconds: float = Field(1.0, ge=0)
+    # A request refused by an org's rate or CPU limit is answered this much later (its connection
+    # waits, no thread does), at most this many at once per process: a flood over the limit then
+    # costs about one answer per connection per delay.
+    scim_refusal_delay_seconds: float = Field(1.0, ge=0)
+    scim_refusal_delay_max: int = Field(256, ge=0)
     # Session defaults of the ingest engine (`make_engine(..., bounded=True)`): PostgreSQL cancels a
     # statement running longer, and ends a session left idle inside a transaction that long. 0: none.
     ingest_statement_timeout_seconds: float = Field(30.0, ge=0)
@@ -132,6 +145,13 @@ class Settings(BaseSettings):
     worker_batch_size: int = 500
     # A crashed worker's partitions move to the others after this long (Kafka's default is 45 s).
     consumer_session_timeout_ms: int = 10000
+    # Static group membership (KIP-345): a worker restarted under the same instance id takes its
+    # partitions back at once, instead of waiting for its dead predecessor's session to expire and
+    # a rebalance. The id must be stable across restarts and unique per replica: empty means
+    # "<hostname>-<group>" (one replica of each worker per host, as `provisioner run` runs them);
+    # set it per replica when several run on one host (a second one would fence the first).
+    consumer_static_membership: bool = True
+    consumer_group_instance_id: str = ""
 
     def topics(self) -> dict[str, str]:
         """Topic name by role (the catalogue names roles; names are configuration)."""

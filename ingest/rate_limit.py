@@ -49,6 +49,16 @@ class SharedOrgRateLimiter:
         self._refused_until: dict[str, float] = {}
         self._lock = threading.Lock()
 
+    def refusal(self, org_id: str) -> RateLimitedException | None:
+        """The refusal due now from what this process already knows (changes nothing), or None."""
+        if not self.rate:
+            return None
+        with self._lock:
+            wait = self._refused_until.get(org_id, 0.0) - time.monotonic()
+        if wait > 0:
+            return RateLimitedException(retry_after=max(1, math.ceil(wait)))
+        return self.local.refusal(org_id)
+
     def take(self, org_id: str) -> None:
         """Spend one token of `org_id`'s bucket, shared by every ingest process."""
         if not self.rate:

@@ -118,7 +118,10 @@ def settings(request: pytest.FixtureRequest) -> Settings:
     # auth cache off: revocations and toggles must show at once in these tests
     # the rate limit is off for the suite's bursts; tests/integration/test_rate_limit.py runs its own ingest
     # the suite's IdPs run on loopback, which only an operator's setting allows
+    # and so are the per-org fair shares (tests/integration/test_fairness.py runs its own ingest):
+    # consecutive tests' orgs would contend, and the race tests send more at once than one org may
     return isolated(base, f"test-{run}", url, auth_cache_seconds=0, scim_rate_limit_per_second=0,
+                    scim_org_cpu_per_second=0, scim_max_in_flight_per_org=1000, scim_refusal_delay_seconds=0,
                     idp_allow_private_addresses=True)
 
 

@@ -10,7 +10,7 @@ Every refusal is `400 invalidValue` and changes nothing. The limits are `scim_ma
 from collections.abc import Mapping
 from typing import Any
 
-from scim2_models import InvalidValueException
+from scim2_models import InvalidValueException, TooManyException
 
 _ATTRIBUTE_PARAMETERS = ("attributes", "excludedattributes")
 
@@ -70,6 +70,23 @@ class CostLimits:
                 stack.extend((name, item) for item in value)
             elif isinstance(value, dict):
                 stack.extend((str(key), item) for key, item in value.items())
+
+    def check_stored(self, resource_type: str, data: Mapping[str, Any]) -> None:
+        """A stored resource is within the bounds (its attributes and its extensions' attributes:
+        cheap enough for every read); raises TooManyException for one stored before them, which
+        would cost the server seconds to serve (every value is validated and copied)."""
+        for name, value in data.items():
+            values = [(name, value)] if isinstance(value, list) else []
+            if isinstance(value, dict):
+                values = [(f"{name}:{key}", item) for key, item in value.items() if isinstance(item, list)]
+            for attribute, items in values:
+                members = attribute.casefold() == "members" or attribute.casefold().endswith(":members")
+                limit = self.max_members if members else self.max_values
+                if len(items) > limit:
+                    raise TooManyException(
+                        detail=f"this {resource_type} was stored before the server's limits: {attribute} holds {len(items)} "
+                        f"values, more than the {limit} it stores or serves; replace it (PUT) or delete it"
+                    )
 
     def _check_operation(self, operation: dict[str, Any]) -> None:
         value = next((v for k, v in operation.items() if str(k).casefold() == "value"), None)

@@ -22,8 +22,8 @@ class RateLimitedException(SCIMException):
     status = 429
     _default_detail = "Too many requests for this organisation; retry after the delay in Retry-After."
 
-    def __init__(self, retry_after: int):
-        super().__init__(detail=f"too many requests for this organisation; retry in {retry_after} s")
+    def __init__(self, retry_after: int, detail: str = "too many requests for this organisation"):
+        super().__init__(detail=f"{detail}; retry in {retry_after} s")
         self.retry_after = retry_after
 
 
@@ -47,6 +47,17 @@ class OrgRateLimiter:
         self.clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}  # org id -> (tokens, last refill)
         self._lock = threading.Lock()
+
+    def refusal(self, org_id: str) -> RateLimitedException | None:
+        """The refusal the org's next request would get now (changes nothing), or None."""
+        if not self.rate:
+            return None
+        with self._lock:
+            tokens, last = self._buckets.get(org_id, (float(self.burst), self.clock()))
+            tokens = min(float(self.burst), tokens + (self.clock() - last) * self.rate)
+        if tokens < 1.0:
+            return RateLimitedException(retry_after=max(1, math.ceil((1.0 - tokens) / self.rate)))
+        return None
 
     def take(self, org_id: str) -> None:
         if not self.rate:

@@ -5,6 +5,7 @@ The org comes from the bearer token alone; a token of another org, an unknown or
 path, or a disabled SCIM integration all get the same 401 (no oracle for org slugs).
 """
 
+import asyncio
 import logging
 import threading
 import time
@@ -36,6 +37,7 @@ from ingest.scim import quirks
 from ingest.scim.changes import OrgRef
 from ingest.scim.cost import CostLimits
 from ingest.scim.deadline import Deadline, DeadlineExceeded
+from ingest.scim.fairness import CpuClock, OrgFairness
 from ingest.scim.guards import Limits
 from ingest.scim.limits import RateLimitedException, UnavailableException
 from ingest.scim.provider import build_service
@@ -62,6 +64,10 @@ class ScimEndpoint:
         self._cost = CostLimits(
             settings.scim_max_attributes, settings.scim_max_values, settings.scim_max_members, settings.scim_max_operations
         )
+        self._fairness = OrgFairness(
+            settings.scim_max_in_flight_per_org, settings.scim_org_cpu_per_second, settings.scim_org_cpu_burst_seconds
+        )
+        self._delayed = 0  # refusals being held back now (the event loop's only: no lock)
 
     async def handle(self, request: Request) -> Response:
         slug = request.path_params["org"]
@@ -81,13 +87,41 @@ class ScimEndpoint:
             body=body,
         )
         correlation_id = request_id(request.headers.get("x-request-id"))
-        response = await run_in_threadpool(self.serve, slug, scim_request, correlation_id, deadline)
+        refused = self._refused_early(slug, request.headers.get("authorization"))
+        if refused is not None:  # a known org over its limits: answered without a thread
+            response = self._retry_later(refused, refused.retry_after)
+        else:
+            response = await run_in_threadpool(self.serve, slug, scim_request, correlation_id, deadline)
+        if int(response.status) == 429:
+            await self._hold_refusal()
         # header values are Latin-1: a path with other characters is sent percent-encoded (RFC 3986)
         response.headers.setdefault("Location", quote(scim_request.url, safe=_URL_SAFE))
         response.headers.setdefault("Cache-Control", "no-cache")
         response.headers["X-Request-Id"] = correlation_id
         content = b"" if response.body is None else orjson.dumps(response.body)
         return Response(content, status_code=int(response.status), headers=response.headers)
+
+    def _refused_early(self, slug: str, authorization: str | None) -> RateLimitedException | None:
+        """The refusal an org whose token was verified recently is due now, from memory alone."""
+        token = bearer_token(authorization)
+        org = self._tokens.get(token) if token else None
+        if org is None or org.slug != slug or not org.scim_enabled:
+            return None  # unknown here: serve() authenticates it
+        refused = self._fairness.refusal(org.id) or self._limiter.refusal(org.id)
+        if refused is not None:
+            audit.attribute(org.id)
+        return refused
+
+    async def _hold_refusal(self) -> None:
+        """Answer a refusal `scim_refusal_delay_seconds` late, a bounded number at once: a client
+        that ignores Retry-After then gets about one answer per connection per delay."""
+        if self._delayed >= self.settings.scim_refusal_delay_max or self.settings.scim_refusal_delay_seconds <= 0:
+            return
+        self._delayed += 1
+        try:
+            await asyncio.sleep(self.settings.scim_refusal_delay_seconds)
+        finally:
+            self._delayed -= 1
 
     def serve(self, slug: str, request: ScimRequest, correlation_id: str, deadline: Deadline | None = None) -> ScimResponse:
         deadline = deadline or Deadline(self.settings.scim_request_deadline_seconds)
@@ -104,30 +138,13 @@ class ScimEndpoint:
                 org = self._authenticate(conn, slug, request)
                 conn.commit()  # the bound ends with this transaction; the request's own starts below
                 audit.attribute(org.id)
-                self._limiter.take(org.id)
-                self._limits.check_query(request.query)
-                self._cost.check_query(request.query)
-                if request.method.upper() == "POST" and request.path.rstrip("/").endswith(".search"):
-                    self._limits.check_search_body(request.body)
-                    self._cost.check_search_body(_json_or_none(request.body))
-                operations = self._normalise(request)
-                storage = PgStorage(
-                    SqlUnitOfWork(conn, self.topics),
-                    OrgRef(org.id, org.slug, correlation_id),
-                    self.models,
-                    lock=request.method.upper() in _WRITES,
-                    deleting=request.method.upper() == "DELETE",
-                    cost=self._cost,
-                    deadline=deadline,
-                    max_candidates=self.settings.scim_max_candidates,
-                    patch_work=(operations, self.settings.scim_max_patch_work),
-                )
-                with conn.begin():
-                    deadline.bound(conn)
-                    response = ScimHandler(self.service, storage).handle(request)
-                    audit.stage(conn, int(response.status), correlation_id)
-                audit.committed()
-                return response
+                self._fairness.enter(org.id)
+                try:
+                    with CpuClock() as cpu:
+                        self._limiter.take(org.id)
+                        return self._serve(org, request, correlation_id, deadline, conn)
+                finally:
+                    self._fairness.leave(org.id, cpu.seconds)
         except (RateLimitedException, DeadlineExceeded) as exc:
             return self._retry_later(exc, exc.retry_after)
         except SCIMException as exc:
@@ -149,6 +166,33 @@ class ScimEndpoint:
         except Exception:
             log.exception("SCIM request failed", extra={"org": slug, "correlation_id": correlation_id})
             return self.service.error_response(RuntimeError("internal error"))
+
+    def _serve(self, org: orgs.Org, request: ScimRequest, correlation_id: str, deadline: Deadline, conn: Any) -> ScimResponse:
+        """The request of an authenticated org within its limits, in one transaction."""
+        self._limits.check_query(request.query)
+        self._cost.check_query(request.query)
+        if request.method.upper() == "POST" and request.path.rstrip("/").endswith(".search"):
+            self._limits.check_search_body(request.body)
+            self._cost.check_search_body(_json_or_none(request.body))
+        operations = self._normalise(request)
+        storage = PgStorage(
+            SqlUnitOfWork(conn, self.topics),
+            OrgRef(org.id, org.slug, correlation_id),
+            self.models,
+            lock=request.method.upper() in _WRITES,
+            deleting=request.method.upper() == "DELETE",
+            repairing=request.method.upper() in ("PUT", "DELETE"),
+            cost=self._cost,
+            deadline=deadline,
+            max_candidates=self.settings.scim_max_candidates,
+            patch_work=(operations, self.settings.scim_max_patch_work),
+        )
+        with conn.begin():
+            deadline.bound(conn)
+            response = ScimHandler(self.service, storage).handle(request)
+            audit.stage(conn, int(response.status), correlation_id)
+        audit.committed()
+        return response
 
     def _retry_later(self, exc: Exception, seconds: int) -> ScimResponse:
         response = self.service.error_response(exc)

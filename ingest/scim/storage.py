@@ -7,8 +7,10 @@ which commits after the response is built, or rolls back on any error.
 
 What it stores obeys the input rules: a User has a non-blank `userName` (RFC 7643 §4.1.1), no
 multi-valued attribute holds more values than the cost limits allow, and a group never
-contains itself, directly or through nested groups. A filter or sort the indexes cannot
-narrow evaluates at most `max_candidates` rows (more is `400 tooMany`).
+contains itself, directly or through nested groups. A resource stored before those limits is not
+served (`400 tooMany`: it would cost seconds of the server's time) but may be replaced or deleted.
+A filter or sort the indexes cannot narrow evaluates at most `max_candidates` rows (more is
+`400 tooMany`).
 """
 
 import uuid
@@ -39,6 +41,7 @@ from domain.postgres import SqlUnitOfWork
 from ingest.scim import changes, rules
 from ingest.scim.cost import CostLimits
 from ingest.scim.deadline import Deadline
+from ingest.scim.emails import STORED
 from ingest.scim.provider import type_name
 from ingest.scim.search import lowered, narrowing
 
@@ -72,6 +75,7 @@ class PgStorage(ScimStorage):
         *,
         lock: bool = False,
         deleting: bool = False,
+        repairing: bool = False,
         cost: CostLimits | None = None,
         deadline: Deadline | None = None,
         max_candidates: int | None = None,
@@ -83,6 +87,7 @@ class PgStorage(ScimStorage):
         self.models = models
         self.lock = lock
         self.deleting = deleting
+        self.repairing = repairing  # a PUT or DELETE may read a resource stored beyond the limits
         self.cost = cost
         self.deadline = deadline
         self.max_candidates = max_candidates
@@ -133,7 +138,9 @@ class PgStorage(ScimStorage):
         data = dict(row.data)
         if row.resource_type == "Group" and members:
             data["members"] = members
-        resource = self.models[row.resource_type].model_validate(data)
+        if self.cost is not None and not self.repairing:
+            self.cost.check_stored(row.resource_type, data)
+        resource = self.models[row.resource_type].model_validate(data, context={STORED: True})
         resource.id = row.id
         resource.meta = Meta(
             resource_type=row.resource_type,

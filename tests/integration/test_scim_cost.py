@@ -235,3 +235,42 @@ def test_the_ingest_engine_bounds_every_statement(settings):
                 conn.execute(text("SELECT pg_sleep(2)"))
     finally:
         bounded.dispose()
+
+
+_STORED = """
+INSERT INTO scim_resources (org_id, id, resource_type, version, data, user_name_ci, emails_ci)
+VALUES (:org, :id, 'User', 1, CAST(:data AS jsonb), :name, CAST(:emails AS text[]))
+"""
+
+
+def _store_beyond_the_limits(engine, org_id: str, user_name: str, emails: int) -> str:
+    """A user stored before the limits existed (no write path stores one now)."""
+    import json
+    import uuid
+
+    user_id = uuid.uuid4().hex
+    values = [{"value": f"{user_name}{i}@legacy.example", "type": "work"} for i in range(emails)]
+    data = {"schemas": [USER], "userName": user_name, "emails": values, "id": user_id, "meta": {"resourceType": "User"}}
+    with engine.begin() as conn:
+        conn.execute(text(_STORED), {"org": org_id, "id": user_id, "data": json.dumps(data), "name": user_name,
+                                     "emails": "{" + ",".join(v["value"] for v in values) + "}"})
+    return user_id
+
+
+def test_a_resource_stored_beyond_the_limits_is_not_served_but_can_be_replaced_or_deleted(settings, engine):
+    client, base, org_id = client_for(settings, engine)
+    with client:
+        big = _store_beyond_the_limits(engine, org_id, "legacy", 10_000)
+        other = _store_beyond_the_limits(engine, org_id, "legacy2", 101)
+        detail = scim_error(client.get(f"{base}/Users/{big}"), 400, "tooMany")
+        assert "emails holds 10000 values, more than the 100" in detail and "replace it (PUT) or delete it" in detail
+        scim_error(client.get(f"{base}/Users", params={"sortBy": "title", "count": 1}), 400, "tooMany")
+        scim_error(client.get(f"{base}/Users", params={"filter": 'userName eq "legacy"'}), 400, "tooMany")
+        scim_error(client.patch(f"{base}/Users/{big}", json=patch({"op": "replace", "path": "title", "value": "x"})), 400)
+        replaced = client.put(f"{base}/Users/{big}", json={"schemas": [USER], "userName": "legacy",
+                                                          "emails": [{"value": "legacy@legacy.example"}]})
+        assert replaced.status_code == 200, replaced.text
+        assert [e["value"] for e in client.get(f"{base}/Users/{big}").json()["emails"]] == ["legacy@legacy.example"]
+        assert client.delete(f"{base}/Users/{other}").status_code == 204
+        listed = client.get(f"{base}/Users").json()
+        assert [r["userName"] for r in listed["Resources"]] == ["legacy"]

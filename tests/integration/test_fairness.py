@@ -1,0 +1,99 @@
+"""Per-org fair shares on a real ingest process: an org that used its share of the server's time
+while another org is served gets 429 with Retry-After, held back before it is answered; the other
+org is not refused, and a refused write changes nothing."""
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from core.settings import free_port, to_env
+from tests.conftest import _die_with_parent, make_org, wait_for
+
+USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+DELAY = 0.4
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def fair(settings, engine):
+    port = free_port()
+    own = settings.model_copy(
+        update={
+            "http_port": port, "public_url": f"http://127.0.0.1:{port}", "auth_cache_seconds": 5.0,
+            # a tenth of a core each: a few reads a second stay well within it, writes back to back
+            # (about a third of a core from one client thread) do not
+            "scim_org_cpu_per_second": 0.1, "scim_org_cpu_burst_seconds": 0.05,
+            "scim_max_in_flight_per_org": 4, "scim_refusal_delay_seconds": DELAY,
+        }
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli", "serve"], env={**os.environ, **to_env(own)}, preexec_fn=_die_with_parent
+    )
+
+    def up():
+        try:
+            return httpx.get(f"{own.public_url}/readyz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(up, timeout=30, message="ingest with fair shares")
+    yield own
+    proc.terminate()
+    proc.wait(timeout=15)
+
+
+def test_an_org_over_its_share_is_refused_late_while_another_org_is_served(fair, engine):
+    hostile, victim = make_org(fair, engine), make_org(fair, engine)
+    victim_statuses: list[int] = []
+    stop = threading.Event()
+
+    def victim_traffic():  # keeps the process contended, and must never be refused for the other's use
+        while not stop.is_set():
+            victim_statuses.append(victim.client.get("/Users", params={"count": 1}).status_code)
+            time.sleep(0.25)
+
+    thread = threading.Thread(target=victim_traffic, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: len(victim_statuses) >= 2, timeout=10, message="victim traffic")
+        created, refused, took = [], None, 0.0
+        for i in range(2000):  # writes back to back until the share is used up
+            started = time.monotonic()
+            response = hostile.client.post("/Users", json={"schemas": [USER], "userName": f"h{i}"})
+            if response.status_code != 201:
+                refused, took = response, time.monotonic() - started
+                break
+            created.append(f"h{i}")
+        assert refused is not None and created  # a budget is spent after a request, never before the first
+    finally:
+        stop.set()
+        thread.join(10)
+    assert refused.status_code == 429
+    error = refused.json()
+    assert error["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"] and error["status"] == "429"
+    assert "share of the server's time" in error["detail"]
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert took >= DELAY  # held back before it was answered
+    assert victim_statuses and set(victim_statuses) == {200}
+    with engine.connect() as conn:
+        names = conn.execute(
+            text("SELECT user_name_ci FROM scim_resources WHERE org_id = :o"), {"o": hostile.id}
+        ).scalars().all()
+    assert sorted(names) == sorted(created)  # the refused write changed nothing
+    hostile.client.close()
+    victim.client.close()
+
+
+def test_an_org_alone_is_not_held_to_its_share(fair, engine):
+    time.sleep(1.5)  # the previous test's orgs have gone quiet
+    alone = make_org(fair, engine)
+    statuses = [alone.client.post("/Users", json={"schemas": [USER], "userName": f"a{i}"}).status_code for i in range(10)]
+    assert statuses == [201] * 10
+    alone.client.close()
