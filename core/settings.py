@@ -108,12 +108,11 @@ class Settings(BaseSettings):
     scim_max_candidates: int = Field(10_000, ge=1)
     # Past this the request's database work is cancelled and it is answered 503.
     scim_request_deadline_seconds: float = Field(10.0, gt=0)
-    # Fair shares of one ingest process (ingest/scim/fairness.py): an org's SCIM requests in
-    # progress at once (more wait up to scim_queue_seconds for a slot, then 429), and the CPU time
-    # its requests may use, refilled at this many CPU-seconds per second up to the burst (a request
-    # that finds its org's budget spent is answered 429 with the Retry-After of the refill); 0: off.
+    # Fair shares of one ingest process while several orgs use it (ingest/scim/fairness.py): an
+    # org's SCIM requests in progress at once (one more is 429), and the CPU time its requests may
+    # use, refilled at this many CPU-seconds per second up to the burst (a request that finds its
+    # org's budget spent is answered 429 with the Retry-After of the refill); a rate of 0: no budget.
     scim_max_in_flight_per_org: int = Field(2, ge=1)
-    scim_queue_seconds: float = Field(1.0, ge=0)
     scim_org_cpu_per_second: float = Field(0.25, ge=0)
     scim_org_cpu_burst_seconds: float = Field(1.0, ge=0)
     # A request refused by an org's rate or CPU limit is answered this much later (its connection
