@@ -96,8 +96,11 @@ def _edge_limits(settings: Settings) -> Middleware:
         "/sso/": SAML_MAX_FORM_BYTES,
         CONSOLE_PREFIX: CONSOLE_MAX_FORM_BYTES,
     }
+    # a SCIM request's deadline counts from its arrival: its body may take no longer than that
+    scim_body = min(settings.http_body_timeout_seconds, settings.scim_request_deadline_seconds)
     return Middleware(
-        EdgeLimits, limits=limits, default=min(limits.values()), body_timeout=settings.http_body_timeout_seconds
+        EdgeLimits, limits=limits, default=min(limits.values()), body_timeout=settings.http_body_timeout_seconds,
+        body_timeouts={"/scim/": scim_body},
     )
 
 

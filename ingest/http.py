@@ -166,12 +166,15 @@ class EdgeLimits:
     """ASGI middleware in front of every route, before authentication: a body over its route's
     limit is 413 before it is read (a Content-Length over it at once, a streamed body as soon as it
     passes it), and a body not complete `body_timeout` seconds after its head is 408. `limits` maps
-    path prefixes to byte limits (the longest prefix wins; `default` for the rest). After a refusal
-    the app sees a disconnect and whatever it sends is dropped."""
+    path prefixes to byte limits (the longest prefix wins; `default` for the rest), `body_timeouts`
+    prefixes to shorter timeouts. After a refusal the app sees a disconnect and whatever it sends is
+    dropped."""
 
-    def __init__(self, app: ASGIApp, *, limits: Mapping[str, int], default: int, body_timeout: float):
+    def __init__(self, app: ASGIApp, *, limits: Mapping[str, int], default: int, body_timeout: float,
+                 body_timeouts: Mapping[str, float] | None = None):
         self.app, self.default, self.body_timeout = app, default, body_timeout
         self.limits = sorted(limits.items(), key=lambda item: -len(item[0]))
+        self.timeouts = sorted((body_timeouts or {}).items(), key=lambda item: -len(item[0]))
 
     def limit_for(self, path: str) -> int:
         """The byte limit of a request path."""
@@ -185,7 +188,8 @@ class EdgeLimits:
         if announced_too_large(dict(scope["headers"]).get(b"content-length"), limit):
             await refusal(scope["path"], 413, str(BodyTooLarge(limit)))(scope, receive, send)
             return
-        guard = _GuardedBody(scope, receive, send, limit, self.body_timeout)
+        timeout = next((t for prefix, t in self.timeouts if scope["path"].startswith(prefix)), self.body_timeout)
+        guard = _GuardedBody(scope, receive, send, limit, timeout)
         try:
             await self.app(scope, guard.receive, guard.send)
         except Exception:

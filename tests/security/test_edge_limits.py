@@ -17,6 +17,7 @@ from core.settings import Settings, free_port, to_env
 pytestmark = pytest.mark.security
 
 HEADER_TIMEOUT, BODY_TIMEOUT = 2.0, 2.0
+SCIM_DEADLINE = 1.0  # shorter than the body timeout: a SCIM body gets only its request's deadline
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +31,7 @@ def edge(settings: Settings, engine: object) -> Iterator[tuple[str, int, int]]:
         "PROVISIONER_PUBLIC_URL": f"http://127.0.0.1:{port}",
         "PROVISIONER_HTTP_HEADER_TIMEOUT_SECONDS": str(HEADER_TIMEOUT),
         "PROVISIONER_HTTP_BODY_TIMEOUT_SECONDS": str(BODY_TIMEOUT),
+        "PROVISIONER_SCIM_REQUEST_DEADLINE_SECONDS": str(SCIM_DEADLINE),
     }
     proc = subprocess.Popen([sys.executable, "-m", "cli", "serve"], env=env)
     try:
@@ -173,6 +175,19 @@ def test_a_slow_body_gets_408_within_the_body_timeout(edge):
         waited = time.monotonic() - started
     assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
     assert waited < BODY_TIMEOUT + 1
+
+
+def test_a_slow_scim_body_gets_408_within_the_scim_deadline(edge):
+    host, port, _ = edge
+    with socket.create_connection((host, port)) as sock:
+        sock.sendall(b"POST /scim/acme/v2/Users HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{")
+        started = time.monotonic()
+        sock.sendall(b" ")
+        answer = _read_all(sock, BODY_TIMEOUT + 3)
+        waited = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+    assert b"within 1 seconds" in answer
+    assert waited < BODY_TIMEOUT  # the SCIM deadline, not the longer body timeout
 
 
 def test_a_kept_alive_connection_still_serves_requests(edge):
