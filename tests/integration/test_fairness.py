@@ -97,3 +97,36 @@ def test_an_org_alone_is_not_held_to_its_share(fair, engine):
     statuses = [alone.client.post("/Users", json={"schemas": [USER], "userName": f"a{i}"}).status_code for i in range(10)]
     assert statuses == [201] * 10
     alone.client.close()
+
+
+def test_a_known_org_over_its_share_is_refused_without_a_thread(settings, engine, monkeypatch):
+    from starlette.testclient import TestClient
+
+    from ingest.app import create_app
+    from ingest.scim.routes import ScimEndpoint
+
+    own = settings.model_copy(update={"auth_cache_seconds": 30.0, "scim_org_cpu_per_second": 0.001,
+                                      "scim_org_cpu_burst_seconds": 0.000001, "scim_refusal_delay_seconds": 0.0})
+    hostile, victim = make_org(own, engine), make_org(own, engine)
+    served: list[str] = []
+    serve = ScimEndpoint.serve
+
+    def counting(self, slug, *args, **kwargs):
+        served.append(slug)
+        return serve(self, slug, *args, **kwargs)
+
+    monkeypatch.setattr(ScimEndpoint, "serve", counting)
+    with TestClient(create_app(own, engine)) as client:
+        def get(org):
+            return client.get(f"/scim/{org.slug}/v2/Users", params={"count": 1},
+                              headers={"Authorization": f"Bearer {org.token}"})
+
+        assert get(victim).status_code == 200  # another org is here: the process is shared
+        assert get(hostile).status_code == 200  # its CPU time overdraws a budget of a microsecond
+        before = len(served)
+        refused = get(hostile)
+        assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+        assert refused.json()["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+        assert len(served) == before  # answered from the token cache and the shares, no thread hop
+    hostile.client.close()
+    victim.client.close()
