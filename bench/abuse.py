@@ -96,7 +96,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"plan": {"attack_seconds": args.seconds, "idle_seconds": args.idle_seconds, "victim_rate": args.rate,
                                     "rate_limit": args.rate_limit,
                                     "http_workers": args.http_workers, "pipeline": not args.no_pipeline,
-                                    "idp_delay_seconds": args.idp_delay, "classes": names}}
+                                    "idp_delay_seconds": args.idp_delay, "classes": names,
+                                    "attacker_nice": args.attacker_nice}}
     out["deadline_seconds"] = getattr(settings, "scim_request_deadline_seconds", None)
     try:
         system.start(pipeline=not args.no_pipeline)
@@ -111,6 +112,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             sampler.start()
             cpu = (cpu_seconds(system.ingest_pid), _own_cpu(), time.monotonic(), os.getloadavg()[0])
             under = pool.submit(probe, victim, args.seconds, args.rate)
+            if args.attacker_nice:
+                os.nice(args.attacker_nice)  # this process runs the hostile clients from here on
             tallies = asyncio.run(_attack(target, names, args.seconds))
             out["under_attack"] = under.result()
             wall = time.monotonic() - cpu[2]
@@ -153,6 +156,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "abuse.json", help="where the raw figures go")
     parser.add_argument("--label", default="this run", help="what this run measured (e.g. the code it ran)")
     parser.add_argument("--baseline", type=Path, help="an earlier run's JSON, shown beside this one")
+    parser.add_argument("--attacker-nice", type=int, default=0,
+                        help="run the hostile clients at this nice level (their CPU as if on a box of their own)")
     args = parser.parse_args()
     results = run(args)
     results["measured_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")

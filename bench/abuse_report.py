@@ -82,7 +82,10 @@ def render(r: dict[str, Any]) -> str:
         f"{plan['victim_rate']:g} requests/s from a process of its own, {plan['idle_seconds']:g} s alone, then "
         f"{plan['attack_seconds']:g} s while the hostile org runs every class below at once. The slow IdP is an asyncio "
         f"server on loopback whose token endpoint waits {plan['idp_delay_seconds']:g} s (loopback IdPs allowed by the "
-        "operator setting, standing in for a slow public IdP). Hostile clients give up after 20 s.", "",
+        "operator setting, standing in for a slow public IdP). Hostile clients give up after 20 s."
+        + (f" The hostile clients ran at nice {plan['attacker_nice']} (on a box of their own they would take no CPU from"
+           " ingest or the victim; here they get what ingest and the victim leave)." if plan.get("attacker_nice") else
+           " The hostile clients run at the same priority as ingest, on the same cores."), "",
         *_comparison(r),
         f"This run: {r.get('label', 'this run')}.", "",
         "| victim SCIM | requests | p50 ms | p99 ms | max ms | statuses |", "| --- | --- | --- | --- | --- | --- |",
