@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     # seconds of its head; otherwise the connection is closed (a body gets 408 first).
     http_header_timeout_seconds: float = Field(10.0, gt=0)
     http_body_timeout_seconds: float = Field(30.0, gt=0)
+    # How long a thread of the ingest process runs Python before another waiting thread gets the
+    # interpreter (Python's default is 5 ms). A request that waits on PostgreSQL gives it up at every
+    # statement and then waits this long to get it back behind a busy thread; shorter keeps one org's
+    # CPU-heavy request from multiplying every other org's latency (docs/decisions.md, "Fair shares").
+    http_switch_interval_seconds: float = Field(0.00025, gt=0, le=0.1)
     # per org; at least 25/s (Entra's requirement); 0 turns the limit off
     scim_rate_limit_per_second: float = 100.0
     scim_rate_limit_burst: int = 200
@@ -151,6 +156,9 @@ class Settings(BaseSettings):
     # set it per replica when several run on one host (a second one would fence the first).
     consumer_static_membership: bool = True
     consumer_group_instance_id: str = ""
+    # A worker's reconnect back-off to a broker it lost doubles from 50 ms up to this (kafka-python's
+    # default is 30 s, the Java client's 1 s): a broker back after 20 s is used again within a second.
+    consumer_reconnect_backoff_max_ms: int = Field(1000, ge=50)
 
     def topics(self) -> dict[str, str]:
         """Topic name by role (the catalogue names roles; names are configuration)."""

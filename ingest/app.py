@@ -1,5 +1,6 @@
 """The ingest process's composition root: `create_app(settings)` wires every route."""
 
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -38,6 +39,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        sys.setswitchinterval(settings.http_switch_interval_seconds)
         audit_writer.start()
         try:
             yield
