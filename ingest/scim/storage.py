@@ -38,7 +38,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from core.tables import scim_group_members as gm
 from core.tables import scim_resources as t
 from domain.postgres import SqlUnitOfWork
-from ingest.scim import changes, rules
+from ingest.scim import changes, rules, stored
 from ingest.scim.cost import CostLimits
 from ingest.scim.deadline import Deadline
 from ingest.scim.emails import STORED
@@ -99,7 +99,9 @@ class PgStorage(ScimStorage):
     def _row(self, resource_type: ResourceType, resource_id: str) -> Any:
         if "\x00" in resource_id:  # no stored id holds one, and PostgreSQL refuses it as a parameter
             raise NotFoundException(detail=f"{resource_type.name} {resource_id!r} not found")
-        query = select(t).where(t.c.org_id == self.org.id, t.c.id == resource_id, t.c.resource_type == resource_type.name)
+        query = stored.readable(None if self.repairing else self.cost).where(
+            t.c.org_id == self.org.id, t.c.id == resource_id, t.c.resource_type == resource_type.name
+        )
         if self.lock:
             if self.deleting and resource_type.name == "User":
                 self._lock_groups_of(resource_id)
@@ -135,6 +137,7 @@ class PgStorage(ScimStorage):
         return found
 
     def _resource(self, row: Any, members: list[dict[str, Any]] | None = None) -> Resource[Any]:
+        stored.check_readable(row, self.cost)
         data = dict(row.data)
         if row.resource_type == "Group" and members:
             data["members"] = members
@@ -188,7 +191,8 @@ class PgStorage(ScimStorage):
     ) -> SearchPage:
         names = sorted({type_name(rt) for rt in resource_types})
         scim_filter = search_request.filter
-        base = select(t).where(t.c.org_id == self.org.id, t.c.resource_type.in_(names))
+        readable = stored.readable(None if self.repairing else self.cost)
+        base = readable.where(t.c.org_id == self.org.id, t.c.resource_type.in_(names))
         if scim_filter is None and search_request.sort_by is None:
             return self._plain_page(base, search_request)
         condition = narrowing(scim_filter)
