@@ -22,6 +22,7 @@ help:
 	@echo "make test-unit, make test-<tier> - one tier (pyproject.toml markers), e.g. test-integration, test-e2e"
 	@echo "make abuse  - a hostile org's expensive and slow requests vs another org's SCIM p99 (ABUSE_SECONDS=60); writes docs/benchmarks.md"
 	@echo "make chaos  - fault injection on its own PostgreSQL and Kafka (one broker, then three); writes docs/chaos.md"
+	@echo "make chaos CHAOS_ARGS=--soak - 200 overlapping faults and a hostile org (~20 min); writes the soak section of docs/chaos.md"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)

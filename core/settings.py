@@ -156,9 +156,9 @@ class Settings(BaseSettings):
     # set it per replica when several run on one host (a second one would fence the first).
     consumer_static_membership: bool = True
     consumer_group_instance_id: str = ""
-    # A worker's reconnect back-off to a broker it lost doubles from 50 ms up to this (kafka-python's
-    # default is 30 s, the Java client's 1 s): a broker back after 20 s is used again within a second.
-    consumer_reconnect_backoff_max_ms: int = Field(1000, ge=50)
+    # A Kafka client's reconnect back-off to a broker it lost (the relay's producer, the workers'
+    # consumers) doubles from 50 ms up to this (kafka-python's default is 30 s, the Java client's 1 s).
+    kafka_reconnect_backoff_max_ms: int = Field(1000, ge=50)
 
     def topics(self) -> dict[str, str]:
         """Topic name by role (the catalogue names roles; names are configuration)."""

@@ -1,5 +1,7 @@
 """Kafka clients and topics, configured in one place (kafka-python)."""
 
+import re
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +26,8 @@ def producer(settings: Settings, **overrides: object) -> KafkaProducer:
         "request_timeout_ms": 15000,
         "delivery_timeout_ms": 30000,
         "client_id": "provisioner",
+        # kafka-python backs off up to 30 s between reconnects: a restarted broker would wait that long
+        "reconnect_backoff_max_ms": settings.kafka_reconnect_backoff_max_ms,
     }
     config.update(overrides)
     return KafkaProducer(**config)
@@ -32,7 +36,13 @@ def producer(settings: Settings, **overrides: object) -> KafkaProducer:
 def consumer(
     settings: Settings, group_id: str, topics: list[str], listener: ConsumerRebalanceListener | None = None, **overrides: object
 ) -> KafkaConsumer:
-    """A group member that commits offsets itself, after its database commit."""
+    """A group member that commits offsets itself, after its database commit.
+
+    A static member (`consumer_static_membership`, KIP-345) by default: restarted with the same
+    `group_instance_id`, it gets its partitions back from the coordinator at once, where a new
+    dynamic member waits for the dead one's session to expire and a rebalance to complete. A
+    static member does not leave the group when it closes; its session timeout frees its
+    partitions if it does not come back."""
     config: dict[str, object] = {
         "bootstrap_servers": settings.kafka_bootstrap_servers.split(","),
         "group_id": group_id,
@@ -42,8 +52,13 @@ def consumer(
         "max_poll_records": settings.worker_batch_size,
         "session_timeout_ms": settings.consumer_session_timeout_ms,
         "heartbeat_interval_ms": max(1000, settings.consumer_session_timeout_ms // 5),
+        "reconnect_backoff_max_ms": settings.kafka_reconnect_backoff_max_ms,
         "client_id": group_id,
     }
+    if settings.consumer_static_membership:
+        # the setting, or "<hostname>-<group>": the same for a worker restarted on this host
+        instance = settings.consumer_group_instance_id or f"{socket.gethostname()}-{group_id}"
+        config["group_instance_id"] = re.sub(r"[^A-Za-z0-9._-]", "_", instance)[:249]
     config.update(overrides)
     c = KafkaConsumer(**config)
     c.subscribe(topics, listener=listener)

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer
-from kafka.errors import KafkaError
+from kafka.errors import FencedInstanceIdError, KafkaError
 from sqlalchemy import Connection, Engine
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -268,6 +268,10 @@ def run(
     while should_run():
         try:
             batches = kafka.poll(timeout_ms=500)
+        except FencedInstanceIdError:
+            # another process joined with this static member id (consumer_group_instance_id): exit, never retry
+            log.error("fenced: another member of %s uses this group instance id; give each replica its own", group or consumer)
+            raise
         except KafkaError as exc:  # the broker is restarting: the client reconnects on the next poll
             log.warning("poll failed (%s); retrying", exc)
             time.sleep(1.0)
@@ -277,6 +281,9 @@ def run(
             apply_records(engine, topics, consumer, handler, records, tally)
             try:
                 kafka.commit()
+            except FencedInstanceIdError:
+                log.error("fenced: another member of %s uses this group instance id", group or consumer)
+                raise
             except KafkaError as exc:
                 # e.g. the coordinator moved or the broker restarts: the batch is in PostgreSQL with
                 # its tracking rows, so a redelivery is harmless; the next commit covers it.

@@ -29,7 +29,7 @@ from core.settings import Settings, free_port, isolated, to_env
 from domain import orgs as org_service
 from domain import service_tokens
 from events.kafka import ensure_topics
-from tests.chaos import idp, invariants
+from tests.chaos import hostile, idp, invariants
 from tests.chaos.stack import ROOT, Stack
 
 PROCESS_ROLES = ("ingest", "relay", "membership", "billing", "conflicts")
@@ -52,6 +52,12 @@ class Scenario:
     warmup: float = 4.0
     tail: float = 4.0
     seed: int = 20261129
+    settings: dict[str, object] = field(default_factory=dict)  # Settings overrides for the whole pipeline
+    # At most this many faults at once and one per target (a role, the brokers, PostgreSQL); a fault
+    # waits for its turn. 0: no limit, each fault at its drawn moment (the short and full runs).
+    max_in_flight: int = 0
+    hostile: bool = False  # a hostile org's bounded mix of expensive requests during the load (hostile.py)
+    recovery_timeout: float = 120.0
 
 
 @dataclass
@@ -61,6 +67,11 @@ class Fault:
     injected_in: float = 0.0  # how long the injection command took (a restart includes the start)
     recovered_in: float | None = None  # injection start -> what it hit is ready again (/readyz)
     detail: str = ""
+    waited: float = 0.0  # for its turn (max_in_flight), before `at`
+    back_in: float | None = None  # a cluster broker: injection start -> it was started again and answers
+    answered_in: float | None = None  # a killed role: kill -> its new process's /readyz answers at all (started)
+    delay_max: float | None = None  # the longest end-to-end delay sampled from the fault to 5 s after recovery
+    flowing_in: float | None = None  # injection start -> the first end-to-end delay under FLOWING s once it is over
 
 
 @dataclass
@@ -76,6 +87,9 @@ class Result:
     outbox_max_rows: int = 0
     outbox_max_age: float = 0.0
     log_path: str = ""
+    # (seconds since the load started, oldest event staged but not yet applied by every worker, in s)
+    delays: list[tuple[float, float]] = field(default_factory=list)
+    hostile_answers: hostile.Tally | None = None
 
     @property
     def ok(self) -> bool:
@@ -88,11 +102,15 @@ def _die_with_parent() -> None:
     os.setpgrp()  # the supervisor and its children: one group, stopped together
 
 
-def _ready(url: str) -> bool:
+def _status(url: str) -> int | None:
     try:
-        return httpx.get(url, timeout=1).status_code == 200
+        return httpx.get(url, timeout=1).status_code
     except httpx.HTTPError:
-        return False
+        return None
+
+
+def _ready(url: str) -> bool:
+    return _status(url) == 200
 
 
 class Pipeline:
@@ -103,6 +121,8 @@ class Pipeline:
         self.log_path = log_path
         self.env = {**os.environ, **to_env(settings)}
         self.proc: subprocess.Popen[bytes] | None = None
+        self.killing: Counter[str] = Counter()  # roles a kill fault in progress took down
+        self.lock = threading.Lock()
         self.ready_urls = {
             "ingest": f"{settings.public_url}/readyz",
             "relay": f"http://127.0.0.1:{settings.metrics_port_relay}/readyz",
@@ -155,23 +175,93 @@ class Pipeline:
                 self.proc.wait()
 
 
-class _Sampler(threading.Thread):
-    """Outbox depth and age every half second (how far Kafka or the relay fell behind)."""
+# The oldest event staged in the last five minutes that some worker has not applied yet: how far
+# behind the whole pipeline (relay, Kafka, consumer groups) is, as the IdP's users would see it.
+_DELAY = """
+SELECT coalesce(EXTRACT(EPOCH FROM clock_timestamp() - min(a.created_at)), 0) FROM chaos_outbox_audit a
+JOIN (VALUES {pairs}) AS w(consumer, topic) ON w.topic = a.topic
+WHERE a.created_at > clock_timestamp() - interval '300 seconds' AND NOT EXISTS (
+    SELECT 1 FROM processed_events p WHERE p.consumer = w.consumer AND p.event_id = a.event_id)
+"""
 
-    def __init__(self, engine, result: Result, stop: threading.Event):
+
+_UNAPPLIED = """
+SELECT count(*) FROM chaos_outbox_audit a JOIN (VALUES {pairs}) AS w(consumer, topic) ON w.topic = a.topic
+WHERE NOT EXISTS (SELECT 1 FROM processed_events p WHERE p.consumer = w.consumer AND p.event_id = a.event_id)
+"""
+
+
+def _delay_query(settings: Settings, template: str = _DELAY) -> str:
+    from workers.main import WORKERS
+
+    topics = settings.topics()
+    pairs = [(w.consumer, topics[role]) for w in WORKERS.values() for role in w.roles]
+    return template.format(pairs=", ".join(f"('{c}', '{t}')" for c, t in pairs))
+
+
+class _Sampler(threading.Thread):
+    """Outbox depth and age every half second (how far Kafka or the relay fell behind), and the
+    end-to-end delay every second."""
+
+    def __init__(self, engine, result: Result, stop: threading.Event, settings: Settings, load_start: float):
         super().__init__(daemon=True)
         self.engine, self.result, self.stop = engine, result, stop
+        self.delay_sql = text(_delay_query(settings))
+        self.load_start = load_start
 
     def run(self) -> None:
+        tick = 0
         while not self.stop.wait(0.5):
+            tick += 1
             try:
                 with self.engine.connect() as conn:
                     rows, age = conn.execute(text(
                         "SELECT count(*), coalesce(EXTRACT(EPOCH FROM now() - min(created_at)), 0) FROM outbox")).one()
-                self.result.outbox_max_rows = max(self.result.outbox_max_rows, int(rows))
-                self.result.outbox_max_age = max(self.result.outbox_max_age, float(age))
+                    self.result.outbox_max_rows = max(self.result.outbox_max_rows, int(rows))
+                    self.result.outbox_max_age = max(self.result.outbox_max_age, float(age))
+                    if tick % 2 == 0:
+                        at = time.monotonic() - self.load_start
+                        self.result.delays.append((at, float(conn.execute(self.delay_sql).scalar() or 0.0)))
             except Exception:  # PostgreSQL is being restarted
                 continue
+
+
+def _kill(record: Fault, pipeline: Pipeline, recovery_timeout: float) -> None:
+    """kill -9 of the role's live process, then wait until a new one answers /readyz."""
+    fault = record.what
+    start = time.monotonic()
+    pid = pipeline.pid_of(fault)
+    while pid is None and time.monotonic() - start < recovery_timeout:  # the supervisor is restarting it
+        time.sleep(0.1)
+        pid = pipeline.pid_of(fault)
+    if pid is None:
+        record.detail = "no live process to kill"
+        return
+    alive_in = time.monotonic() - start
+    if alive_in > 0.2:  # measured from the kill, as for any other
+        record.at += alive_in
+        start = time.monotonic()
+    with pipeline.lock:
+        pipeline.killing[fault] += 1
+    try:
+        os.kill(pid, signal.SIGKILL)
+        record.detail = f"kill -9 pid {pid}" + (f" (alive again after {alive_in:.1f} s)" if alive_in > 0.2 else "")
+        # ready means: a new process of this role answers /readyz
+        while pipeline.pid_of(fault) in (pid, None) and time.monotonic() - start < recovery_timeout:
+            time.sleep(0.05)
+        record.injected_in = time.monotonic() - start
+        url = pipeline.ready_urls[fault]
+        while time.monotonic() - start < recovery_timeout:
+            status = _status(url)
+            if status is not None and record.answered_in is None:
+                record.answered_in = time.monotonic() - start
+            if status == 200:
+                record.recovered_in = time.monotonic() - start
+                return
+            time.sleep(0.1)
+    finally:
+        with pipeline.lock:
+            pipeline.killing[fault] -= 1
 
 
 def _inject(record: Fault, stack: Stack, pipeline: Pipeline, rng: random.Random, scenario: Scenario,
@@ -179,19 +269,10 @@ def _inject(record: Fault, stack: Stack, pipeline: Pipeline, rng: random.Random,
     """Inject one fault, then wait until what it hit is ready again (runs in its own thread)."""
     fault = record.what
     start = time.monotonic()
-    urls = list(pipeline.ready_urls.values())
     if fault in PROCESS_ROLES:
-        pid = pipeline.pid_of(fault)
-        if pid is None:
-            record.detail = "no live process to kill"
-            return
-        os.kill(pid, signal.SIGKILL)
-        record.detail = f"kill -9 pid {pid}"
-        urls = [pipeline.ready_urls[fault]]
-        # ready means: a new process of this role answers /readyz
-        while pipeline.pid_of(fault) in (pid, None) and time.monotonic() - start < recovery_timeout:
-            time.sleep(0.05)
-    elif fault == "broker" and stack.kafka == "single":
+        _kill(record, pipeline, recovery_timeout)
+        return
+    if fault == "broker" and stack.kafka == "single":
         record.detail = "broker restarted (SIGTERM, start)"
         stack.restart_kafka()
     elif fault == "broker":
@@ -200,6 +281,7 @@ def _inject(record: Fault, stack: Stack, pipeline: Pipeline, rng: random.Random,
         stack.kill_broker(n)
         time.sleep(down)
         stack.start_broker(n)
+        record.back_in = time.monotonic() - start
         record.detail = f"broker {n} kill -9, down {down:.1f} s, then started"
     elif fault == "postgres-restart":
         record.detail = "PostgreSQL restarted (fast shutdown, start)"
@@ -212,13 +294,16 @@ def _inject(record: Fault, stack: Stack, pipeline: Pipeline, rng: random.Random,
     record.injected_in = time.monotonic() - start
     time.sleep(0.2)  # let the processes notice before asking them
     while time.monotonic() - start < recovery_timeout:
+        # every process, but one a kill of its own (in progress) took down: that one is the kill's recovery
+        with pipeline.lock:
+            urls = [url for role, url in pipeline.ready_urls.items() if not pipeline.killing[role]]
         if all(_ready(url) for url in urls):
             record.recovered_in = time.monotonic() - start
             return
         time.sleep(0.1)
 
 
-def run(scenario: Scenario, log_dir: Path | None = None, recovery_timeout: float = 120.0) -> Result:
+def run(scenario: Scenario, log_dir: Path | None = None, recovery_timeout: float | None = None) -> Result:
     """Run the scenario end to end; everything it started is stopped and removed."""
     began = time.monotonic()
     result = Result(scenario)
@@ -249,14 +334,19 @@ def run(scenario: Scenario, log_dir: Path | None = None, recovery_timeout: float
 
         stop_load = threading.Event()
         actors = _actors(scenario, settings, ledgers, service_token, traffic, stop_load, rng)
+        attacker = None
+        if scenario.hostile:  # its org is not in the ledgers: the invariants ignore what it was refused
+            attacker = hostile.Attacker(hostile.setup(settings, engine), stop_load, random.Random(rng.random()))
+            result.hostile_answers = attacker.tally
+            actors.append(threading.Thread(target=attacker.run, daemon=True))
         stop_sampler = threading.Event()
-        sampler = _Sampler(engine, result, stop_sampler)
-        sampler.start()
         load_start = time.monotonic()
+        sampler = _Sampler(engine, result, stop_sampler, settings, load_start)
+        sampler.start()
         for a in actors:
             a.start()
         time.sleep(scenario.warmup)
-        _inject_faults(scenario, result, stack, pipeline, rng, load_start, recovery_timeout)
+        _inject_faults(scenario, result, stack, pipeline, rng, load_start, recovery_timeout or scenario.recovery_timeout)
         time.sleep(scenario.tail)
         stop_load.set()
         for a in actors:
@@ -267,6 +357,7 @@ def run(scenario: Scenario, log_dir: Path | None = None, recovery_timeout: float
         _settle(settings, engine, pipeline)
         result.settle_seconds = time.monotonic() - settle_start
         stop_sampler.set()
+        _attribute_delays(result)
         result.checks = invariants.check_all(settings, engine, ledgers)
     finally:
         if pipeline is not None:
@@ -284,7 +375,7 @@ def _settings(scenario: Scenario, stack: Stack) -> Settings:
     base = Settings(database_url=stack.database_url, kafka_bootstrap_servers=stack.bootstrap,
                     topic_replication=stack.replication, topic_min_insync_replicas=0)
     settings = isolated(base, f"chaos-{scenario.name}", stack.database_url, auth_cache_seconds=0.5,
-                        billing_verify_interval_seconds=0, http_port=free_port())
+                        billing_verify_interval_seconds=0, http_port=free_port(), **scenario.settings)
     return settings.model_copy(update={"public_url": f"http://127.0.0.1:{settings.http_port}"})
 
 
@@ -323,33 +414,73 @@ def _inject_faults(
     """Inject the scenario's faults at random moments and wait for each to be recovered from."""
     # each in its own thread, so they may overlap as real ones do
     injectors = []
+    by_target: dict[str, threading.Thread] = {}
     for fault in scenario.faults:
         time.sleep(rng.uniform(*scenario.gap))
-        record = Fault(fault, time.monotonic() - load_start)
+        waited = _wait_for_turn(scenario, fault, injectors, by_target, recovery_timeout)
+        record = Fault(fault, time.monotonic() - load_start, waited=waited)
         result.faults.append(record)
         injector = threading.Thread(target=_inject, args=(record, stack, pipeline, random.Random(rng.random()),
                                                           scenario, recovery_timeout), daemon=True)
         injector.start()
         injectors.append(injector)
+        by_target[_target(fault)] = injector
     for injector in injectors:
         injector.join(timeout=recovery_timeout + 120)
 
 
+def _target(fault: str) -> str:
+    return "postgres" if fault.startswith("postgres") else fault
+
+
+def _wait_for_turn(scenario: Scenario, fault: str, injectors: list[threading.Thread],
+                   by_target: dict[str, threading.Thread], timeout: float) -> float:
+    """With max_in_flight: wait until fewer faults are in progress and none on this fault's target."""
+    if not scenario.max_in_flight:
+        return 0.0
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        busy = by_target.get(_target(fault))
+        if sum(i.is_alive() for i in injectors) < scenario.max_in_flight and not (busy and busy.is_alive()):
+            break
+        time.sleep(0.1)
+    return time.monotonic() - start
+
+
+FLOWING = 3.0
+
+
+def _attribute_delays(result: Result) -> None:
+    """Each fault's worst end-to-end delay, sampled from its injection to 5 s after its recovery, and
+    when events flowed again: the first sample under FLOWING seconds after the injection was over."""
+    for f in result.faults:
+        end = f.at + (f.recovered_in if f.recovered_in is not None else 0.0) + 5.0
+        seen = [d for t, d in result.delays if f.at <= t <= end]
+        f.delay_max = max(seen) if seen else None
+        over = f.at + f.injected_in
+        f.flowing_in = next((t - f.at for t, d in result.delays if t >= over and d < FLOWING), None)
+
+
 def _settle(settings: Settings, engine, pipeline: Pipeline, timeout: float = 180.0) -> None:
-    """Wait until the outbox is empty and the workers stopped changing anything for a few seconds."""
+    """Wait until the outbox is empty, every staged event has been applied by each worker that
+    consumes its topic, and the workers stopped changing anything for a few seconds (a consumer
+    still in its reconnect back-off changes nothing for a while: quiet alone is not done). An
+    event that never arrives makes this wait the whole timeout; the invariants then say which."""
     deadline = time.monotonic() + timeout
     last, quiet_since = None, time.monotonic()
+    unapplied = _delay_query(settings, _UNAPPLIED)
     while time.monotonic() < deadline:
         try:
             with engine.connect() as conn:
                 state = conn.execute(text(
                     "SELECT (SELECT count(*) FROM outbox), (SELECT count(*) FROM processed_events),"
-                    " (SELECT count(*) FROM pending_logins)")).one()
+                    f" (SELECT count(*) FROM pending_logins), ({unapplied})")).one()
         except Exception:
             state = None
         if state != last:
             last, quiet_since = state, time.monotonic()
-        elif state is not None and state[0] == 0 and time.monotonic() - quiet_since > 5 and pipeline.all_ready():
+        elif (state is not None and state[0] == 0 and state[3] == 0 and time.monotonic() - quiet_since > 5
+              and pipeline.all_ready()):
             return
         time.sleep(0.5)
 

@@ -29,7 +29,9 @@ from workers.billing.verify import verify
 from workers.main import WORKERS
 
 AUDIT_DDL = """
-CREATE TABLE IF NOT EXISTS chaos_outbox_audit (event_id uuid PRIMARY KEY, topic text NOT NULL);
+CREATE TABLE IF NOT EXISTS chaos_outbox_audit (event_id uuid PRIMARY KEY, topic text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT clock_timestamp());
+CREATE INDEX IF NOT EXISTS chaos_outbox_audit_created ON chaos_outbox_audit (created_at);
 CREATE OR REPLACE FUNCTION chaos_outbox_audit() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO chaos_outbox_audit (event_id, topic) VALUES (NEW.event_id, NEW.topic) ON CONFLICT DO NOTHING;
