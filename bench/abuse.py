@@ -163,7 +163,9 @@ def main() -> None:
     results["measured_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     results["label"] = args.label
     if args.baseline:
-        results["baseline"] = abuse_report.summary(json.loads(args.baseline.read_text()))
+        earlier = json.loads(args.baseline.read_text())
+        before = earlier.get("baseline") or []
+        results["baseline"] = [*(before if isinstance(before, list) else [before]), abuse_report.summary(earlier)]
     args.json.write_text(json.dumps(results, indent=2) + "\n")
     section = abuse_report.render(results)
     abuse_report.update(args.report, section)

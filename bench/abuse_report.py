@@ -51,9 +51,10 @@ def summary(r: dict[str, Any]) -> dict[str, Any]:
 def _comparison(r: dict[str, Any]) -> list[str]:
     if not (before := r.get("baseline")):
         return []
+    earlier = before if isinstance(before, list) else [before]  # a run keeps the runs before its baseline
     lines = ["| run | victim p99 idle ms | under attack ms | ratio | longest request, server side "
              "| ingest RSS MB (before → max) |", "| --- | --- | --- | --- | --- | --- |"]
-    for row in (before, summary(r)):
+    for row in (*earlier, summary(r)):
         lines.append(f"| {row['label']} ({row['measured_at']}, {row['seconds']:g} s) | {_ms(row['idle_p99_ms'])} "
                      f"| {_ms(row['attack_p99_ms'])} | {row['ratio']}× | {row['longest'][0]} "
                      f"| {row['rss_mb']['before']} → {row['rss_mb']['max_during']} |")
