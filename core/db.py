@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Text, bindparam, cast, create_engine, func
+from sqlalchemy import Engine, Text, bindparam, cast, create_engine, func, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
 from core.settings import Settings
@@ -51,3 +51,10 @@ def any_text(name: str) -> Any:
 def any_uuid(name: str) -> Any:
     """`= ANY(:name)` for a bound list of UUIDs."""
     return func.any(cast(bindparam(name), ARRAY(UUID(as_uuid=False))))
+
+
+ASYNC_COMMIT = text("SET LOCAL synchronous_commit = off")
+"""For a transaction whose loss in a crash is acceptable (a sign-in state, the audit rows of reads
+and refusals): its COMMIT does not wait for the WAL to reach the disk, so it does not queue behind,
+or add to, the flushes that SCIM writes wait for. PostgreSQL still writes it within
+`wal_writer_delay` (200 ms); a crash can lose only that, never corrupt anything."""

@@ -3,8 +3,8 @@
 `ScimAudit` (ASGI middleware on `/scim/...`) opens an entry per request. A SCIM write that
 commits records its row inside its own transaction (`stage`, then `committed`), so a change is
 never without its row and costs no extra commit. Every other request (reads, refusals, failed
-writes) is queued and written in batches by `AuditWriter`'s thread: a crash loses at most the
-last `audit_flush_seconds` of those; a full queue drops rows, counted. The same thread prunes rows
+writes) is queued and written in batches by `AuditWriter`'s thread, committed without waiting for the disk: a crash
+loses at most the last `audit_flush_seconds` of those (plus PostgreSQL's `wal_writer_delay`); a full queue drops rows, counted. The same thread prunes rows
 older than `audit_retention_days` every `audit_prune_interval_seconds` (one ingest at a time).
 
 What a row holds: the org, time, method, path, status, duration, user agent, request id, client
@@ -31,6 +31,7 @@ from urllib.parse import parse_qsl
 from sqlalchemy import Connection, Engine, and_, select, text, tuple_
 
 from core import credentials, metrics
+from core.db import ASYNC_COMMIT
 from core.settings import Settings
 from core.tables import scim_audit, scim_tokens
 
@@ -257,6 +258,7 @@ class AuditWriter:
 
     def _write(self, batch: list[tuple[dict[str, Any], bytes | None]]) -> None:
         with self.engine.begin() as conn:
+            conn.execute(ASYNC_COMMIT)  # these rows may already be lost in a crash (see the module's docstring)
             hashes = list({h for row, h in batch if row["org_id"] is None and h is not None})
             owners: dict[bytes, str] = {}
             if hashes:

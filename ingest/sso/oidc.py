@@ -40,6 +40,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from core import sealed
+from core.db import ASYNC_COMMIT
 from core.settings import Settings
 from core.tables import sso_states
 from domain import orgs, sso_config
@@ -268,6 +269,7 @@ class _Flow:
         browser = browser if browser and len(browser) == 43 else secrets.token_urlsafe(32)
         now, ttl = datetime.now(UTC), self.settings.sso_state_ttl_seconds
         with self.engine.begin() as conn:
+            conn.execute(ASYNC_COMMIT)  # a state lost in a crash only means signing in again; anyone can make one
             conn.execute(delete(sso_states).where(sso_states.c.protocol == "oidc", sso_states.c.expires_at < now))
             data = {"nonce": nonce, "code_verifier": verifier, "browser": _digest(browser)}
             conn.execute(insert(sso_states).values(state=state, org_id=org.id, protocol="oidc", data=data,

@@ -37,6 +37,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from core.db import ASYNC_COMMIT
 from core.settings import Settings
 from core.tables import saml_seen_assertions, sso_states
 from domain import orgs, sso_config
@@ -289,6 +290,7 @@ class _Flow:
         request = OneLogin_Saml2_Authn_Request(_toolkit_settings(self.settings, slug, config))
         expires = datetime.now(UTC) + timedelta(seconds=self.settings.sso_state_ttl_seconds)
         with self.engine.begin() as conn:
+            conn.execute(ASYNC_COMMIT)  # a state lost in a crash only means signing in again; anyone can make one
             conn.execute(
                 insert(sso_states).values(
                     state=request.get_id(), org_id=org.id, protocol="saml", data={"relay_state": relay_state}, expires_at=expires
