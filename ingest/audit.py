@@ -3,9 +3,10 @@
 `ScimAudit` (ASGI middleware on `/scim/...`) opens an entry per request. A SCIM write that
 commits records its row inside its own transaction (`stage`, then `committed`), so a change is
 never without its row and costs no extra commit. Every other request (reads, refusals, failed
-writes) is queued and written in batches by `AuditWriter`'s thread, committed without waiting for the disk: a crash
-loses at most the last `audit_flush_seconds` of those (plus PostgreSQL's `wal_writer_delay`); a full queue drops rows, counted. The same thread prunes rows
-older than `audit_retention_days` every `audit_prune_interval_seconds` (one ingest at a time).
+writes) is queued and written in batches by `AuditWriter`'s thread, committed without waiting for
+the disk: a crash loses at most the last `audit_flush_seconds` of those (plus PostgreSQL's
+`wal_writer_delay`); a full queue drops rows, counted. The same thread prunes rows older than
+`audit_retention_days` every `audit_prune_interval_seconds` (one ingest at a time).
 
 What a row holds: the org, time, method, path, status, duration, user agent, request id, client
 address, and the query with its values redacted (filter values never kept: they are emails and
