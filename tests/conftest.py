@@ -13,7 +13,9 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -270,3 +272,26 @@ def other_org(settings: Settings, engine: Engine, server: str) -> Iterator[ScimO
     org = make_org(settings, engine)
     yield org
     org.client.close()
+
+
+@contextmanager
+def own_ingest(settings: Settings, what: str, **overrides: Any) -> Iterator[Settings]:
+    """An ingest process of its own on a free port, with these settings changed; its settings."""
+    port = free_port()
+    own = settings.model_copy(update={"http_port": port, "public_url": f"http://127.0.0.1:{port}", **overrides})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli", "serve"], env={**os.environ, **to_env(own)}, preexec_fn=_die_with_parent
+    )
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{own.public_url}/readyz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_for(up, timeout=30, message=what)
+        yield own
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)

@@ -48,25 +48,27 @@ class OrgRateLimiter:
         self._buckets: dict[str, tuple[float, float]] = {}  # org id -> (tokens, last refill)
         self._lock = threading.Lock()
 
+    def _refilled(self, org_id: str, now: float) -> tuple[float, RateLimitedException | None]:
+        """The org's tokens now, and the refusal they call for (None: a token is there)."""
+        tokens, last = self._buckets.get(org_id, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+        if tokens < 1.0:
+            return tokens, RateLimitedException(retry_after=max(1, math.ceil((1.0 - tokens) / self.rate)))
+        return tokens, None
+
     def refusal(self, org_id: str) -> RateLimitedException | None:
         """The refusal the org's next request would get now (changes nothing), or None."""
         if not self.rate:
             return None
         with self._lock:
-            tokens, last = self._buckets.get(org_id, (float(self.burst), self.clock()))
-            tokens = min(float(self.burst), tokens + (self.clock() - last) * self.rate)
-        if tokens < 1.0:
-            return RateLimitedException(retry_after=max(1, math.ceil((1.0 - tokens) / self.rate)))
-        return None
+            return self._refilled(org_id, self.clock())[1]
 
     def take(self, org_id: str) -> None:
         if not self.rate:
             return
         with self._lock:
             now = self.clock()
-            tokens, last = self._buckets.get(org_id, (float(self.burst), now))
-            tokens = min(float(self.burst), tokens + (now - last) * self.rate)
-            if tokens < 1.0:
-                self._buckets[org_id] = (tokens, now)
-                raise RateLimitedException(retry_after=max(1, math.ceil((1.0 - tokens) / self.rate)))
-            self._buckets[org_id] = (tokens - 1.0, now)
+            tokens, refused = self._refilled(org_id, now)
+            self._buckets[org_id] = (tokens if refused else tokens - 1.0, now)
+            if refused:
+                raise refused

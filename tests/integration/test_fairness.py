@@ -2,18 +2,13 @@
 while another org is served gets 429 with Retry-After, held back before it is answered; the other
 org is not refused, and a refused write changes nothing."""
 
-import os
-import subprocess
-import sys
 import threading
 import time
 
-import httpx
 import pytest
 from sqlalchemy import text
 
-from core.settings import free_port, to_env
-from tests.conftest import _die_with_parent, make_org, wait_for
+from tests.conftest import make_org, own_ingest, wait_for
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 DELAY = 0.4
@@ -23,30 +18,12 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def fair(settings, engine):
-    port = free_port()
-    own = settings.model_copy(
-        update={
-            "http_port": port, "public_url": f"http://127.0.0.1:{port}", "auth_cache_seconds": 5.0,
-            # a tenth of a core each: a few reads a second stay well within it, writes back to back
-            # (about a third of a core from one client thread) do not
-            "scim_org_cpu_per_second": 0.1, "scim_org_cpu_burst_seconds": 0.05,
-            "scim_max_in_flight_per_org": 4, "scim_refusal_delay_seconds": DELAY,
-        }
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cli", "serve"], env={**os.environ, **to_env(own)}, preexec_fn=_die_with_parent
-    )
-
-    def up():
-        try:
-            return httpx.get(f"{own.public_url}/readyz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_for(up, timeout=30, message="ingest with fair shares")
-    yield own
-    proc.terminate()
-    proc.wait(timeout=15)
+    # a tenth of a core each: a few reads a second stay well within it, writes back to back
+    # (about a third of a core from one client thread) do not
+    with own_ingest(settings, "ingest with fair shares", auth_cache_seconds=5.0, scim_org_cpu_per_second=0.1,
+                    scim_org_cpu_burst_seconds=0.05, scim_max_in_flight_per_org=4,
+                    scim_refusal_delay_seconds=DELAY) as own:
+        yield own
 
 
 def test_an_org_over_its_share_is_refused_late_while_another_org_is_served(fair, engine):

@@ -1,16 +1,11 @@
 """Per-org SCIM rate limit on a real ingest process: 429 with Retry-After and a SCIM Error."""
 
 import concurrent.futures
-import os
-import subprocess
-import sys
 
-import httpx
 import pytest
 from sqlalchemy import text
 
-from core.settings import free_port, to_env
-from tests.conftest import _die_with_parent, make_org, wait_for
+from tests.conftest import make_org, own_ingest
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 
@@ -19,27 +14,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def limited(settings, engine):
-    port = free_port()
-    own = settings.model_copy(
-        update={
-            "http_port": port, "public_url": f"http://127.0.0.1:{port}",
-            "scim_rate_limit_per_second": 25, "scim_rate_limit_burst": 10,
-        }
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cli", "serve"], env={**os.environ, **to_env(own)}, preexec_fn=_die_with_parent
-    )
-
-    def up():
-        try:
-            return httpx.get(f"{own.public_url}/readyz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_for(up, timeout=30, message="rate-limited ingest")
-    yield own
-    proc.terminate()
-    proc.wait(timeout=15)
+    with own_ingest(settings, "rate-limited ingest", scim_rate_limit_per_second=25, scim_rate_limit_burst=10) as own:
+        yield own
 
 
 def test_an_org_over_its_rate_gets_429_and_nothing_changes(limited, engine):
