@@ -13,6 +13,7 @@ import os
 import resource
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -97,12 +98,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                     "rate_limit": args.rate_limit,
                                     "http_workers": args.http_workers, "pipeline": not args.no_pipeline,
                                     "idp_delay_seconds": args.idp_delay, "classes": names,
-                                    "attacker_nice": args.attacker_nice}}
+                                    "attacker_nice": args.attacker_nice, "control": args.control}}
     out["deadline_seconds"] = getattr(settings, "scim_request_deadline_seconds", None)
     try:
-        system.start(pipeline=not args.no_pipeline)
+        system.start(pipeline=not args.no_pipeline, control=args.control)
         victim = victim_org(system)
         target, out["hostile_setup"] = hostile_org(system, idp)
+        if args.control:
+            public, control = target.public_url, system.control_url
+            target = replace(target, public_url=control, scim=target.scim.replace(public, control),
+                             flood_scim=target.flood_scim.replace(public, control))
         _warm(victim)
         out["rss_mb"] = {"before": rss_mb(system.ingest_pid)}
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -110,6 +115,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             offset, since = system.log_path.stat().st_size, datetime.now(UTC)
             sampler = Sampler(system)
             sampler.start()
+            control = system.children.get("control ingest")
+            control_cpu = cpu_seconds(control.pid) if control else 0.0
             cpu = (cpu_seconds(system.ingest_pid), _own_cpu(), time.monotonic(), os.getloadavg()[0])
             under = pool.submit(probe, victim, args.seconds, args.rate)
             if args.attacker_nice:
@@ -122,6 +129,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                           "ingest_cores_used": round((cpu_seconds(system.ingest_pid) - cpu[0]) / wall, 2),
                           "hostile_client_cores_used": round((_own_cpu() - cpu[1]) / wall, 2),
                           "load_average_before": cpu[3], "load_average_after": os.getloadavg()[0]}
+            if control:
+                out["cpu"]["control_ingest_cores_used"] = round((cpu_seconds(control.pid) - control_cpu) / wall, 2)
         time.sleep(GRACE_SECONDS)
         sampler.halt.set()
         still, oldest = active_queries(system.engine)
@@ -158,6 +167,8 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, help="an earlier run's JSON, shown beside this one")
     parser.add_argument("--attacker-nice", type=int, default=0,
                         help="run the hostile clients at this nice level (their CPU as if on a box of their own)")
+    parser.add_argument("--control", action="store_true",
+                        help="aim the hostile clients at a second ingest process: the victim's slowdown from the box alone")
     args = parser.parse_args()
     results = run(args)
     results["measured_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -86,7 +86,10 @@ def render(r: dict[str, Any]) -> str:
         "operator setting, standing in for a slow public IdP). Hostile clients give up after 20 s."
         + (f" The hostile clients ran at nice {plan['attacker_nice']} (on a box of their own they would take no CPU from"
            " ingest or the victim; here they get what ingest and the victim leave)." if plan.get("attacker_nice") else
-           " The hostile clients run at the same priority as ingest, on the same cores."), "",
+           " The hostile clients run at the same priority as ingest, on the same cores.")
+        + (" **Control run**: the hostile clients aimed at a second ingest process of their own (same database, Kafka"
+           " and cores), so the victim's ingest served the victim alone: what is left is the cost of sharing this box,"
+           " not the process." if plan.get("control") else ""), "",
         *_comparison(r),
         f"This run: {r.get('label', 'this run')}.", "",
         "| victim SCIM | requests | p50 ms | p99 ms | max ms | statuses |", "| --- | --- | --- | --- | --- | --- |",
@@ -125,7 +128,9 @@ def render(r: dict[str, Any]) -> str:
     if cpu := r.get("cpu"):
         lines += [
             f"CPU during the attack ({cpu['cores']} cores, shared): ingest used {cpu['ingest_cores_used']} cores, the "
-            f"hostile clients {cpu['hostile_client_cores_used']} (the same box: their CPU is not ingest's); load average "
+            f"hostile clients {cpu['hostile_client_cores_used']} (the same box: their CPU is not ingest's)"
+            + (f", the control ingest {cpu['control_ingest_cores_used']}" if "control_ingest_cores_used" in cpu else "")
+            + "; load average "
             f"{cpu['load_average_before']:.1f} before, {cpu['load_average_after']:.1f} after.", "",
         ]
     return "\n".join(lines)

@@ -76,8 +76,9 @@ class AbuseSystem:
     engine: Engine = field(init=False)
     log_path: Path = field(init=False)
     children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    control_url: str = ""  # the second ingest of a control run, serving the hostile clients
 
-    def start(self, pipeline: bool) -> None:
+    def start(self, pipeline: bool, control: bool = False) -> None:
         self.engine = fresh_database(self.settings)
         from events.kafka import ensure_topics
 
@@ -87,6 +88,13 @@ class AbuseSystem:
         with open(self.log_path, "wb") as log:
             self.children["ingest"] = subprocess.Popen([sys.executable, "-m", "cli", "serve"], env=env,
                                                        stdout=subprocess.DEVNULL, stderr=log)
+        if control:  # a second ingest for the hostile clients alone: the box's share without the process's
+            port = free_port()
+            self.control_url = f"http://127.0.0.1:{port}"
+            own = {**env, **to_env(self.settings.model_copy(update={"http_port": port, "public_url": self.control_url}))}
+            self.children["control ingest"] = subprocess.Popen([sys.executable, "-m", "cli", "serve"], env=own,
+                                                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            wait_http(self.control_url + "/readyz", timeout=60)
         roles = [["relay"], ["worker", "membership"], ["worker", "billing"], ["worker", "conflicts"]] if pipeline else []
         for role in roles:
             self.children[role[-1]] = subprocess.Popen([sys.executable, "-m", "cli", *role], env=env,

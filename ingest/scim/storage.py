@@ -9,8 +9,8 @@ What it stores obeys the input rules: a User has a non-blank `userName` (RFC 764
 multi-valued attribute holds more values than the cost limits allow, and a group never
 contains itself, directly or through nested groups. A resource stored before those limits is not
 served (`400 tooMany`: it would cost seconds of the server's time) but may be replaced or deleted.
-A filter or sort the indexes cannot narrow evaluates at most `max_candidates` rows (more is
-`400 tooMany`).
+Searches page as `ingest.scim.paging` says; one that must evaluate its candidates in memory
+evaluates at most `max_candidates` of them (more is `400 tooMany`).
 """
 
 import uuid
@@ -25,25 +25,23 @@ from scim2_models import (
     Resource,
     ResourceType,
     ResponseParameters,
-    ScimFilter,
     SearchRequest,
     TooManyException,
     UniquenessException,
 )
-from scim2_server.memory import _page
 from scim2_server.storage import ScimStorage, SearchPage
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from core.tables import scim_group_members as gm
 from core.tables import scim_resources as t
 from domain.postgres import SqlUnitOfWork
-from ingest.scim import changes, rules, stored
+from ingest.scim import changes, paging, rules, stored
 from ingest.scim.cost import CostLimits
 from ingest.scim.deadline import Deadline
 from ingest.scim.emails import STORED
 from ingest.scim.provider import type_name
-from ingest.scim.search import lowered, narrowing
+from ingest.scim.search import lowered
 
 # Attributes the service never keeps: password is write-only and this system never needs it;
 # groups on a User is derived from the groups' members.
@@ -99,7 +97,7 @@ class PgStorage(ScimStorage):
     def _row(self, resource_type: ResourceType, resource_id: str) -> Any:
         if "\x00" in resource_id:  # no stored id holds one, and PostgreSQL refuses it as a parameter
             raise NotFoundException(detail=f"{resource_type.name} {resource_id!r} not found")
-        query = stored.readable(None if self.repairing else self.cost).where(
+        query = self.readable().where(
             t.c.org_id == self.org.id, t.c.id == resource_id, t.c.resource_type == resource_type.name
         )
         if self.lock:
@@ -153,26 +151,29 @@ class PgStorage(ScimStorage):
         )
         return resource
 
-    def _load(self, rows: list[Any], response_parameters: ResponseParameters[Any] | None = None) -> list[Resource[Any]]:
-        group_ids = [r.id for r in rows if r.resource_type == "Group"]
-        members = self._members(group_ids) if group_ids and _wants_members(response_parameters) else {}
-        for gid, found in members.items():
+    def load(
+        self, rows: list[Any], response_parameters: ResponseParameters[Any] | None = None, *, members: bool = True
+    ) -> list[Resource[Any]]:
+        """The resources of rows read with `readable` (or `paging`'s partial rows)."""
+        group_ids = [r.id for r in rows if r.resource_type == "Group"] if members else []
+        members_of = self._members(group_ids) if group_ids and _wants_members(response_parameters) else {}
+        for gid, found in members_of.items():
             self._members_cache[gid] = {m["value"]: m["type"] for m in found}
         loaded = []
         for i, r in enumerate(rows):
             if i % _CHECK_EVERY == 0:
-                self._check_deadline()
-            loaded.append(self._resource(r, members.get(r.id)))
+                self.check_deadline()
+            loaded.append(self._resource(r, members_of.get(r.id)))
         return loaded
 
-    def _check_deadline(self) -> None:
+    def check_deadline(self) -> None:
         if self.deadline is not None:
             self.deadline.check()
 
     def get(
         self, resource_type: ResourceType, resource_id: str, *, response_parameters: ResponseParameters[Any] | None = None
     ) -> Resource[Any]:
-        resource = self._load([self._row(resource_type, resource_id)], response_parameters)[0]
+        resource = self.load([self._row(resource_type, resource_id)], response_parameters)[0]
         if self.lock and self.patch_operations and resource_type.name == "Group":
             self._check_patch_work(resource_id)
         return resource
@@ -189,43 +190,14 @@ class PgStorage(ScimStorage):
     def search(
         self, resource_types: list[ResourceType], search_request: SearchRequest[Any], *, position: Any = None
     ) -> SearchPage:
-        names = sorted({type_name(rt) for rt in resource_types})
-        scim_filter = search_request.filter
-        readable = stored.readable(None if self.repairing else self.cost)
-        base = readable.where(t.c.org_id == self.org.id, t.c.resource_type.in_(names))
-        if scim_filter is None and search_request.sort_by is None:
-            return self._plain_page(base, search_request)
-        condition = narrowing(scim_filter)
-        if condition is not None:
-            base = base.where(condition)
-        if self.max_candidates is not None:
-            base = base.limit(self.max_candidates + 1)  # one more than allowed tells "too many" from "all"
-        rows = list(self.conn.execute(base))
-        if self.max_candidates is not None and len(rows) > self.max_candidates:
-            raise TooManyException(
-                detail=f"the filter or sortBy would evaluate more than {self.max_candidates} resources in memory; "
-                "filter on an indexed attribute (id, userName, externalId, displayName, emails.value) or leave out sortBy"
-            )
-        candidates = self._load(rows)
-        if scim_filter is not None and not scim_filter.models:
-            scim_filter = ScimFilter(str(scim_filter))
-        found = []
-        for i, r in enumerate(candidates):
-            if i % _CHECK_EVERY == 0:
-                self._check_deadline()
-            if scim_filter is None or scim_filter.match(r):
-                found.append(r)
-        return _page(search_request, position, found)
+        return paging.search(self, sorted({type_name(rt) for rt in resource_types}), search_request, position)
 
-    def _plain_page(self, base: Any, search_request: SearchRequest[Any]) -> SearchPage:
-        """An unfiltered, unsorted listing pages in SQL (stable order: the id)."""
-        total = self.conn.execute(select(func.count()).select_from(base.subquery())).scalar_one()
-        start = search_request.start_index_0 or 0
-        query = base.order_by(t.c.id).offset(start)
-        if search_request.count is not None:
-            query = query.limit(search_request.count)
-        rows = list(self.conn.execute(query)) if search_request.count != 0 and start < total else []
-        return SearchPage(total, self._load(rows))
+    def readable(self) -> Any:
+        """Rows of resources, `data` withheld where it passes the value limits (`stored.readable`)."""
+        return stored.readable(None if self.repairing else self.cost)
+
+    def max_values(self) -> int | None:
+        return None if self.repairing or self.cost is None else self.cost.max_values
 
     # -- writing -----------------------------------------------------------------------
 
@@ -268,7 +240,7 @@ class PgStorage(ScimStorage):
         self.uow.stage(events)
 
     def create(self, resource_type: ResourceType, resource: Resource[Any]) -> Resource[Any]:
-        self._check_deadline()  # the library's work before this may have used it up: then write nothing
+        self.check_deadline()  # the library's work before this may have used it up: then write nothing
         name = type_name(resource_type)
         resource_id = uuid.uuid4().hex
         data, member_types, displays = self._stored_data(name, resource)
@@ -294,7 +266,7 @@ class PgStorage(ScimStorage):
     def update(
         self, resource_type: ResourceType, resource: Resource[Any], *, expected_version: str | None = None
     ) -> Resource[Any]:
-        self._check_deadline()
+        self.check_deadline()
         name = type_name(resource_type)
         resource_id = str(resource.id)
         row = self._locked(resource_type, resource_id, expected_version)

@@ -15,6 +15,7 @@ from starlette.testclient import TestClient
 from core.db import make_engine
 from core.settings import Settings
 from ingest.app import create_app
+from ingest.scim import paging
 from ingest.scim.storage import PgStorage
 from tests.conftest import make_org, wait_for
 from tests.integration.test_scim_limits import rows, scim_error
@@ -120,13 +121,40 @@ def test_patch_operations_are_bounded(costly, engine):
 
 def test_sorts_and_scans_are_bounded_by_their_candidates(costly):
     client, base, _, _ = costly  # four users, at most three candidates
-    for params in ({"sortBy": "title"}, {"sortBy": "userName", "count": 1}, {"filter": "title pr"}):
+    # what only scim2-models can evaluate (in memory) is bounded by its candidates
+    for params in ({"filter": "title pr"}, {"sortBy": "emails"}, {"sortBy": "active", "count": 1}):
         assert "more than 3 resources" in scim_error(client.get(f"{base}/Users", params=params), 400, "tooMany")
-    search = {"schemas": [SEARCH], "sortBy": "title"}
+    search = {"schemas": [SEARCH], "sortBy": "emails"}
     scim_error(client.post(f"{base}/Users/.search", json=search), 400, "tooMany")
     # indexed filters and plain listings are not scans: served
     assert client.get(f"{base}/Users", params={"filter": 'userName eq "u1"', "sortBy": "title"}).json()["totalResults"] == 1
     assert client.get(f"{base}/Users", params={"count": 2}).json()["totalResults"] == 4
+
+
+def test_a_sort_postgresql_orders_as_the_library_pages_in_sql(settings, engine):
+    """Only the page is read: any number of resources; a value outside ASCII sends the sort back to memory."""
+    small = settings.model_copy(update={"scim_max_candidates": 3})
+    client, base, _ = client_for(small, engine)
+    with client:
+        titles = ["b", "B2", None, "a", "c"]
+        for i, title in enumerate(titles):
+            body = {"schemas": [USER], "userName": f"S{4 - i}", **({"title": title} if title else {})}
+            assert client.post(f"{base}/Users", json=body).status_code == 201
+
+        def names(**params):
+            page = client.get(f"{base}/Users", params=params)
+            assert page.status_code == 200, page.text
+            assert page.json()["totalResults"] == 5
+            return [r["userName"] for r in page.json().get("Resources", [])]
+
+        assert names(sortBy="title") == ["S1", "S4", "S3", "S0", "S2"]  # without case; the one without a title last
+        assert names(sortBy="title", sortOrder="descending", count=2) == ["S2", "S0"]
+        assert names(sortBy="userName", startIndex=2, count=2) == ["S1", "S2"]
+        search = client.post(f"{base}/Users/.search", json={"schemas": [SEARCH], "sortBy": "title", "count": 1})
+        assert [r["userName"] for r in search.json()["Resources"]] == ["S1"]
+        assert client.post(f"{base}/Users", json={"schemas": [USER], "userName": "S5", "title": "Émile"}).status_code == 201
+        assert "more than 3 resources" in scim_error(client.get(f"{base}/Users", params={"sortBy": "title"}), 400, "tooMany")
+        assert client.get(f"{base}/Users", params={"sortBy": "userName", "count": 1}).status_code == 200
 
 
 @pytest.mark.parametrize("blank", ["", " ", "\t \n"])
@@ -168,13 +196,13 @@ def test_a_group_cannot_contain_itself_directly_or_through_nested_groups(costly,
 
 def _slow_listing(monkeypatch, seconds: float) -> None:
     """A listing whose SQL takes `seconds` (pg_sleep): the test hook for a slow query."""
-    original = PgStorage._plain_page
+    original = paging._plain_page
 
-    def slow(self, base, search_request):
-        self.conn.execute(text("SELECT pg_sleep(:s)"), {"s": seconds})
-        return original(self, base, search_request)
+    def slow(storage, where, search_request):
+        storage.conn.execute(text("SELECT pg_sleep(:s)"), {"s": seconds})
+        return original(storage, where, search_request)
 
-    monkeypatch.setattr(PgStorage, "_plain_page", slow)
+    monkeypatch.setattr(paging, "_plain_page", slow)
 
 
 def sleeping(engine) -> int:
@@ -264,7 +292,15 @@ def test_a_resource_stored_beyond_the_limits_is_not_served_but_can_be_replaced_o
         other = _store_beyond_the_limits(engine, org_id, "legacy2", 101)
         detail = scim_error(client.get(f"{base}/Users/{big}"), 400, "tooMany")
         assert "holds 10000 values, more than the 100" in detail and "replace it (PUT) or delete it" in detail
-        scim_error(client.get(f"{base}/Users", params={"sortBy": "title", "count": 1}), 400, "tooMany")
+        ok = client.post(f"{base}/Users", json={"schemas": [USER], "userName": "ok"}).json()["id"]
+        scim_error(client.get(f"{base}/Users", params={"sortBy": "userName", "count": 1}), 400, "tooMany")  # on the page
+        served = client.get(f"{base}/Users", params={"sortBy": "userName", "sortOrder": "descending", "count": 1})
+        assert [r["userName"] for r in served.json()["Resources"]] == ["ok"]  # a page without them is served
+        scim_error(client.get(f"{base}/Users", params={"filter": "emails pr", "sortBy": "userName"}), 400, "tooMany")
+        untitled = client.get(f"{base}/Users", params={"filter": "title pr", "sortBy": "userName"})  # emails not read
+        assert untitled.status_code == 200 and untitled.json()["totalResults"] == 0
+        assert client.get(f"{base}/Users", params={"filter": 'userName eq "ok"', "sortBy": "title"}).status_code == 200
+        assert client.delete(f"{base}/Users/{ok}").status_code == 204
         scim_error(client.get(f"{base}/Users", params={"filter": 'userName eq "legacy"'}), 400, "tooMany")
         scim_error(client.patch(f"{base}/Users/{big}", json=patch({"op": "replace", "path": "title", "value": "x"})), 400)
         replaced = client.put(f"{base}/Users/{big}", json={"schemas": [USER], "userName": "legacy",
