@@ -11,9 +11,9 @@ So, in order:
    values are all ASCII. On ASCII, the library's comparison key (NFC, then lower case unless
    caseExact) is PostgreSQL's `lower()` under the "C" collation, and both compare code points;
    a value outside ASCII, or of another JSON type, sends the search to 3.
-3. Anything else reads its candidates with only the top-level attributes the filter and the sort
-   name (`referenced`), evaluates the filter and sorts with scim2-models on those, and reads only
-   the resources of the page whole. Answers are the library's own: a filter or a sort depends
+3. Anything else evaluates the filter and sorts with scim2-models. Candidates the indexes narrow
+   (a few rows) are read whole, in one query; a scan reads its candidates with only the top-level
+   attributes the filter and the sort name (`referenced`), and then the resources of the page whole. Answers are the library's own: a filter or a sort depends
    on the attributes it names and nothing else.
 """
 
@@ -138,7 +138,7 @@ def _candidates_page(
     """Candidates narrowed by the indexes, read in part; the filter and the sort by scim2-models; the page whole."""
     scim_filter = search_request.filter
     condition = narrowing(scim_filter)
-    keys = referenced(search_request)
+    keys = referenced(search_request) if condition is None else None  # few candidates: whole, in one query
     query = storage.readable() if keys is None else _partial(keys, storage.max_values())
     query = query.where(*where, *([condition] if condition is not None else []))
     if storage.max_candidates is not None:

@@ -1,24 +1,30 @@
 """What this SCIM service provider serves and announces (RFC 7643 §5, §6)."""
 
 from functools import cached_property
-from typing import Any
+from typing import Any, Union
 
 from scim2_models import (
     AuthenticationScheme,
     Bulk,
+    BulkRequest,
+    BulkResponse,
     ChangePassword,
     EnterpriseUser,
     ETag,
     External,
     Filter,
     Group,
+    ListResponse,
     Patch,
+    PatchOp,
     Reference,
     Resource,
     ResourceType,
+    ResponseParameters,
     Schema,
     ScimPolicy,
     ScimProvider,
+    SearchRequest,
     ServiceProviderConfig,
     Sort,
 )
@@ -97,7 +103,28 @@ def build_service(settings: Settings) -> tuple[ScimService, dict[str, type[Resou
     provider = build_provider(settings)
     service = ScimService(provider)
     models = {type_name(rt): service.get_model(rt) for rt in provider.resource_types}
+    _KEPT.extend(_parametrized(service))
     return service, models
+
+
+_KEPT: list[Any] = []  # strong references to the library's generic classes (see `_parametrized`)
+
+
+def _parametrized(service: ScimService) -> list[Any]:
+    """The generic classes scim2-server builds per request (`ListResponse[User | Group]`, `PatchOp[User]`...).
+
+    pydantic caches a parametrized class only while something else holds it (a WeakValueDictionary),
+    and nothing does between requests: each lookup built `ListResponse[...]` again, about 1.5 ms of
+    the interpreter, as much as the rest of the lookup. Building them once here and keeping them
+    makes every later `X[...]` a cache hit.
+    """
+    models = service.get_models()
+    every: Any = Union[tuple(models)]  # noqa: UP007 (the form scim2-server parametrizes with)
+    kept: list[Any] = [ListResponse[every], SearchRequest[every], BulkRequest[every], BulkResponse[every]]
+    for resource_type in service.provider.resource_types:
+        model: Any = service.get_model(resource_type)
+        kept += [model, SearchRequest[Union[(model,)]], ResponseParameters[model], PatchOp[model]]  # noqa: UP007
+    return kept
 
 
 def type_name(resource_type: ResourceType) -> str:

@@ -134,9 +134,8 @@ class ScimEndpoint:
                 raise PayloadTooLargeException(detail=f"the body exceeds {self.settings.max_body_bytes} bytes")
             deadline.check()  # waited for a thread past the deadline: the client has given up
             with self.engine.connect() as conn:
-                deadline.bound(conn)
-                org = self._authenticate(conn, slug, request)
-                conn.commit()  # the bound ends with this transaction; the request's own starts below
+                org = self._authenticate(conn, slug, request)  # from memory, or one query under the session's timeout
+                conn.commit()  # a token looked up ends its transaction here; the request's own starts below
                 audit.attribute(org.id)
                 self._fairness.enter(org.id)
                 try:
