@@ -13,8 +13,9 @@ So, in order:
    a value outside ASCII, or of another JSON type, sends the search to 3.
 3. Anything else evaluates the filter and sorts with scim2-models. Candidates the indexes narrow
    (a few rows) are read whole, in one query; a scan reads its candidates with only the top-level
-   attributes the filter and the sort name (`referenced`), and then the resources of the page whole. Answers are the library's own: a filter or a sort depends
-   on the attributes it names and nothing else.
+   attributes the filter and the sort name (`referenced`), and then the resources of the page
+   whole. Answers are the library's own: a filter or a sort depends on the attributes it names
+   and nothing else.
 """
 
 from typing import TYPE_CHECKING, Any
