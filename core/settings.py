@@ -94,6 +94,7 @@ class Settings(BaseSettings):
     # off: each process keeps its own, and N processes grant an org N times the rate
     scim_rate_limit_shared: bool = True
     max_results: int = 1000  # SCIM `count` cap, announced as filter.maxResults
+    scim_lean_reads: bool = True  # common User reads from the stored JSON (ingest/scim/lean.py); off: all by the library
     # SCIM filters (and PATCH paths) longer or more deeply nested are 400 invalidFilter (invalidPath)
     max_filter_length: int = 4096
     max_filter_depth: int = 10

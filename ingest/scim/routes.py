@@ -39,6 +39,7 @@ from ingest.scim.cost import CostLimits
 from ingest.scim.deadline import Deadline, DeadlineExceeded
 from ingest.scim.fairness import CpuClock, OrgFairness
 from ingest.scim.guards import Limits
+from ingest.scim.lean import LeanReads
 from ingest.scim.limits import RateLimitedException, UnavailableException
 from ingest.scim.provider import build_service
 from ingest.scim.storage import PgStorage
@@ -68,6 +69,7 @@ class ScimEndpoint:
             settings.scim_max_in_flight_per_org, settings.scim_org_cpu_per_second, settings.scim_org_cpu_burst_seconds
         )
         self._delayed = 0  # refusals being held back now (the event loop's only: no lock)
+        self._lean = LeanReads(self.service, self._cost, settings.max_results) if settings.scim_lean_reads else None
 
     async def handle(self, request: Request) -> Response:
         slug = request.path_params["org"]
@@ -188,7 +190,9 @@ class ScimEndpoint:
         )
         with conn.begin():
             deadline.bound(conn)
-            response = ScimHandler(self.service, storage).handle(request)
+            response = self._lean.serve(request, org.id, conn) if self._lean else None
+            if response is None:
+                response = ScimHandler(self.service, storage).handle(request)
             audit.stage(conn, int(response.status), correlation_id)
         audit.committed()
         return response
