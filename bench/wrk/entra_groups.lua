@@ -49,6 +49,9 @@ response = function(status, headers, body)
   if ids == nil or group * size >= #ids then
     return
   end
+  if status == 429 or status == 503 then
+    return  -- Entra retries a refusal (the server already held it back): the same request again
+  end
   if group_id == nil then
     group_id = string.match(body, '"id":%s*"([^"]+)"')
     if group_id == nil then

@@ -39,6 +39,9 @@ response = function(status, headers, body)
   if user == nil or user >= users then
     return
   end
+  if status == 429 or status == 503 then
+    return  -- Entra retries a refusal (the server already held it back): the same request again
+  end
   if not creating then
     if status == 200 and string.find(body, '"totalResults":0', 1, true) then
       creating = true

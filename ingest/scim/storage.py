@@ -47,6 +47,14 @@ from ingest.scim.search import lowered
 # groups on a User is derived from the groups' members.
 _DROPPED = ("password", "groups", "meta", "id")
 _CHECK_EVERY = 200  # rows between deadline checks in Python-side loops
+# built once (a statement built per call is compiled and hashed per call); for a User the unique
+# index answers the uniqueness question in the same statement
+_CREATE = {
+    False: pg_insert(t).returning(*t.c),
+    True: pg_insert(t)
+    .on_conflict_do_nothing(index_elements=["org_id", "user_name_ci"], index_where=t.c.resource_type == "User")
+    .returning(*t.c),
+}
 
 
 def _etag(version: int) -> str:
@@ -245,15 +253,9 @@ class PgStorage(ScimStorage):
         resource_id = uuid.uuid4().hex
         data, member_types, displays = self._stored_data(name, resource)
         now = datetime.now(UTC)
-        statement = pg_insert(t).values(
-            org_id=self.org.id, id=resource_id, resource_type=name, version=1, data=data,
-            created_at=now, updated_at=now, **self._columns(name, data),
-        )
-        if name == "User":  # the unique index answers the uniqueness question in the same statement
-            statement = statement.on_conflict_do_nothing(
-                index_elements=["org_id", "user_name_ci"], index_where=t.c.resource_type == "User"
-            )
-        row = self.conn.execute(statement.returning(*t.c)).first()
+        values = {"org_id": self.org.id, "id": resource_id, "resource_type": name, "version": 1, "data": data,
+                  "created_at": now, "updated_at": now, **self._columns(name, data)}
+        row = self.conn.execute(_CREATE[name == "User"], values).first()
         if row is None:
             raise UniquenessException(detail=f"userName {data.get('userName')!r} is already taken")
         member_types = self._write_members(resource_id, {}, member_types, displays)
