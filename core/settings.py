@@ -86,7 +86,11 @@ class Settings(BaseSettings):
     # interpreter (Python's default is 5 ms). A request that waits on PostgreSQL gives it up at every
     # statement and then waits this long to get it back behind a busy thread; shorter keeps one org's
     # CPU-heavy request from multiplying every other org's latency (docs/decisions.md, "Fair shares").
+    # It applies while several orgs' SCIM requests share the process; while one org has it alone
+    # (an initial sync), the switch interval is `http_switch_interval_alone_seconds`: the short one
+    # costs that org ~20% of its write throughput (docs/decisions.md, "Ingest switches threads").
     http_switch_interval_seconds: float = Field(0.00025, gt=0, le=0.1)
+    http_switch_interval_alone_seconds: float = Field(0.005, gt=0, le=0.1)
     # per org; at least 25/s (Entra's requirement); 0 turns the limit off
     scim_rate_limit_per_second: float = 100.0
     scim_rate_limit_burst: int = 200

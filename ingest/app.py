@@ -39,7 +39,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        sys.setswitchinterval(settings.http_switch_interval_seconds)
+        sys.setswitchinterval(settings.http_switch_interval_alone_seconds)  # the SCIM fair shares shorten it (fairness.py)
         audit_writer.start()
         try:
             yield

@@ -39,7 +39,8 @@ class OrgFairness:
     """`enter(org)` before an org's request runs (raises RateLimitedException), `leave(org, cpu)` after."""
 
     def __init__(self, max_in_flight: int, cpu_per_second: float, cpu_burst: float,
-                 clock: Callable[[], float] = time.monotonic, max_orgs: int = 100_000) -> None:
+                 clock: Callable[[], float] = time.monotonic, max_orgs: int = 100_000,
+                 on_contention: Callable[[bool], None] | None = None) -> None:
         self.max_in_flight = max_in_flight
         self.cpu_per_second = cpu_per_second
         self.cpu_burst = cpu_burst
@@ -48,6 +49,8 @@ class OrgFairness:
         self._shares: dict[str, _Share] = {}
         self._active: dict[str, float] = {}  # orgs seen within CONTENDED_SECONDS (pruned as it grows)
         self._lock = threading.Lock()
+        self.on_contention = on_contention  # told when the process goes from one org to several, and back
+        self._was_contended = False
 
     def _contended(self, org_id: str, now: float) -> bool:
         """Another org sent a request within CONTENDED_SECONDS (or has one in progress)."""
@@ -81,7 +84,12 @@ class OrgFairness:
             return self._refusal(org_id, self._share(org_id, now), now)
 
     def _refusal(self, org_id: str, share: _Share, now: float) -> RateLimitedException | None:
-        if not self._contended(org_id, now):
+        contended = self._contended(org_id, now)
+        if contended != self._was_contended:
+            self._was_contended = contended
+            if self.on_contention is not None:
+                self.on_contention(contended)
+        if not contended:
             return None
         if self.cpu_per_second and share.cpu < 0:
             return RateLimitedException(retry_after=max(1, math.ceil(-share.cpu / self.cpu_per_second)),

@@ -7,6 +7,7 @@ path, or a disabled SCIM integration all get the same 401 (no oracle for org slu
 
 import asyncio
 import logging
+import sys
 import threading
 import time
 from typing import Any, cast
@@ -66,10 +67,16 @@ class ScimEndpoint:
             settings.scim_max_attributes, settings.scim_max_values, settings.scim_max_members, settings.scim_max_operations
         )
         self._fairness = OrgFairness(
-            settings.scim_max_in_flight_per_org, settings.scim_org_cpu_per_second, settings.scim_org_cpu_burst_seconds
+            settings.scim_max_in_flight_per_org, settings.scim_org_cpu_per_second, settings.scim_org_cpu_burst_seconds,
+            on_contention=self._switch_interval,
         )
         self._delayed = 0  # refusals being held back now (the event loop's only: no lock)
         self._lean = LeanReads(self.service, self._cost, settings.max_results) if settings.scim_lean_reads else None
+
+    def _switch_interval(self, contended: bool) -> None:
+        """Short interpreter turns while orgs share the process, Python's own while one org has it (a sync's throughput)."""
+        settings = self.settings
+        sys.setswitchinterval(settings.http_switch_interval_seconds if contended else settings.http_switch_interval_alone_seconds)
 
     async def handle(self, request: Request) -> Response:
         slug = request.path_params["org"]

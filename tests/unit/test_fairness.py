@@ -106,3 +106,18 @@ def test_many_orgs_are_remembered_within_a_bound():
         _request(fair, f"org-{i}", 0.0)
         clock.now += 0.01
     assert len(fair._shares) <= 101
+
+
+def test_it_says_when_the_process_goes_from_one_org_to_several_and_back():
+    clock, told = Clock(), []
+    fair = OrgFairness(4, 0.25, 1.0, clock=clock, on_contention=told.append)
+    _request(fair, "sync", 0.01)
+    _request(fair, "sync", 0.01)
+    assert told == []  # one org: nothing to tell
+    _request(fair, "other", 0.01)
+    assert told == [True]
+    _request(fair, "sync", 0.01)
+    assert told == [True]  # still shared
+    clock.now += CONTENDED_SECONDS + 0.1
+    _request(fair, "sync", 0.01)
+    assert told == [True, False]  # the other org has been quiet: alone again
