@@ -6,6 +6,7 @@ from typing import Any
 
 ANALYSIS = Path(__file__).with_name("analysis.md")
 ABUSE = Path(__file__).with_name("abuse.json")  # `make abuse`'s last figures: its section survives `make bench`
+NOTES = Path(__file__).with_name("notes.md")  # hand-written sections: they survive `make bench` too
 
 
 def _verdict(ok: bool, text: str) -> str:
@@ -158,6 +159,8 @@ def render(r: dict[str, Any]) -> str:
         from bench import abuse_report
 
         lines += [abuse_report.render(json.loads(ABUSE.read_text())).rstrip(), ""]
+    if NOTES.exists():  # measurements written by hand, each with its command and date
+        lines += [NOTES.read_text().rstrip(), ""]
     if ANALYSIS.exists():
         lines += [ANALYSIS.read_text().rstrip(), ""]
     return "\n".join(lines)
