@@ -74,7 +74,7 @@ class Settings(BaseSettings):
         }
 
     token_overlap_seconds: int = 3600
-    # How long ingest trusts a verified SCIM token (and its org's SCIM toggle) before re-reading it.
+    # How long ingest trusts a verified SCIM or service token (and an org's SCIM toggle) before re-reading it.
     auth_cache_seconds: float = 5.0
     max_body_bytes: int = 1_048_576
     # The HTTP edge (ingest/http.py EdgeLimits, ingest/server.py): a request head must be complete

@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from core.tables import orgs
 from domain import service_tokens
 from domain.postgres import SqlUnitOfWork
+from ingest.token_cache import TokenCache
 
 # -- the problem body ------------------------------------------------------------------------
 
@@ -281,15 +282,24 @@ def service_endpoint(
     *,
     max_body: int = 16 * 1024,
     org_of: OrgOf = org_named_in_body,
+    callers: TokenCache[service_tokens.ServiceCaller] | None = None,
 ) -> Callable[[Request], Awaitable[Response]]:
     """An endpoint of the internal API the app's backend calls: a streamed size limit, a live service
-    token (403 when it is scoped to orgs and the request acts for another), then `handle` in one unit
-    of work (503 while PostgreSQL is unavailable)."""
+    token (403 when it is scoped to orgs and the request acts for another; verified tokens kept in
+    `callers` for its seconds), then `handle` in one unit of work (503 while PostgreSQL is unavailable)."""
+
+    def _caller(uow: SqlUnitOfWork, token: str) -> service_tokens.ServiceCaller | None:
+        caller = callers.get(token) if callers is not None and token else None
+        if caller is None and token:
+            caller = service_tokens.authenticate(uow.conn, token)
+            if caller is not None and callers is not None:
+                callers.put(token, caller)
+        return caller
 
     def _serve(token: str, body: bytes) -> Response:
         try:
             with SqlUnitOfWork.begin(engine, topics) as uow:
-                caller = service_tokens.authenticate(uow.conn, token) if token else None
+                caller = _caller(uow, token)
                 if caller is None:
                     return problem(401, "a valid service token is required")
                 if caller.org_ids is not None:

@@ -21,12 +21,15 @@ from core.tables import invitations as invitations_table
 from domain import invitations
 from domain.accounts import AccountError, register
 from domain.postgres import SqlUnitOfWork
+from domain.service_tokens import ServiceCaller
 from ingest.http import ServiceHandler, problem, service_endpoint
 from ingest.logins import login_route
+from ingest.token_cache import TokenCache
 
 
 def internal_routes(settings: Settings, engine: Engine) -> list[Route]:
     topics = settings.topics()
+    callers: TokenCache[ServiceCaller] = TokenCache(settings.auth_cache_seconds)  # one per process, every route
 
     def account(uow: SqlUnitOfWork, body: bytes) -> Response:
         try:
@@ -49,14 +52,14 @@ def internal_routes(settings: Settings, engine: Engine) -> list[Route]:
         return HTMLResponse(f"<!doctype html><title>Signed in</title><h1>Signed in to {slug}</h1>")
 
     return [
-        login_route(settings, engine),
-        Route("/internal/v1/accounts", service_endpoint(engine, topics, account), methods=["POST"]),
-        *_invitation_routes(engine, topics),
+        login_route(settings, engine, callers),
+        Route("/internal/v1/accounts", service_endpoint(engine, topics, account, callers=callers), methods=["POST"]),
+        *_invitation_routes(engine, topics, callers),
         Route("/app/{org}", app_landing),
     ]
 
 
-def _invitation_routes(engine: Engine, topics: dict[str, str]) -> list[Route]:
+def _invitation_routes(engine: Engine, topics: dict[str, str], callers: TokenCache[ServiceCaller]) -> list[Route]:
     """The app shows a person the orgs that invited them, and reports their consent."""
 
     def accept(invitation_id: str) -> ServiceHandler:
@@ -81,12 +84,14 @@ def _invitation_routes(engine: Engine, topics: dict[str, str]) -> list[Route]:
         invitation_id = request.path_params["invitation_id"]
         # a service token scoped to orgs accepts only its orgs' invitations
         endpoint = service_endpoint(
-            engine, topics, accept(invitation_id), max_body=1024, org_of=lambda uow, _: _invitation_org(uow, invitation_id)
+            engine, topics, accept(invitation_id), max_body=1024, org_of=lambda uow, _: _invitation_org(uow, invitation_id),
+            callers=callers,
         )
         return await endpoint(request)
 
     async def list_invitations(request: Request) -> Response:
-        endpoint = service_endpoint(engine, topics, pending(request.query_params.get("account_id")), max_body=1024)
+        endpoint = service_endpoint(engine, topics, pending(request.query_params.get("account_id")), max_body=1024,
+                                    callers=callers)
         return await endpoint(request)
 
     return [

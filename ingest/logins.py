@@ -23,9 +23,11 @@ from domain import model, orgs
 from domain.model import SEAT_LIMIT_REACHED, SIGN_IN_REFUSED, Member, accepts_sign_in, is_email, takes_seat
 from domain.orgs import Org
 from domain.postgres import SqlUnitOfWork
+from domain.service_tokens import ServiceCaller
 from domain.uow import UnitOfWork
 from events import catalogue as c
 from ingest.http import problem, service_endpoint
+from ingest.token_cache import TokenCache
 
 _METHOD_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
 
@@ -108,7 +110,7 @@ def _read_login(body: bytes) -> tuple[str, str, str]:
     return org, email, method.lower()
 
 
-def login_route(settings: Settings, engine: Engine) -> Route:
+def login_route(settings: Settings, engine: Engine, callers: TokenCache[ServiceCaller] | None = None) -> Route:
     """`POST /internal/v1/logins`: the app reports a sign-in of its own (202 with the event id)."""
 
     def login(uow: SqlUnitOfWork, body: bytes) -> Response:
@@ -128,4 +130,4 @@ def login_route(settings: Settings, engine: Engine) -> Route:
             return JSONResponse(refusal, status_code=403)
         return JSONResponse({"event_id": outcome.event_id, "accepted": True}, status_code=202)
 
-    return Route("/internal/v1/logins", service_endpoint(engine, settings.topics(), login), methods=["POST"])
+    return Route("/internal/v1/logins", service_endpoint(engine, settings.topics(), login, callers=callers), methods=["POST"])

@@ -8,8 +8,6 @@ path, or a disabled SCIM integration all get the same 401 (no oracle for org slu
 import asyncio
 import logging
 import sys
-import threading
-import time
 from typing import Any, cast
 from urllib.parse import parse_qsl, quote
 
@@ -27,7 +25,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from core import credentials
 from core.settings import Settings
 from domain import orgs
 from domain.postgres import SqlUnitOfWork
@@ -44,6 +41,7 @@ from ingest.scim.lean import LeanReads
 from ingest.scim.limits import RateLimitedException, UnavailableException
 from ingest.scim.provider import build_service
 from ingest.scim.storage import PgStorage
+from ingest.token_cache import TokenCache
 
 log = logging.getLogger("provisioner.scim")
 
@@ -60,7 +58,7 @@ class ScimEndpoint:
         self.engine = engine
         self.service, self.models = build_service(settings)
         self.topics = settings.topics()
-        self._tokens = TokenCache(settings.auth_cache_seconds)
+        self._tokens: TokenCache[orgs.Org] = TokenCache(settings.auth_cache_seconds)
         self._limiter = org_rate_limiter(settings)
         self._limits = Limits(settings.max_filter_length, settings.max_filter_depth)
         self._cost = CostLimits(
@@ -253,39 +251,6 @@ def _json_or_none(body: bytes) -> Any:
         return orjson.loads(body) if body else None
     except orjson.JSONDecodeError:
         return None
-
-
-class TokenCache:
-    """Recently verified tokens (by hash), so a burst from an IdP costs one lookup per few seconds.
-
-    A revoked or expired token, or a change to the org's SCIM toggle, takes effect within
-    `ttl` seconds. Only successful lookups are cached: wrong tokens always hit the database.
-    """
-
-    def __init__(self, ttl: float, size: int = 10_000):
-        self.ttl = ttl
-        self.size = size
-        self._entries: dict[bytes, tuple[float, orgs.Org]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, token: str) -> orgs.Org | None:
-        if self.ttl <= 0:
-            return None
-        key = credentials.token_hash(token)
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None or entry[0] < time.monotonic():
-                self._entries.pop(key, None)
-                return None
-            return entry[1]
-
-    def put(self, token: str, org: orgs.Org) -> None:
-        if self.ttl <= 0:
-            return
-        with self._lock:
-            if len(self._entries) >= self.size:
-                self._entries.clear()
-            self._entries[credentials.token_hash(token)] = (time.monotonic() + self.ttl, org)
 
 
 class _NoStorage:

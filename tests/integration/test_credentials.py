@@ -165,7 +165,7 @@ def test_a_scoped_service_token_acts_only_for_its_orgs(client, settings, engine)
     assert login(scoped, mine.slug) == 202
     assert login(unscoped, theirs.slug) == 202  # unscoped: every org, as before
     assert login(scoped, "no-such-org") == 403  # an unknown org is another org
-    # revoked: 401 at once (service tokens are checked on every request)
+    # revoked: 401 at once here (the suite turns the token cache off; otherwise within auth_cache_seconds)
     with engine.begin() as conn:
         row = conn.execute(select(service_tokens).where(service_tokens.c.token_hash == _hash(scoped))).one()
     from domain import tokens

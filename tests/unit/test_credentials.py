@@ -1,6 +1,7 @@
 import pytest
 
 from core import credentials
+from ingest.token_cache import TokenCache
 
 pytestmark = pytest.mark.unit
 
@@ -21,15 +22,15 @@ def test_hash_matches_only_its_token():
 
 def test_token_cache_expires_and_keeps_only_hashes(monkeypatch):
     from domain.orgs import Org
-    from ingest.scim import routes
+    from ingest import token_cache
 
     clock = {"now": 100.0}
-    monkeypatch.setattr(routes.time, "monotonic", lambda: clock["now"])
-    cache = routes.TokenCache(ttl=5)
+    monkeypatch.setattr(token_cache.time, "monotonic", lambda: clock["now"])
+    cache: TokenCache[Org] = TokenCache(ttl=5)
     org = Org(id="o", slug="acme", name="Acme")
     cache.put("secret-token", org)
     assert cache.get("secret-token") == org
     assert all(b"secret-token" not in key for key in cache._entries)
     clock["now"] += 6
     assert cache.get("secret-token") is None
-    assert routes.TokenCache(ttl=0).get("secret-token") is None
+    assert TokenCache(ttl=0).get("secret-token") is None
