@@ -138,18 +138,28 @@ def wrk(
 
 
 def wrk_until(
-    url: str, script: str, *, connections: int, done: Callable[[], bool], env: dict[str, str] | None = None, timeout: float = 3600
+    url: str, script: str, *, connections: int, stored: Callable[[], int], target: int,
+    env: dict[str, str] | None = None, timeout: float = 3600, stall_seconds: float = 120,
 ) -> WrkResult:
     """Run a wrk script that works through a fixed amount of work (one connection per thread, so
-    each thread's responses answer its requests in order) until done() says it is all stored."""
+    each thread's responses answer its requests in order) until stored() reaches target; a run
+    that stores nothing more for `stall_seconds` is a failed run, not an hour's wait."""
     proc = subprocess.Popen(
         [*_wrk_args(url, script, connections, int(timeout), connections), "--timeout", "60s"],
         env={**os.environ, **(env or {}), "BENCH_THREADS": str(connections)},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     deadline = time.monotonic() + timeout
-    while not done() and proc.poll() is None and time.monotonic() < deadline:
+    count, moved = stored(), time.monotonic()
+    while count < target and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.5)
+        now_count = stored()
+        if now_count > count:
+            count, moved = now_count, time.monotonic()
+        elif time.monotonic() - moved > stall_seconds:
+            proc.kill()
+            proc.communicate(timeout=60)
+            raise RuntimeError(f"wrk {script}: {count} of {target} stored, none more for {stall_seconds:.0f} s")
     proc.send_signal(signal.SIGINT)  # wrk stops and prints its report
     out, err = proc.communicate(timeout=60)
     if "Requests/sec" not in out:

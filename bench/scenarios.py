@@ -336,7 +336,8 @@ def initial_sync(system: System, engine: Engine, users: int, connections: int, g
 
     started = time.monotonic()
     users_sql = "SELECT count(*) FROM scim_resources WHERE org_id = :o AND resource_type = 'User'"
-    user_load = wrk_until(base, "entra_users.lua", connections=connections, env=env, done=lambda: count(users_sql) >= users)
+    user_load = wrk_until(base, "entra_users.lua", connections=connections, env=env, stored=lambda: count(users_sql),
+                          target=users)
     users_done = time.monotonic()
     with engine.connect() as conn:
         rows = conn.execute(
@@ -348,7 +349,8 @@ def initial_sync(system: System, engine: Engine, users: int, connections: int, g
     try:
         group_load = wrk_until(base, "entra_groups.lua", connections=min(connections, max(1, users // group_size)),
                                env={**env, "BENCH_IDS_FILE": f.name},
-                               done=lambda: count("SELECT count(*) FROM scim_group_members WHERE org_id = :o") >= len(ids))
+                               stored=lambda: count("SELECT count(*) FROM scim_group_members WHERE org_id = :o"),
+                               target=len(ids))
     finally:
         os.unlink(f.name)
     accepted = time.monotonic()
