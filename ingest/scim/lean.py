@@ -33,6 +33,7 @@ from sqlalchemy import bindparam
 from core.tables import scim_resources as t
 from ingest.scim import stored
 from ingest.scim.cost import CostLimits
+from ingest.scim.paging import json_name
 
 _LOOKUP = re.compile(r'^\s*(userName|externalId)\s+eq\s+"((?:[^"\\]|\\.)*)"\s*$', re.IGNORECASE)
 _LIST = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
@@ -129,14 +130,9 @@ class LeanReads:
         return {**data, "id": row.id, "meta": meta}
 
 
-def _alias(model: Any, field_name: str) -> str:
-    field = model.model_fields[field_name]
-    return str(field.serialization_alias or field.alias or field_name)
-
-
 def _not_returned_by_default(model: Any) -> set[str]:
     """Stored keys whose attribute, or one inside it, is not returned by default: the library decides."""
-    return {_alias(model, name) for name in model.model_fields if _withheld(model, name, set())}
+    return {json_name(model, name) for name in model.model_fields if _withheld(model, name, set())}
 
 
 def _withheld(model: Any, name: str, seen: set[Any]) -> bool:

@@ -33,7 +33,7 @@ from ingest.scim.search import narrowing
 if TYPE_CHECKING:
     from ingest.scim.storage import PgStorage
 
-_CHECK_EVERY = 200  # candidates between deadline checks
+CHECK_EVERY = 200  # rows between deadline checks in Python-side loops (the storage's too)
 _NOT_ASCII = r"[^\x01-\x7f]"
 _COLUMNS = {("meta", "created"): t.c.created_at, ("meta", "last_modified"): t.c.updated_at}
 
@@ -96,16 +96,17 @@ def sql_sort_key(search_request: SearchRequest[Any], model: type[Resource[Any]])
         return SqlSortKey(column)
     if binding.is_multivalued or binding.target_type is not str:
         return None
-    path = [_alias(binding.model, binding.field_name)]
+    path = [json_name(binding.model, binding.field_name)]
     if binding.sub_field_name is not None:
-        path.append(_alias(binding.field_type, binding.sub_field_name))
+        path.append(json_name(binding.field_type, binding.sub_field_name))
     if issubclass(binding.model, Extension):
         path.insert(0, binding.urn.rsplit(":", 1)[0])
     ordered = func.jsonb_extract_path_text(t.c.data, *path).collate("C")
     return SqlSortKey(ordered if binding.case_exact else func.lower(ordered), path)
 
 
-def _alias(model: Any, field_name: str) -> str:
+def json_name(model: Any, field_name: str) -> str:
+    """The attribute's name in the stored JSON (its alias) for a model's Python field name."""
     field = model.model_fields[field_name]
     return str(field.serialization_alias or field.alias or field_name)
 
@@ -155,7 +156,7 @@ def _candidates_page(
         scim_filter = ScimFilter(str(scim_filter))
     found = []
     for i, r in enumerate(candidates):
-        if i % _CHECK_EVERY == 0:
+        if i % CHECK_EVERY == 0:
             storage.check_deadline()
         if scim_filter is None or scim_filter.match(r):
             found.append(r)

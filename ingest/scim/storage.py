@@ -46,7 +46,6 @@ from ingest.scim.search import lowered
 # Attributes the service never keeps: password is write-only and this system never needs it;
 # groups on a User is derived from the groups' members.
 _DROPPED = ("password", "groups", "meta", "id")
-_CHECK_EVERY = 200  # rows between deadline checks in Python-side loops
 # built once (a statement built per call is compiled and hashed per call); for a User the unique
 # index answers the uniqueness question in the same statement
 _CREATE = {
@@ -169,7 +168,7 @@ class PgStorage(ScimStorage):
             self._members_cache[gid] = {m["value"]: m["type"] for m in found}
         loaded = []
         for i, r in enumerate(rows):
-            if i % _CHECK_EVERY == 0:
+            if i % paging.CHECK_EVERY == 0:
                 self.check_deadline()
             loaded.append(self._resource(r, members_of.get(r.id)))
         return loaded

@@ -140,25 +140,25 @@ def render(result: Result) -> str:
     return "\n".join(lines)
 
 
+def _written_by(command: str) -> str:
+    return (f"Written by `{command}` on {time.strftime('%Y-%m-%d %H:%M %Z')} ({platform.system()}, "
+            f"Python {platform.python_version()})")
+
+
+def _section(title: str, intro: str, results: list[Result]) -> str:
+    return "\n".join([title, "", intro, ""]) + "\n" + "\n".join(render(r) for r in results)
+
+
 def document(results: list[Result], command: str) -> str:
-    head = [
-        "# Fault injection: figures of the last full run",
-        "",
-        f"Written by `{command}` on {time.strftime('%Y-%m-%d %H:%M %Z')} ({platform.system()}, "
-        f"Python {platform.python_version()}). How the run works and what each invariant means: "
-        "`tests/chaos/harness.py` and `tests/chaos/invariants.py`; what an SRE does: `docs/runbook.md`.",
-        "",
-    ]
-    return "\n".join(head) + "\n" + "\n".join(render(r) for r in results)
+    return _section("# Fault injection: figures of the last full run",
+                    f"{_written_by(command)}. How the run works and what each invariant means: "
+                    "`tests/chaos/harness.py` and `tests/chaos/invariants.py`; what an SRE does: `docs/runbook.md`.",
+                    results)
 
 
 def soak_section(results: list[Result], command: str) -> str:
-    head = [
-        "## Soak",
-        "",
-        f"Written by `{command}` on {time.strftime('%Y-%m-%d %H:%M %Z')} ({platform.system()}, "
-        f"Python {platform.python_version()}): hundreds of overlapping faults over every process kind, the brokers "
-        "and PostgreSQL, under the IdP's load and a hostile org's expensive requests, with the same invariant checker.",
-        "",
-    ]
-    return "\n".join(head) + "\n" + "\n".join(render(r) for r in results)
+    return _section("## Soak",
+                    f"{_written_by(command)}: hundreds of overlapping faults over every process kind, the brokers "
+                    "and PostgreSQL, under the IdP's load and a hostile org's expensive requests, with the same "
+                    "invariant checker.",
+                    results)
