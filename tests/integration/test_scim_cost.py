@@ -247,7 +247,7 @@ def test_python_side_work_is_bounded_by_the_deadline_too(settings, engine, monke
             return original(self, row, members)
 
         monkeypatch.setattr(PgStorage, "_resource", slow)
-        monkeypatch.setattr("ingest.scim.storage._CHECK_EVERY", 1)
+        monkeypatch.setattr("ingest.scim.paging.CHECK_EVERY", 1)
         started = time.monotonic()
         late = client.get(f"{base}/Users", params={"sortBy": "title"})
         assert late.status_code == 503 and time.monotonic() - started < 1.5, late.text
