@@ -57,7 +57,7 @@ def serve() -> None:
     uvicorn.run(
         "ingest.app:app_from_env",
         factory=True,
-        http=PROTOCOL,  # h11 with a header read timeout (bodies are timed by the app's edge)
+        http=PROTOCOL,  # httptools with a header read timeout (bodies are timed by the app's edge)
         host=settings.http_host,
         port=settings.http_port,
         workers=settings.http_workers,

@@ -1,18 +1,18 @@
-"""The HTTP server's header read timeout: a uvicorn h11 protocol that closes a connection whose
-request head is not complete within `http_header_timeout_seconds` (h11 and uvicorn have none;
-uvicorn's keep-alive timer stops at the first byte, so a slow-loris head would stay open forever).
-Bodies are timed by `ingest.http.EdgeLimits`."""
+"""The HTTP server's protocol: uvicorn's httptools protocol (the C parser; h11, pure Python, cost
+a write ~0.4 ms of interpreter, see docs/benchmarks.md) plus a header read timeout: a connection
+whose request head is not complete within `http_header_timeout_seconds` is closed (uvicorn has no
+such timer; its keep-alive timer stops at the first byte, so a slow-loris head would stay open
+forever). Bodies are timed by `ingest.http.EdgeLimits`."""
 
 from functools import cache
 from typing import Any
 
-import h11
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from core.settings import Settings
 
 # what `uvicorn.run(http=...)` is given: a path each worker process imports
-PROTOCOL = "ingest.server:TimedH11Protocol"
+PROTOCOL = "ingest.server:TimedHttpToolsProtocol"
 
 
 @cache
@@ -21,10 +21,11 @@ def _header_timeout() -> float:
     return Settings().http_header_timeout_seconds
 
 
-class TimedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol, plus one timer per request head: armed when the connection opens and
-    whenever it waits for a new head, not re-armed by each byte (a byte a second would keep it
-    open), cancelled once the head is complete; when it fires the connection is closed."""
+class TimedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, plus one timer per request head: armed when the connection
+    opens and when the first byte of a new head arrives, not re-armed by later bytes (a byte a
+    second would keep it open), cancelled once the head is complete; when it fires the connection
+    is closed. An idle kept-alive connection is uvicorn's keep-alive timer's."""
 
     header_timeout: float | None = None  # None: the setting
 
@@ -37,16 +38,13 @@ class TimedH11Protocol(H11Protocol):
         super().connection_made(transport)
         self._arm_head_timer()
 
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        if self.conn.their_state is h11.IDLE:
-            self._arm_head_timer()  # bytes of a head that is not complete yet (or a new one after a response)
-        else:
-            self._cancel_head_timer()
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm_head_timer()
 
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        self._cancel_head_timer()  # the keep-alive timer covers an idle connection; the first byte re-arms ours
+    def on_headers_complete(self) -> None:
+        self._cancel_head_timer()
+        super().on_headers_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
@@ -63,5 +61,5 @@ class TimedH11Protocol(H11Protocol):
 
     def _head_timed_out(self) -> None:
         self._head_timer = None
-        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+        if not self.transport.is_closing():
             self.transport.close()
