@@ -4,6 +4,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench import admin_lists
+
 ANALYSIS = Path(__file__).with_name("analysis.md")
 ABUSE = Path(__file__).with_name("abuse.json")  # `make abuse`'s last figures: its section survives `make bench`
 NOTES = Path(__file__).with_name("notes.md")  # hand-written sections: they survive `make bench` too
@@ -155,6 +157,7 @@ def render(r: dict[str, Any]) -> str:
         f"- PostgreSQL single-row INSERT + COMMIT from one client: {k['postgres_single_row_commits_per_second']:,} commits/s.",
         "",
     ]
+    lines += ["## 7. An admin's lists at scale", "", *admin_lists.render(r.get("admin_lists")), ""]
     if ABUSE.exists():
         from bench import abuse_report
 

@@ -16,16 +16,18 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from bench import report, scenarios
+from bench import admin_lists, report, scenarios
 from bench.harness import ROOT, System, bench_settings, fresh_database, wait_http
 
 QUICK = {
     "connections": [16], "seconds": 3, "repeats": 3, "sizes": [10_000], "latency_seconds": 5,
-    "billing_people": 5_000, "kafka_messages": 20_000, "sync_users": 300,
+    "billing_people": 5_000, "kafka_messages": 20_000, "sync_users": 300, "list_members": 100_000, "list_seconds": 2,
+    "list_repeats": 1,
 }
 FULL = {
     "connections": [4, 16, 64], "seconds": 10, "repeats": 3, "sizes": [10_000, 100_000, 1_000_000], "latency_seconds": 15,
     "billing_people": 50_000, "kafka_messages": 100_000, "sync_users": int(os.environ.get("BENCH_SYNC_USERS", "100000")),
+    "list_members": 100_000, "list_seconds": 10, "list_repeats": 3,
 }
 
 
@@ -94,6 +96,10 @@ def main() -> None:
         results["initial_sync"] = scenarios.initial_sync(system, engine, plan["sync_users"], 32)
         # 5. billing
         results["billing"] = scenarios.billing(system, engine, plan["billing_people"], plan["seconds"])
+        # 7. an admin's lists at 100k members (before 6: the Kafka and PostgreSQL probes leave nothing behind)
+        results["admin_lists"] = admin_lists.admin_lists(
+            system, engine, plan["list_members"], plan["list_seconds"], plan["list_repeats"]
+        )
         # 6. the box's own limits
         results["box_limits"] = scenarios.box_limits(settings, engine, plan["kafka_messages"])
     finally:

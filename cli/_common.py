@@ -6,6 +6,7 @@ from typing import Any, NoReturn
 
 import typer
 
+from core import cursors
 from core.settings import Settings
 
 
@@ -32,3 +33,39 @@ def echo_rows(rows: Sequence[Mapping[str, Any]], as_json: bool, line: Callable[[
     else:
         for row in rows:
             typer.echo(line(row))
+
+
+# --limit / --cursor / --all, the same on every list command
+LIMIT = typer.Option(100, "--limit", min=1, max=1000, help="Rows per page")
+CURSOR = typer.Option(None, "--cursor", help="Start after this cursor (printed on stderr after a page that has more)")
+ALL = typer.Option(False, "--all", help="Every page, streamed as JSON lines (one object per line)")
+
+
+def echo_pages(
+    fetch: Callable[[str | None, int], cursors.Page],
+    *,
+    limit: int,
+    cursor: str | None,
+    stream_all: bool,
+    as_json: bool,
+    line: Callable[[Mapping[str, Any]], str],
+) -> None:
+    """One page (a JSON array with `--json`, else a line per row; the next page's cursor on
+    stderr), or with `--all` every page from `cursor` on, one JSON object per line, so a list of
+    any length streams in constant memory. `fetch(after, limit)` reads one page."""
+    try:
+        if stream_all:
+            after = cursor
+            while True:
+                page = fetch(after, 1000)
+                for row in page.rows:
+                    typer.echo(json.dumps(row))
+                if page.next is None:
+                    return
+                after = page.next
+        page = fetch(cursor, limit)
+    except ValueError as exc:
+        fail(f"--cursor: {exc}")
+    echo_rows(page.rows, as_json, line)
+    if page.next:
+        typer.echo(f"more: --cursor {page.next}", err=True)

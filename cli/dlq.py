@@ -6,7 +6,8 @@ from typing import Annotated, Any
 
 import typer
 
-from cli._common import echo_rows, fail, load_settings
+from cli._common import ALL, CURSOR, LIMIT, echo_pages, fail, load_settings
+from core import cursors
 from core.db import make_engine
 
 dlq_app = typer.Typer(no_args_is_help=True, help="Dead letters: records a worker set aside.")
@@ -15,14 +16,21 @@ dlq_app = typer.Typer(no_args_is_help=True, help="Dead letters: records a worker
 @dlq_app.command("list")
 def dlq_list(
     consumer: str = typer.Option(None, help="membership, billing or conflicts"),
-    include_redriven: bool = typer.Option(False, "--all", help="Include redriven ones"),
+    include_redriven: bool = typer.Option(False, "--include-redriven", help="Include redriven ones"),
     as_json: bool = typer.Option(False, "--json"),
+    limit: int = LIMIT,
+    cursor: str = CURSOR,
+    stream_all: bool = ALL,
 ) -> None:
-    """List dead letters with their error and origin (topic, partition, offset)."""
-    from workers.dead_letters import list_dead_letters
+    """List dead letters with their error and origin (topic, partition, offset), a page at a time (oldest first)."""
+    from workers.dead_letters import page_dead_letters
 
-    found = list_dead_letters(make_engine(load_settings()), consumer, include_redriven)
-    echo_rows(found, as_json, _line)
+    with make_engine(load_settings()).connect() as conn:
+
+        def fetch(after: str | None, size: int) -> cursors.Page:
+            return page_dead_letters(conn, consumer, include_redriven, limit=size, after=after)
+
+        echo_pages(fetch, limit=limit, cursor=cursor, stream_all=stream_all, as_json=as_json, line=_line)
 
 
 def _line(d: Mapping[str, Any]) -> str:

@@ -4,7 +4,8 @@ import json
 
 import typer
 
-from cli._common import echo_rows, fail, load_settings
+from cli._common import ALL, CURSOR, LIMIT, echo_pages, fail, load_settings
+from core import cursors
 from core.db import make_engine
 from domain import orgs
 
@@ -48,19 +49,37 @@ def members_list(
     slug: str,
     as_json: bool = typer.Option(False, "--json"),
     status: str = typer.Option(None, help="Only members with this status"),
-    include_removed: bool = typer.Option(False, "--all", help="Include removed members"),
+    search: str = typer.Option(None, "--search", help="Only members whose email, user name or name contains this"),
+    include_removed: bool = typer.Option(False, "--include-removed", help="Include removed members"),
+    limit: int = LIMIT,
+    cursor: str = CURSOR,
+    stream_all: bool = ALL,
 ) -> None:
-    """List an org's members with email, status and source."""
-    from domain.members import list_members
+    """List an org's members with email, status and source, a page at a time (oldest first)."""
+    from domain.members import SHOWN_STATUSES, check_search, page_members
 
+    if status is not None and status not in SHOWN_STATUSES:
+        fail(f"--status must be one of {', '.join(SHOWN_STATUSES)}")
+    try:
+        term = check_search(search)
+    except ValueError as exc:
+        fail(f"--search: {exc}")
     engine = make_engine(load_settings())
     with engine.connect() as conn:
         try:
             org = orgs.get(conn, slug)
         except orgs.OrgError as exc:
             fail(str(exc))
-        found = list_members(conn, org.id, status=status, include_removed=include_removed)
-    echo_rows(found, as_json, lambda m: f"{m['email'] or m['user_name']}\t{m['status']}\t{m['source']}")
+
+        def fetch(after: str | None, size: int) -> cursors.Page:
+            return page_members(
+                conn, org.id, status=status, search=term, include_removed=include_removed, limit=size, after=after
+            )
+
+        echo_pages(
+            fetch, limit=limit, cursor=cursor, stream_all=stream_all, as_json=as_json,
+            line=lambda m: f"{m['email'] or m['user_name']}\t{m['status']}\t{m['source']}",
+        )  # fmt: skip
 
 
 @members_app.command("erase")
@@ -105,16 +124,28 @@ def conflicts_list(
     slug: str,
     status: str = typer.Option("open", help="open, acquired, dismissed or all"),
     as_json: bool = typer.Option(False, "--json"),
+    limit: int = LIMIT,
+    cursor: str = CURSOR,
+    stream_all: bool = ALL,
 ) -> None:
-    """List an org's email conflicts."""
+    """List an org's email conflicts, a page at a time (oldest first)."""
     from domain import admin
 
+    if status not in ("open", "acquired", "dismissed", "all"):
+        fail("--status must be one of open, acquired, dismissed, all")
     with make_engine(load_settings()).connect() as conn:
         try:
-            found = admin.list_conflicts(conn, orgs.get(conn, slug), None if status == "all" else status)
+            org = orgs.get(conn, slug)
         except orgs.OrgError as exc:
             fail(str(exc))
-    echo_rows(found, as_json, lambda item: f"{item['email']}\t{item['status']}\t{item['error']}")
+
+        def fetch(after: str | None, size: int) -> cursors.Page:
+            return admin.page_conflicts(conn, org, None if status == "all" else status, limit=size, after=after)
+
+        echo_pages(
+            fetch, limit=limit, cursor=cursor, stream_all=stream_all, as_json=as_json,
+            line=lambda item: f"{item['email']}\t{item['status']}\t{item['error']}",
+        )  # fmt: skip
 
 
 def _settle(slug: str, key: str, action: str) -> None:

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
@@ -120,7 +121,8 @@ outbox = Table(
     Column("topic", Text, nullable=False),
     Column("key", Text, nullable=False),
     Column("payload", JSONB, nullable=False),
-    Column("created_at", DateTime(timezone=True), **_now),
+    # clock time, not the transaction's: members created in one batch keep their order in the pages
+    Column("created_at", DateTime(timezone=True), server_default=func.clock_timestamp(), nullable=False),
 )
 
 # One row per (consumer, event): written in the same transaction as the event's effect.
@@ -147,6 +149,8 @@ members = Table(
     Column("email", Text),
     Column("email_ci", Text),
     Column("display_name", Text),
+    Column("given_name", Text),
+    Column("family_name", Text),
     Column("status", Text, nullable=False),
     Column("source", Text, nullable=False),
     Column("seq", BigInteger, nullable=False, server_default=text("0")),
@@ -160,8 +164,23 @@ members = Table(
     Column("updated_at", DateTime(timezone=True), **_now),
     UniqueConstraint("org_id", "scim_user_id", name="ux_members_scim_user"),
     Index("ix_members_org_email", "org_id", "email_ci"),
-    Index("ix_members_org_status", "org_id", "status"),
+    # the console's and the admin API's pages: (created_at, id) order, all or of one status
+    Index("ix_members_org_created", "org_id", "created_at", "id"),
+    Index("ix_members_org_status_created", "org_id", "status", "created_at", "id"),
     Index("ix_members_org_external_id", "org_id", "external_id"),
+)
+
+
+# Members per shown status (`conflict` while one is open), kept by statement triggers on `members`
+# (migration 0011) in the writing transaction; no foreign key: an org's deletion deletes its members,
+# whose trigger writes here last.
+member_counts = Table(
+    "member_counts",
+    metadata,
+    Column("org_id", UUID(as_uuid=False), nullable=False),
+    Column("shown", Text, nullable=False),
+    Column("tally", BigInteger, nullable=False),
+    PrimaryKeyConstraint("org_id", "shown"),
 )
 
 

@@ -5,13 +5,14 @@ email conflicts, their resolution and invitations, activity. Each change is an e
 import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, Select, func, select
 
-from core import credentials
+from core import credentials, cursors
 from core.db import json_row
-from core.tables import accounts, admin_tokens, conflicts, member_activity, members
+from core.tables import admin_tokens, conflicts, member_activity, members
 from core.tables import orgs as orgs_table
 from domain import orgs, ownership, token_facts, tokens
 from domain.model import Conflict, ConflictStatus, MemberStatus, SeatPolicy, Source, is_email
@@ -214,18 +215,39 @@ def member_activity_of(conn: Connection, org: orgs.Org, member_id: str, limit: i
 # -- conflicts -------------------------------------------------------------------------------
 
 
-def list_conflicts(conn: Connection, org: orgs.Org, status: str | None = ConflictStatus.OPEN) -> list[dict[str, Any]]:
+def _conflicts(org: orgs.Org, status: str | None) -> Select[Any]:
     query = (
-        select(conflicts, members.c.email, accounts.c.email.label("account_email"))
+        select(*(conflicts.c[name] for name in _CONFLICT_COLUMNS if name != "email"), members.c.email)
         .join(members, members.c.id == conflicts.c.member_id)
-        .join(accounts, accounts.c.id == conflicts.c.account_id)
         .where(conflicts.c.org_id == org.id)
-        .order_by(conflicts.c.created_at)
     )
-    if status:
-        query = query.where(conflicts.c.status == status)
-    columns = ("id", "member_id", "account_id", "email", "status", "error", "created_at", "resolved_at")
-    return [json_row(r, *columns) for r in conn.execute(query)]
+    return query.where(conflicts.c.status == status) if status else query
+
+
+_CONFLICT_COLUMNS = ("id", "member_id", "account_id", "email", "status", "error", "created_at", "resolved_at")
+
+
+def list_conflicts(conn: Connection, org: orgs.Org, status: str | None = ConflictStatus.OPEN) -> list[dict[str, Any]]:
+    query = _conflicts(org, status).order_by(conflicts.c.created_at, conflicts.c.id)
+    return [json_row(r, *_CONFLICT_COLUMNS) for r in conn.execute(query)]
+
+
+def page_conflicts(
+    conn: Connection, org: orgs.Org, status: str | None, *, limit: int, after: str | None = None
+) -> cursors.Page:
+    """One page of the org's conflicts (of one status, or all), oldest first."""
+    found = cursors.page(conn, _conflicts(org, status), conflicts.c.created_at, conflicts.c.id, limit=limit, after=after)
+    return cursors.Page([json_row(SimpleNamespace(**r), *_CONFLICT_COLUMNS) for r in found.rows], found.next, found.previous)
+
+
+def conflict_of(conn: Connection, org: orgs.Org, conflict_id: str) -> dict[str, Any] | None:
+    row = conn.execute(_conflicts(org, None).where(conflicts.c.id == conflict_id)).first() if _is_uuid(conflict_id) else None
+    return json_row(row, *_CONFLICT_COLUMNS) if row else None
+
+
+def count_open_conflicts(conn: Connection, org: orgs.Org) -> int:
+    where = (conflicts.c.org_id == org.id) & (conflicts.c.status == ConflictStatus.OPEN)
+    return int(conn.execute(select(func.count()).select_from(conflicts).where(where)).scalar_one())
 
 
 def _open_conflict(uow: UnitOfWork, org: orgs.Org, key: str) -> Conflict:

@@ -37,7 +37,7 @@ from events.envelope import Event
 # An erased account keeps its id (members, conflicts and the app refer to it) under an address that can
 # never be delivered to or registered (RFC 2606 reserves `.invalid`), so no one signs in as it again.
 ERASED_ACCOUNT_DOMAIN = "erased.invalid"
-_PERSONAL = ("email", "email_ci", "user_name", "display_name", "external_id")
+_PERSONAL = ("email", "email_ci", "user_name", "display_name", "given_name", "family_name", "external_id")
 
 
 class ErasureError(ValueError):

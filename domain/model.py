@@ -75,6 +75,8 @@ class Member:
     account_id: str | None = None
     conflict_id: str | None = None
     external_id: str | None = None
+    given_name: str | None = None
+    family_name: str | None = None
 
 
 class SeatState(StrEnum):

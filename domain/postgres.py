@@ -36,10 +36,11 @@ _ORG_IDS = any_uuid("org_ids")
 
 _MEMBER_COLUMNS = (
     "id", "org_id", "scim_user_id", "user_name", "email", "email_ci", "display_name", "status", "source", "seq", "version",
-    "first_login_at", "account_id", "conflict_id", "external_id",
+    "first_login_at", "account_id", "conflict_id", "external_id", "given_name", "family_name",
 )  # fmt: skip
 _SAVED = (
-    "scim_user_id", "external_id", "user_name", "email", "email_ci", "display_name", "seq", "status", "version", "first_login_at",
+    "scim_user_id", "external_id", "user_name", "email", "email_ci", "display_name", "given_name", "family_name", "seq", "status",
+    "version", "first_login_at",
 )  # fmt: skip
 _SELECT_MEMBERS = select(*(members.c[name] for name in _MEMBER_COLUMNS))
 _BY_SCIM_USER = _SELECT_MEMBERS.where(

@@ -16,7 +16,6 @@ names its org. A request whose token names none (missing, unknown) is not stored
 (`provisioner_scim_audit_rows_total{outcome="unattributed"}`), since anyone can send those.
 """
 
-import base64
 import contextvars
 import logging
 import queue
@@ -31,7 +30,7 @@ from urllib.parse import parse_qsl
 
 from sqlalchemy import Connection, Engine, and_, select, text, tuple_
 
-from core import credentials, metrics
+from core import credentials, cursors, metrics
 from core.db import ASYNC_COMMIT
 from core.settings import Settings
 from core.tables import scim_audit, scim_tokens
@@ -305,20 +304,12 @@ def prune(engine: Engine, retention_days: int, *, wait: bool = False) -> int:
 # -- reading: the admin API's pages -------------------------------------------------------------
 
 
-def encode_cursor(at: datetime, row_id: int) -> str:
-    return base64.urlsafe_b64encode(f"{at.isoformat()}|{row_id}".encode()).decode().rstrip("=")
-
-
 def decode_cursor(cursor: str) -> tuple[datetime, int]:
-    """The (time, id) a cursor points after; ValueError when it is not one `encode_cursor` made."""
-    try:
-        at, _, row_id = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().partition("|")
-        when = datetime.fromisoformat(at)
-        if when.tzinfo is None:
-            raise ValueError("naive")
-        return when, int(row_id)
-    except (ValueError, UnicodeDecodeError):
-        raise ValueError("not a cursor this API issued") from None
+    """The (time, id) a cursor points after; ValueError when it is not one this API issued."""
+    at, row_id = cursors.decode(cursor)
+    if not row_id.isdigit():
+        raise ValueError("not a cursor this API issued")
+    return at, int(row_id)
 
 
 def list_entries(
@@ -358,4 +349,4 @@ def list_entries(
     for r in page:
         del r["org_id"]
     more = len(rows) > limit
-    return page, encode_cursor(page[-1]["at"], page[-1]["id"]) if more else None
+    return page, cursors.encode(page[-1]["at"], page[-1]["id"]) if more else None

@@ -24,7 +24,8 @@ from tests.fakes_people import FakeIdentities, FakeSeatClaims, FakeSeats
 Tables = dict[str, list[dict[str, Any]]]
 _MEMBER_FIELDS = tuple(Member.__dataclass_fields__)
 _SAVED = (
-    "scim_user_id", "external_id", "user_name", "email", "email_ci", "display_name", "seq", "status", "version", "first_login_at",
+    "scim_user_id", "external_id", "user_name", "email", "email_ci", "display_name", "given_name", "family_name", "seq", "status",
+    "version", "first_login_at",
 )  # fmt: skip
 
 

@@ -9,23 +9,29 @@ fails again stays, with its new error.
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Connection, Engine, delete, select, update
 
+from core import cursors
 from core.db import json_row
 from core.settings import Settings
 from core.tables import dead_letters
 from workers.runtime import Tally, apply_records
 
+_LISTED = ("id", "consumer", "topic", "partition", "offset", "key", "error", "created_at", "redriven_at")
 
-def list_dead_letters(engine: Engine, consumer: str | None = None, include_redriven: bool = False) -> list[dict[str, Any]]:
-    query = select(dead_letters).order_by(dead_letters.c.id)
+
+def page_dead_letters(
+    conn: Connection, consumer: str | None = None, include_redriven: bool = False, *, limit: int = 100,
+    after: str | None = None,
+) -> cursors.Page:
+    """One page of dead letters (without their values), oldest first."""
+    query = select(*(dead_letters.c[name] for name in _LISTED))
     if consumer:
         query = query.where(dead_letters.c.consumer == consumer)
     if not include_redriven:
         query = query.where(dead_letters.c.redriven_at.is_(None))
-    with engine.connect() as conn:
-        columns = ("id", "consumer", "topic", "partition", "offset", "key", "error", "created_at", "redriven_at")
-        return [json_row(r, *columns) for r in conn.execute(query)]
+    found = cursors.page(conn, query, dead_letters.c.created_at, dead_letters.c.id, limit=limit, after=after)
+    return cursors.Page([json_row(SimpleNamespace(**r), *_LISTED) for r in found.rows], found.next, found.previous)
 
 
 def redrive(engine: Engine, settings: Settings, consumer: str, ids: list[int] | None = None) -> dict[str, Any]:

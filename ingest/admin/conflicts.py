@@ -6,21 +6,33 @@ from typing import Annotated, Literal
 from fastapi import Query
 from pydantic import BaseModel, Field
 
+from core import cursors
 from domain import admin
+from domain.members import PAGE_MAX
 from ingest.admin.deps import Admin, Api, Caller, Service, known_id, resource_router
 from ingest.admin.errors import WITH_QUERY, documented
-from ingest.admin.models import Conflict, Resolution
+from ingest.admin.models import Conflict, ConflictPage, Resolution
 
 router = resource_router("conflicts")
 
 
-@router.get("/org/conflicts", response_model=list[Conflict], responses=WITH_QUERY)
+@router.get("/org/conflicts", response_model=ConflictPage, responses=WITH_QUERY)
 def get_conflicts(
-    who: Admin, api: Api, status: Annotated[Literal["open", "acquired", "dismissed", "all"], Query()] = "open"
-) -> list[Conflict]:
-    """Email conflicts: a member whose email is an account outside this organisation."""
+    who: Admin,
+    api: Api,
+    status: Annotated[Literal["open", "acquired", "dismissed", "all"], Query()] = "open",
+    limit: Annotated[int, Query(ge=1, le=PAGE_MAX, description="Conflicts per page.")] = 100,
+    cursor: Annotated[
+        str | None, Query(max_length=cursors.MAX_LENGTH, description="`next_cursor` of the previous page.")
+    ] = None,
+) -> ConflictPage:
+    """Email conflicts, a page at a time, oldest first: a member whose email is an account outside this organisation."""
     with api.transaction(who) as (uow, org):
-        return [Conflict(**c) for c in admin.list_conflicts(uow.conn, org, None if status == "all" else status)]
+        try:
+            found = admin.page_conflicts(uow.conn, org, None if status == "all" else status, limit=limit, after=cursor)
+        except ValueError as exc:
+            raise admin.AdminError(422, f"query.cursor: {exc}") from None
+    return ConflictPage(conflicts=[Conflict(**c) for c in found.rows], next_cursor=found.next)
 
 
 def _resolve(api: Service, conflict_id: str, who: Caller, *, acquire: bool) -> Resolution:

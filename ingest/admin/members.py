@@ -4,16 +4,26 @@ from typing import Annotated
 
 from fastapi import Query
 
+from core import cursors
 from domain import admin
-from domain.members import list_members
+from domain.members import PAGE_MAX, SEARCH_MAX, count_members, page_members
 from ingest.admin.deps import Admin, Api, known_id, resource_router
 from ingest.admin.errors import WITH_BODY, WITH_QUERY, documented
-from ingest.admin.models import Activity, AddedMember, Member, NewMember, RemovedMember, ShownStatus
+from ingest.admin.models import (
+    Activity,
+    AddedMember,
+    Member,
+    MemberCounts,
+    MemberPage,
+    NewMember,
+    RemovedMember,
+    ShownStatus,
+)  # fmt: skip
 
 router = resource_router("members")
 
 
-@router.get("/org/members", response_model=list[Member], responses=WITH_QUERY)
+@router.get("/org/members", response_model=MemberPage, responses=WITH_QUERY)
 def get_members(
     who: Admin,
     api: Api,
@@ -21,9 +31,36 @@ def get_members(
         ShownStatus | None,
         Query(description="Only members with this status; without it, every member but the removed ones."),
     ] = None,
-) -> list[Member]:
+    q: Annotated[
+        str | None,
+        Query(max_length=SEARCH_MAX, description="Only members whose email, user name or name contains this (any case)."),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=PAGE_MAX, description="Members per page.")] = 100,
+    cursor: Annotated[
+        str | None, Query(max_length=cursors.MAX_LENGTH, description="`next_cursor` of the previous page.")
+    ] = None,
+    before: Annotated[
+        str | None, Query(max_length=cursors.MAX_LENGTH, description="`previous_cursor` of the page after.")
+    ] = None,
+) -> MemberPage:
+    """The org's members a page at a time, oldest first (keyset pages: a member added while
+    paging appears on the last page, none is shown twice)."""
+    if cursor is not None and before is not None:
+        raise admin.AdminError(422, "query: give either cursor or before, not both")
     with api.transaction(who) as (uow, org):
-        return [Member(**m) for m in list_members(uow.conn, org.id, status=status)]
+        try:
+            found = page_members(uow.conn, org.id, status=status, search=q, limit=limit, after=cursor, before=before)
+        except ValueError as exc:
+            raise admin.AdminError(422, f"query.{'before' if before else 'cursor'}: {exc}") from None
+    return MemberPage(members=[Member(**m) for m in found.rows], next_cursor=found.next, previous_cursor=found.previous)
+
+
+@router.get("/org/members/counts", response_model=MemberCounts, responses=documented())
+def get_member_counts(who: Admin, api: Api) -> MemberCounts:
+    """How many members the org has per status."""
+    with api.transaction(who) as (uow, org):
+        counts = count_members(uow.conn, org.id)
+    return MemberCounts(**counts, total=sum(n for status, n in counts.items() if status != "removed"))
 
 
 @router.post("/org/members", status_code=202, response_model=AddedMember, responses=documented(400, 403, 409, *WITH_BODY))

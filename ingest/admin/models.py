@@ -78,6 +78,8 @@ class Member(BaseModel):
     email: str | None
     user_name: str | None
     display_name: str | None
+    given_name: str | None = Field(description="`name.givenName` as the IdP sent it.")
+    family_name: str | None = Field(description="`name.familyName` as the IdP sent it.")
     status: ShownStatus = Field(
         description="`conflict` while an email conflict is open, whatever the lifecycle status."
     )
@@ -89,6 +91,27 @@ class Member(BaseModel):
     first_login_at: datetime | None
     created_at: datetime
     updated_at: datetime
+
+
+class MemberPage(BaseModel):
+    """One page of members, oldest first."""
+
+    members: list[Member]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+    previous_cursor: str | None = Field(
+        description="Pass as `before` for the page before this one; null on the first page."
+    )
+
+
+class MemberCounts(BaseModel):
+    """Members per shown status (an open conflict counts as `conflict`, not as its lifecycle status)."""
+
+    provisioned: int
+    active: int
+    deactivated: int
+    removed: int
+    conflict: int
+    total: int = Field(description="Every member but the removed ones.")
 
 
 class NewMember(BaseModel):
@@ -214,6 +237,13 @@ class AuditEntry(BaseModel):
     user_agent: str | None
     request_id: str = Field(description="The `X-Request-Id` of the response (the IdP's own, when it sent one).")
     client_address: str | None
+
+
+class ConflictPage(BaseModel):
+    """One page of conflicts, oldest first."""
+
+    conflicts: list[Conflict]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
 
 
 class AuditPage(BaseModel):

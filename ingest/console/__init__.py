@@ -46,6 +46,7 @@ def console_routes(settings: Settings, engine: Engine) -> list[BaseRoute]:
         Route(f"{PREFIX}/users", g(pages.add_user), methods=["POST"]),
         Route(f"{PREFIX}/users/{{member_id}}", g(pages.member_page), methods=["GET"]),
         Route(f"{PREFIX}/conflicts/{{conflict_id}}/{{action}}", g(pages.resolve), methods=["POST"]),
+        Route(f"{PREFIX}/guides/{{idp}}", g(pages.guide_page), methods=["GET"]),
         # check_dir=False: an install without the package data still serves the (unstyled) pages.
         Mount(f"{PREFIX}/static", app=StaticFiles(directory=STATIC_DIR, check_dir=False), name="console-static"),
     ]

@@ -12,8 +12,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from domain import admin, domains, orgs
-from domain.members import list_members
+from domain.members import SEARCH_MAX, count_members, get_member, page_members
 from domain.model import CONFLICT, MemberStatus, Source, seats_in_use
+from ingest.console import guides
 from ingest.console.session import PREFIX, Session, flash_of
 from ingest.console.web import Console
 
@@ -56,10 +57,12 @@ def settings_page(console: Console, request: Request, session: Session, form: di
     and the org's email domains (verified, or pending with the TXT record to publish)."""
     flash = flash_of(request, session)
     with console.unit_of_work() as uow:
-        open_conflicts = len(admin.list_conflicts(uow.conn, session.org, "open"))
+        open_conflicts = admin.count_open_conflicts(uow.conn, session.org)
         org_domains = domains.list_domains(uow.conn, session.org)
         in_use = seats_in_use(uow, session.org.id)
     values = admin.settings_of(session.org)
+    base_url = orgs.scim_base_url(console.settings.public_url, session.org.slug)
+    idp = guides.IDPS.get(request.query_params.get("idp", ""), guides.IDPS["entra-id"])
     toggles = [
         {
             "name": name,
@@ -80,10 +83,22 @@ def settings_page(console: Console, request: Request, session: Session, form: di
         seats={"limit": values["seat_limit"], "policy": values["seat_policy"], "in_use": in_use},
         notice=flash if flash and not flash.get("token") else None,  # a new token is shown by the SCIM details
         new_token=flash.get("token") if flash else None,
-        base_url=orgs.scim_base_url(console.settings.public_url, session.org.slug),
+        base_url=base_url,
         overlap=_duration(console.settings.token_overlap_seconds),
+        idp=idp,
+        idp_options=[(key, entry.label) for key, entry in guides.IDPS.items()],
+        idp_fields=guides.fields_for(idp, base_url, flash.get("token") if flash else None),
     )
     return console.shown(request, page)
+
+
+def guide_page(console: Console, request: Request, session: Session, form: dict[str, str]) -> Response:
+    """GET /console/guides/{idp}: an IdP setup guide (docs/idp/), as a console page."""
+    found = guides.rendered(request.path_params["idp"], PREFIX)
+    if found is None:
+        return console.error_page(request, session, 404, "There is no such setup guide.")
+    title, body = found
+    return console.page(request, "guide.html", session, title=title, body=body)
 
 
 def _toggle_state(name: str, on: bool) -> str:
@@ -127,21 +142,32 @@ def rotate(console: Console, request: Request, session: Session, form: dict[str,
         return console.flash(session, PREFIX, kind="error", text="Enable Provisioning through SCIM before rotating its token.")
     overlap = console.settings.token_overlap_seconds
     token = orgs.rotate_token(console.engine, session.org.slug, overlap, topics=console.settings.topics(), actor=session.actor)
-    return console.flash(session, PREFIX, kind="ok", text="A new SCIM bearer token was issued.", token=token)
+    back = PREFIX + ("?" + urlencode({"idp": form["idp"]}) if form.get("idp") in guides.IDPS else "")
+    return console.flash(session, back, kind="ok", text="A new SCIM bearer token was issued.", token=token)
 
 
 # -- users -----------------------------------------------------------------------------------
 
 
+CONSOLE_PAGE = 50  # users per page
+
+
 def users_page(console: Console, request: Request, session: Session, form: dict[str, str]) -> Response:
-    """GET /console/users: every member, optionally filtered by status."""
+    """GET /console/users: the members a page at a time, filtered by status, searched by email or name."""
     flash = flash_of(request, session)
-    wanted = request.query_params.get("status", "")
-    status, error = wanted, ""
-    if wanted and wanted not in STATUS_LABELS:
-        status, error = "", f"There is no status {wanted!r}; showing all users."
-    notice = {"kind": "error", "text": error} if error else flash
-    page = _users(console, request, session, status=status, notice=notice, http_status=400 if error else 200)
+    query = request.query_params
+    status, search, errors = query.get("status", ""), query.get("q", "").strip(), []
+    if status and status not in STATUS_LABELS:
+        errors.append(f"There is no status {status!r}; showing all users.")
+        status = ""
+    if len(search) > SEARCH_MAX:
+        errors.append(f"A search is at most {SEARCH_MAX} characters; showing all users.")
+        search = ""
+    notice = {"kind": "error", "text": " ".join(errors)} if errors else flash
+    page = _users(
+        console, request, session, status=status, search=search, after=query.get("after"), before=query.get("before"),
+        notice=notice, http_status=400 if errors else 200,
+    )  # fmt: skip
     return console.shown(request, page)
 
 
@@ -151,14 +177,29 @@ def _users(
     session: Session,
     *,
     status: str = "",
+    search: str = "",
+    after: str | None = None,
+    before: str | None = None,
     notice: dict[str, Any] | None = None,
     email: str = "",
     name: str = "",
     http_status: int = 200,
 ) -> Response:
     with console.engine.connect() as conn:
-        rows = list_members(conn, session.org.id, status=status or None)
-        conflict_ids = {c["member_id"]: c["id"] for c in admin.list_conflicts(conn, session.org, "open")}
+        counts = count_members(conn, session.org.id)
+        try:
+            found = page_members(
+                conn, session.org.id, status=status or None, search=search, limit=CONSOLE_PAGE, after=after, before=before
+            )
+        except ValueError:  # a page link from another list or an old release: the first page, and why
+            notice, http_status = {"kind": "error", "text": "That page link is not valid here; showing the first page."}, 400
+            found = page_members(conn, session.org.id, status=status or None, search=search, limit=CONSOLE_PAGE)
+    total = sum(n for key, n in counts.items() if key != MemberStatus.REMOVED)
+    listed = counts[status] if status else total
+
+    def link(**cursor: str) -> str:
+        return f"{PREFIX}/users?" + urlencode({k: v for k, v in {"status": status, "q": search, **cursor}.items() if v})
+
     return console.page(
         request,
         "users.html",
@@ -166,22 +207,31 @@ def _users(
         status=http_status,
         notice=notice,
         filter_status=status,
-        status_options=[("", "All users"), *STATUS_LABELS.items()],
-        rows=[_user_row(row, conflict_ids.get(row["id"])) for row in rows],
-        empty=f"No users with the status {STATUS_LABELS[status]}." if status else "No users yet.",
-        count=f"{len(rows)} user{'' if len(rows) == 1 else 's'}",
+        search=search,
+        status_options=[("", f"All users ({total:,})"), *((k, f"{v} ({counts[k]:,})") for k, v in STATUS_LABELS.items())],
+        rows=[_user_row(row) for row in found.rows],
+        empty=_empty(status, search),
+        count=f"matching {search!r}" if search else f"{listed:,} user{'' if listed == 1 else 's'}",
+        next_page=link(after=found.next) if found.next else "",
+        previous_page=link(before=found.previous) if found.previous else "",
         email=email,
         name=name,
     )
 
 
-def _user_row(row: dict[str, Any], conflict_id: str | None) -> dict[str, Any]:
+def _empty(status: str, search: str) -> str:
+    if search:
+        return f"No users{' with the status ' + STATUS_LABELS[status] if status else ''} match {search!r}."
+    return f"No users with the status {STATUS_LABELS[status]}." if status else "No users yet."
+
+
+def _user_row(row: dict[str, Any]) -> dict[str, Any]:
     """What a row of the user list shows: the email goes under the name only when there is a name."""
-    who = row.get("display_name") or ""
+    shown = _member(row)
     return {
-        **_member(row),
-        "email": (row.get("email") or "") if who else "",
-        "conflict_id": conflict_id,
+        **shown,
+        "email": (row.get("email") or "") if shown["name"] != row.get("email") else "",
+        "conflict_id": row["conflict_id"] if row["status"] == CONFLICT else None,
         "error": row.get("error") or "",
         "first_login": _when(row["first_login_at"]) if row.get("first_login_at") else "",
     }
@@ -219,7 +269,7 @@ def resolve(console: Console, request: Request, session: Session, form: dict[str
             raise admin.AdminError(404, "no open conflict with that id or email")
         with console.unit_of_work() as uow:
             result = admin.resolve(uow, session.org, session.actor, conflict_id, acquire=action == "acquire")
-            email = next((c["email"] for c in admin.list_conflicts(uow.conn, session.org, None) if c["id"] == result["id"]), "")
+            email = (admin.conflict_of(uow.conn, session.org, result["id"]) or {}).get("email") or ""
     except admin.AdminError as exc:
         stale = " (it may have been resolved already)." if exc.status == 404 else ""  # else the refusal says why
         return console.flash(session, back, kind="error", text=_capitalise(str(exc)) + stale)
@@ -237,7 +287,7 @@ def member_page(console: Console, request: Request, session: Session, form: dict
     row = None
     if _UUID.match(member_id):
         with console.engine.connect() as conn:
-            row = next((m for m in list_members(conn, session.org.id, include_removed=True) if m["id"] == member_id), None)
+            row = get_member(conn, session.org.id, member_id)
             activity = admin.member_activity_of(conn, session.org, member_id) if row else []
     if row is None:
         return console.error_page(request, session, 404, "There is no such user in this organization.")
@@ -268,11 +318,20 @@ def _member(row: dict[str, Any]) -> dict[str, Any]:
     status = row["status"]
     return {
         "id": row["id"],
-        "name": row.get("display_name") or row.get("email") or row.get("user_name") or "(no name)",
+        "name": _name(row),
         "source": SOURCE_LABELS.get(row["source"], row["source"]),
         "status": status,
         "label": STATUS_LABELS.get(status, status.title()),
     }
+
+
+def _name(row: dict[str, Any]) -> str:
+    """The name the IdP sent (displayName, else given and family name), else the email or user name."""
+    given = " ".join(part for part in (row.get("given_name"), row.get("family_name")) if part and part.strip())
+    for candidate in (row.get("display_name"), given, row.get("email"), row.get("user_name")):
+        if candidate and candidate.strip():
+            return candidate.strip()
+    return "(no name)"
 
 
 def _capitalise(message: str) -> str:

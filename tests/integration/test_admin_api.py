@@ -30,6 +30,7 @@ ENDPOINTS = [
     ("PATCH", "/org/settings", {"scim_enabled": True}),
     ("POST", "/org/scim-token/rotate", None),
     ("GET", "/org/members", None),
+    ("GET", "/org/members/counts", None),
     ("POST", "/org/members", {"email": "x@example.test"}),
     ("GET", f"/org/members/{uuid.uuid4()}/activity", None),
     ("GET", "/org/conflicts", None),
@@ -117,7 +118,8 @@ def test_openapi_document_is_served_valid_and_committed(server):
     }
     expected = {
         "/org": {"get"}, "/org/settings": {"patch"}, "/org/scim-token/rotate": {"post"}, "/org/members": {"get", "post"},
-        "/org/members/{member_id}/activity": {"get"}, "/org/members/{member_id}": {"delete"}, "/org/conflicts": {"get"},
+        "/org/members/counts": {"get"}, "/org/members/{member_id}/activity": {"get"},
+        "/org/members/{member_id}": {"delete"}, "/org/conflicts": {"get"},
         "/org/conflicts/{conflict_id}/acquire": {"post"}, "/org/conflicts/{conflict_id}/dismiss": {"post"},
         "/org/conflicts/{conflict_id}/invite": {"post"},
         "/org/domains": {"get", "post"}, "/org/domains/{domain}/verify": {"post"},
@@ -156,14 +158,14 @@ def test_an_admin_token_sees_only_its_own_org(api, other_api, engine, scim_org, 
     assert other_api.get("/org").json()["id"] == other_org.id
     member_id = add_member_row(engine, scim_org.id, "mine@example.test")
     conflict = open_conflict(engine, scim_org.id, f"c-{uuid.uuid4().hex[:8]}@example.test")
-    assert {m["id"] for m in other_api.get("/org/members").json()} == set()
-    assert other_api.get("/org/conflicts", params={"status": "all"}).json() == []
+    assert {m["id"] for m in other_api.get("/org/members").json()["members"]} == set()
+    assert other_api.get("/org/conflicts", params={"status": "all"}).json()["conflicts"] == []
     problem(other_api.get(f"/org/members/{member_id}/activity"), 404)
     problem(other_api.get(f"/org/members/{conflict['member_id']}/activity"), 404)
     problem(other_api.post(f"/org/conflicts/{conflict['conflict_id']}/acquire"), 404)
     problem(other_api.post(f"/org/conflicts/{conflict['conflict_id']}/dismiss"), 404)
     # still open for its own org
-    assert [c["id"] for c in api.get("/org/conflicts").json()] == [conflict["conflict_id"]]
+    assert [c["id"] for c in api.get("/org/conflicts").json()["conflicts"]] == [conflict["conflict_id"]]
 
 
 # -- org and settings ------------------------------------------------------------------------
@@ -275,16 +277,16 @@ def test_members_list_and_status_filter(api, engine, scim_org):
     b = add_member_row(engine, scim_org.id, "b@example.test", "deactivated")
     gone = add_member_row(engine, scim_org.id, "gone@example.test", "removed")
     conflict = open_conflict(engine, scim_org.id, "c@example.test")
-    listed = {m["id"]: m for m in api.get("/org/members").json()}
+    listed = {m["id"]: m for m in api.get("/org/members").json()["members"]}
     assert set(listed) == {a, b, conflict["member_id"]}
     assert (listed[a]["status"], listed[a]["source"], listed[a]["error"]) == ("provisioned", "scim", None)
     assert listed[b]["status"] == "deactivated"
     c = listed[conflict["member_id"]]
     assert c["status"] == "conflict" and c["lifecycle_status"] == "provisioned" and "already has an account" in c["error"]
-    assert [m["id"] for m in api.get("/org/members", params={"status": "conflict"}).json()] == [conflict["member_id"]]
-    assert [m["id"] for m in api.get("/org/members", params={"status": "provisioned"}).json()] == [a]
-    assert [m["id"] for m in api.get("/org/members", params={"status": "removed"}).json()] == [gone]
-    assert api.get("/org/members", params={"status": "active"}).json() == []
+    assert [m["id"] for m in api.get("/org/members", params={"status": "conflict"}).json()["members"]] == [conflict["member_id"]]
+    assert [m["id"] for m in api.get("/org/members", params={"status": "provisioned"}).json()["members"]] == [a]
+    assert [m["id"] for m in api.get("/org/members", params={"status": "removed"}).json()["members"]] == [gone]
+    assert api.get("/org/members", params={"status": "active"}).json()["members"] == []
     detail = problem(api.get("/org/members", params={"status": "asleep"}), 422)
     assert detail.startswith("query.status: Input should be 'provisioned', 'active', 'deactivated', 'conflict' or 'removed'")
 
@@ -316,7 +318,7 @@ def test_member_activity(api, engine, scim_org):
 def test_acquiring_a_conflict_makes_the_account_the_member(api, engine, scim_org, settings):
     domain = f"{scim_org.slug}.example"
     c = open_conflict(engine, scim_org.id, f"Taken@{domain}")
-    (listed,) = api.get("/org/conflicts").json()
+    (listed,) = api.get("/org/conflicts").json()["conflicts"]
     assert listed["id"] == c["conflict_id"] and listed["status"] == "open" and listed["email"] == f"Taken@{domain}"
     assert "has not verified the email domain" in problem(api.post(f"/org/conflicts/{c['conflict_id']}/acquire"), 409)
     with engine.begin() as conn:  # support's override: the org may acquire accounts on its domain
@@ -327,7 +329,7 @@ def test_acquiring_a_conflict_makes_the_account_the_member(api, engine, scim_org
     r = api.post(f"/org/conflicts/{c['conflict_id']}/acquire")
     assert r.status_code == 200, r.text
     assert r.json() == {"id": c["conflict_id"], "status": "acquired", "member_id": c["member_id"], "account_id": c["account_id"]}
-    (member,) = [m for m in api.get("/org/members").json() if m["id"] == c["member_id"]]
+    (member,) = [m for m in api.get("/org/members").json()["members"] if m["id"] == c["member_id"]]
     assert member["status"] == "provisioned" and member["account_id"] == c["account_id"] and member["error"] is None
     with engine.connect() as conn:
         assert conn.execute(accounts.select().where(accounts.c.id == c["account_id"])).one().org_id == scim_org.id
@@ -335,10 +337,10 @@ def test_acquiring_a_conflict_makes_the_account_the_member(api, engine, scim_org
     assert event["data"]["conflict_id"] == c["conflict_id"] and event["data"]["account_id"] == c["account_id"]
     assert event["data"]["actor"] == "admin-api:admin"
 
-    assert api.get("/org/conflicts").json() == []
-    (done,) = api.get("/org/conflicts", params={"status": "acquired"}).json()
+    assert api.get("/org/conflicts").json()["conflicts"] == []
+    (done,) = api.get("/org/conflicts", params={"status": "acquired"}).json()["conflicts"]
     assert done["status"] == "acquired" and done["resolved_at"]
-    assert [x["id"] for x in api.get("/org/conflicts", params={"status": "all"}).json()] == [c["conflict_id"]]
+    assert [x["id"] for x in api.get("/org/conflicts", params={"status": "all"}).json()["conflicts"]] == [c["conflict_id"]]
     problem(api.post(f"/org/conflicts/{c['conflict_id']}/acquire"), 404)  # no longer open
     problem(api.post(f"/org/conflicts/{c['conflict_id']}/dismiss"), 404)
 
@@ -347,12 +349,12 @@ def test_dismissing_a_conflict_keeps_the_member_unlinked(api, engine, scim_org):
     c = open_conflict(engine, scim_org.id, "elsewhere@example.test")
     r = api.post(f"/org/conflicts/{c['conflict_id']}/dismiss")
     assert r.status_code == 200 and r.json()["status"] == "dismissed", r.text
-    (member,) = [m for m in api.get("/org/members").json() if m["id"] == c["member_id"]]
+    (member,) = [m for m in api.get("/org/members").json()["members"] if m["id"] == c["member_id"]]
     assert member["status"] == "provisioned" and member["account_id"] is None
     with engine.connect() as conn:
         assert conn.execute(accounts.select().where(accounts.c.id == c["account_id"])).one().org_id is None
     assert len(events(engine, scim_org.id, "member.conflict.dismissed")) == 1
-    assert [x["status"] for x in api.get("/org/conflicts", params={"status": "dismissed"}).json()] == ["dismissed"]
+    assert [x["status"] for x in api.get("/org/conflicts", params={"status": "dismissed"}).json()["conflicts"]] == ["dismissed"]
 
 
 def test_unknown_and_malformed_conflict_ids_are_404(api, engine, scim_org):
@@ -361,7 +363,7 @@ def test_unknown_and_malformed_conflict_ids_are_404(api, engine, scim_org):
         for action in ("acquire", "dismiss"):
             problem(api.post(f"/org/conflicts/{bad}/{action}"), 404)
     assert "query.status" in problem(api.get("/org/conflicts", params={"status": "closed"}), 422)
-    assert [x["status"] for x in api.get("/org/conflicts").json()] == ["open"]
+    assert [x["status"] for x in api.get("/org/conflicts").json()["conflicts"]] == ["open"]
 
 
 # -- SSO -------------------------------------------------------------------------------------

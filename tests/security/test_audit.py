@@ -19,11 +19,12 @@ import pytest
 from sqlalchemy import select, text
 from starlette.testclient import TestClient
 
+from core.cursors import encode as encode_cursor
 from core.settings import to_env
 from core.tables import scim_audit
 from domain import admin, orgs
 from ingest.app import create_app
-from ingest.audit import decode_cursor, encode_cursor, redact_filter, redact_query
+from ingest.audit import decode_cursor, redact_filter, redact_query
 from tests.conftest import make_org, wait_for
 
 pytestmark = pytest.mark.security
@@ -87,7 +88,8 @@ def test_query_keeps_attribute_names_and_paging_only():
 def test_cursor_round_trip_and_refusals():
     at = datetime(2025, 5, 1, 9, 0, 0, 123456, tzinfo=UTC)
     assert decode_cursor(encode_cursor(at, 42)) == (at, 42)
-    for bad in ("", "not-base64!", encode_cursor(at, 1)[:-3], "MjAyNS0wNS0wMVQwOTowMDowMHw0Mg"):  # the last is naive
+    naive, not_a_number = "MjAyNS0wNS0wMVQwOTowMDowMHw0Mg", encode_cursor(at, "0b1e-member-id")
+    for bad in ("", "not-base64!", encode_cursor(at, 1)[:-3], naive, not_a_number, "A" * 201):
         with pytest.raises(ValueError, match="not a cursor this API issued"):
             decode_cursor(bad)
 

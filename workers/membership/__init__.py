@@ -170,6 +170,7 @@ class _Run:
         data = event.data
         email = email_of(data)
         member.user_name, member.display_name = data.get("user_name"), data.get("display_name")
+        member.given_name, member.family_name = data.get("given_name"), data.get("family_name")
         member.external_id = data.get("external_id")
         member.email, member.email_ci = email, email.lower() if email else None
         member.seq = event.resource_version
