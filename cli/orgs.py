@@ -102,6 +102,41 @@ def org_settings(
     echo_fields(out, as_json)
 
 
+@org_app.command("health")
+def org_health(
+    slug: Annotated[str | None, typer.Argument(help="One org; without it, every org that is not healthy")] = None,
+    state: str = typer.Option(None, help="With no SLUG: only orgs in this state (e.g. failing_auth)"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Is an org's IdP still syncing (state, last success, last failure, token use); or which orgs are not."""
+    from datetime import UTC, datetime, timedelta
+
+    from domain import idp_health
+
+    settings = load_settings()
+    limits = {"window": timedelta(seconds=settings.idp_health_window_seconds),
+              "usual_default": timedelta(seconds=settings.idp_health_usual_seconds)}  # fmt: skip
+    if state is not None and state not in idp_health.STATES:
+        fail(f"--state must be one of {', '.join(idp_health.STATES)}")
+    now = datetime.now(UTC)
+    with make_engine(settings).connect() as conn:
+        if slug is not None:
+            try:
+                org = orgs.get(conn, slug)
+            except orgs.OrgError as exc:
+                fail(str(exc))
+            report = idp_health.report(conn, org.id, org.scim_enabled, now, **limits)
+            typer.echo(json.dumps(report) if as_json else "\n".join(f"{k}: {v}" for k, v in report.items()))
+            return
+        found = idp_health.org_states(conn, now, **limits)
+    wanted = [(s, st, h) for s, st, h in found if (st == state if state else st not in ("healthy", "disabled"))]
+    for found_slug, found_state, h in wanted:
+        shown = idp_health.view(h, found_state)
+        typer.echo(json.dumps({"org": found_slug, **shown}) if as_json else
+                   f"{found_slug}\t{found_state}\tlast success {shown['last_success_at']}\t"
+                   f"last auth failure {shown['last_auth_failure_at']}\tlast failure {shown['last_failure_at']}")  # fmt: skip
+
+
 @service_token_app.command("create")
 def service_token_create(
     name: str = typer.Option("app", help="Who uses it"),

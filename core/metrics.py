@@ -30,6 +30,12 @@ AUDIT_ROWS = Counter(
     ["outcome"],
 )
 AUDIT_PRUNED = Counter("provisioner_scim_audit_pruned_total", "SCIM audit rows deleted after the retention period.")
+SCIM_ORGS = Gauge(
+    "provisioner_scim_orgs",
+    "Orgs per IdP health state (healthy, quiet, failing_auth, failing_requests, not_connected, disabled); "
+    "which orgs: GET /admin/v1/org/health or `provisioner org health`.",
+    ["state"],
+)
 
 # -- outbox and relay -----------------------------------------------------------------------
 OUTBOX_PENDING = Gauge("provisioner_outbox_pending_rows", "Outbox rows not yet published to Kafka.")

@@ -142,6 +142,12 @@ class Settings(BaseSettings):
     audit_queue_size: int = Field(10_000, ge=1)
     audit_flush_seconds: float = Field(0.2, gt=0)
     audit_prune_interval_seconds: float = Field(3600.0, gt=0)
+    # IdP health per org (domain/idp_health.py): a failure counts for this long; until an org's usual
+    # interval between sync cycles is known, this stands in (Entra ID syncs every 40 minutes); ingest
+    # counts the orgs per state for `provisioner_scim_orgs` this often
+    idp_health_window_seconds: float = Field(300.0, gt=0)
+    idp_health_usual_seconds: float = Field(2400.0, gt=0)
+    idp_health_refresh_seconds: float = Field(15.0, gt=0)
 
     relay_batch_size: int = 500
     relay_poll_seconds: float = 0.02

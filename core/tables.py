@@ -330,6 +330,21 @@ member_activity = Table(
 
 # Every SCIM request an org's credential made, accepted or refused: who (user agent, address),
 # what (method, path, the query with its values redacted), the answer and how long it took.
+# Is the org's IdP still syncing: moved forward by the SCIM audit writer from every SCIM request it
+# records (domain/idp_health.py names the state). One row per org that ever sent one.
+scim_health = Table(
+    "scim_health",
+    metadata,
+    Column("org_id", UUID(as_uuid=False), ForeignKey("orgs.id", ondelete="CASCADE"), primary_key=True),
+    Column("last_request_at", DateTime(timezone=True)),
+    Column("last_success_at", DateTime(timezone=True)),
+    Column("last_write_at", DateTime(timezone=True)),
+    Column("last_auth_failure_at", DateTime(timezone=True)),
+    Column("last_failure_at", DateTime(timezone=True)),
+    Column("last_failure_status", Integer),
+    Column("usual_interval_seconds", Float),
+)
+
 # Bodies are never kept. Rows older than `audit_retention_days` are pruned by ingest.
 scim_audit = Table(
     "scim_audit",

@@ -23,8 +23,9 @@ import re
 import threading
 import time
 import uuid
+from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -34,6 +35,7 @@ from core import credentials, cursors, metrics
 from core.db import ASYNC_COMMIT
 from core.settings import Settings
 from core.tables import scim_audit, scim_tokens
+from domain import idp_health
 
 log = logging.getLogger("provisioner.audit")
 
@@ -48,6 +50,7 @@ _QUOTED = re.compile(r'"(?:[^"\\]|\\[\s\S]?)*(?:"|$)')  # an unterminated string
 _NUMBER = re.compile(r"(?<![\w.$:])-?\d[\d.eE+-]*")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _INSERT = scim_audit.insert()  # built once, not per request
+_Item = tuple[dict[str, Any], bytes | None, bool]  # a row, the token's hash when no org was named, stored already
 
 
 @dataclass
@@ -174,7 +177,10 @@ class ScimAudit:
             await self.app(scope, receive, send_wrapper)
         finally:
             _current.reset(reset)
-            if not entry.stored:
+            if entry.stored:  # its row is in; the org's IdP health still hears of it
+                self.writer.submit({"org_id": entry.org_id, "at": entry.at, "status": status, "method": entry.method},
+                                   None, stored=True)  # fmt: skip
+            else:
                 offered = sent_request_id or _header(scope, b"x-request-id")
                 request_id = offered if offered and _REQUEST_ID.match(offered) else uuid.uuid4().hex
                 row = entry.row(status, request_id, time.perf_counter() - entry.started)
@@ -192,17 +198,21 @@ class AuditWriter:
         self.retention_days = settings.audit_retention_days
         self.flush_seconds = settings.audit_flush_seconds
         self.prune_every = settings.audit_prune_interval_seconds
-        self._queue: queue.Queue[tuple[dict[str, Any], bytes | None]] = queue.Queue(settings.audit_queue_size)
+        self._queue: queue.Queue[_Item] = queue.Queue(settings.audit_queue_size)
+        self.health_window = timedelta(seconds=settings.idp_health_window_seconds)
+        self.health_usual = timedelta(seconds=settings.idp_health_usual_seconds)
+        self.health_every = settings.idp_health_refresh_seconds
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def submit(self, row: dict[str, Any], token_hash: bytes | None) -> None:
-        """Queue a row; `token_hash` names the org later when the request did not get that far."""
+    def submit(self, row: dict[str, Any], token_hash: bytes | None, *, stored: bool = False) -> None:
+        """Queue a row; `token_hash` names the org later when the request did not get that far.
+        A `stored` row is in already (a write's own transaction): only the org's IdP health hears of it."""
         if row["org_id"] is None and token_hash is None:
             metrics.AUDIT_ROWS.labels("unattributed").inc()
             return
         try:
-            self._queue.put_nowait((row, token_hash))
+            self._queue.put_nowait((row, token_hash, stored))
         except queue.Full:
             metrics.AUDIT_ROWS.labels("dropped_full").inc()
 
@@ -218,12 +228,15 @@ class AuditWriter:
             self._thread.join(timeout=30)
 
     def _run(self) -> None:
-        next_prune = time.monotonic()
+        next_prune = next_health = time.monotonic()
         while True:
             stopping = self._stop.wait(self.flush_seconds)
             self.flush()
             if stopping:
                 return
+            if time.monotonic() >= next_health:
+                next_health = time.monotonic() + self.health_every
+                self.count_states()
             if time.monotonic() >= next_prune:
                 next_prune = time.monotonic() + self.prune_every
                 try:
@@ -234,7 +247,7 @@ class AuditWriter:
     def flush(self) -> None:
         """Write every queued row now, in batches."""
         while True:
-            batch: list[tuple[dict[str, Any], bytes | None]] = []
+            batch: list[_Item] = []
             try:
                 while len(batch) < 1000:
                     batch.append(self._queue.get_nowait())
@@ -247,7 +260,18 @@ class AuditWriter:
             except Exception:
                 self._write_one_by_one(batch)
 
-    def _write_one_by_one(self, batch: list[tuple[dict[str, Any], bytes | None]]) -> None:
+    def count_states(self) -> None:
+        """Set `provisioner_scim_orgs` from every org's health row (each ingest exports the same counts)."""
+        try:
+            with self.engine.connect() as conn:
+                counts = idp_health.states(conn, datetime.now(UTC), window=self.health_window, usual_default=self.health_usual)
+        except Exception:
+            log.exception("counting the orgs per IdP health state failed; next try in %.0f s", self.health_every)
+            return
+        for state, n in counts.items():
+            metrics.SCIM_ORGS.labels(state).set(n)
+
+    def _write_one_by_one(self, batch: list[_Item]) -> None:
         """After a failed batch: one row that the database refuses must not take the others with it."""
         for item in batch:
             try:
@@ -256,23 +280,26 @@ class AuditWriter:
                 metrics.AUDIT_ROWS.labels("dropped_error").inc()
                 log.exception("writing a SCIM audit row failed; it is lost")
 
-    def _write(self, batch: list[tuple[dict[str, Any], bytes | None]]) -> None:
+    def _write(self, batch: list[_Item]) -> None:
         with self.engine.begin() as conn:
             conn.execute(ASYNC_COMMIT)  # these rows may already be lost in a crash (see the module's docstring)
-            hashes = list({h for row, h in batch if row["org_id"] is None and h is not None})
+            hashes = list({h for row, h, _ in batch if row["org_id"] is None and h is not None})
             owners: dict[bytes, str] = {}
             if hashes:
                 query = select(scim_tokens.c.token_hash, scim_tokens.c.org_id).where(scim_tokens.c.token_hash.in_(hashes))
                 owners = {row.token_hash: row.org_id for row in conn.execute(query)}
-            rows = []
-            for row, digest in batch:
+            rows, seen = [], defaultdict(list)
+            for row, digest, stored in batch:
                 org_id = row["org_id"] or (owners.get(digest) if digest is not None else None)
                 if org_id is None:
                     metrics.AUDIT_ROWS.labels("unattributed").inc()
-                else:
+                    continue
+                seen[org_id].append(idp_health.Seen(row["at"], row["status"], row["method"]))
+                if not stored:
                     rows.append({**row, "org_id": org_id})
             if rows:
                 conn.execute(_INSERT, rows)
+            idp_health.record(conn, seen)
         metrics.AUDIT_ROWS.labels("batched").inc(len(rows))
 
 

@@ -124,7 +124,7 @@ def settings(request: pytest.FixtureRequest) -> Settings:
     # consecutive tests' orgs would contend, and the race tests send more at once than one org may
     return isolated(base, f"test-{run}", url, auth_cache_seconds=0, scim_rate_limit_per_second=0,
                     scim_org_cpu_per_second=0, scim_max_in_flight_per_org=1000, scim_refusal_delay_seconds=0,
-                    idp_allow_private_addresses=True)
+                    idp_allow_private_addresses=True, idp_health_refresh_seconds=1.0)
 
 
 @pytest.fixture(scope="session")

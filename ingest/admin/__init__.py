@@ -4,7 +4,7 @@ The org comes from the admin token alone (`Authorization: Bearer adm_...`); SCIM
 tokens are refused. Every rule lives in `domain.admin` (and `domain.orgs`, `domain.members`, the SSO
 modules): this package is request and response models (`models`), authentication and
 transactions (`deps`), error mapping (`errors`) and one router per resource (`org`, `members`,
-`conflicts`, `domains`, `audit`, `sso`, `tokens`). Endpoints are sync `def`s, so FastAPI runs their blocking database
+`conflicts`, `domains`, `audit`, `sso`, `tokens`, `health`). Endpoints are sync `def`s, so FastAPI runs their blocking database
 work in its threadpool. Errors have one shape, `{"status": int, "detail": str}`; a body that does
 not match its schema (or a query parameter out of its enumeration) is 422, a well-formed request
 the rules refuse is 400, 403, 404 or 409, a body over 64 KiB is 413. `docs/admin-api.md` describes it.
@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from core.settings import Settings
-from ingest.admin import audit, conflicts, domains, members, org, sso, tokens
+from ingest.admin import audit, conflicts, domains, health, members, org, sso, tokens
 from ingest.admin.deps import Service
 from ingest.admin.errors import install_error_handlers
 from ingest.http import LimitBody
@@ -26,7 +26,9 @@ __all__ = ["MAX_BODY_BYTES", "admin_api", "openapi_document"]
 MAX_BODY_BYTES = 64 * 1024
 
 # in this order: the OpenAPI document lists the paths as the routes are added
-_ROUTERS = (org.router, tokens.router, members.router, conflicts.router, domains.router, audit.router, sso.router)
+_ROUTERS = (
+    org.router, health.router, tokens.router, members.router, conflicts.router, domains.router, audit.router, sso.router,
+)
 
 
 def admin_api(settings: Settings, engine: Engine) -> FastAPI:

@@ -4,14 +4,14 @@ Every action goes through `domain.admin`, the same service layer as the admin AP
 """
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from domain import admin, domains, orgs
+from domain import admin, domains, idp_health, orgs
 from domain.members import SEARCH_MAX, count_members, get_member, page_members
 from domain.model import CONFLICT, MemberStatus, Source, seats_in_use
 from ingest.console import guides
@@ -45,6 +45,16 @@ STATUS_LABELS = {
     CONFLICT: "Conflict",
     MemberStatus.REMOVED: "Removed",
 }
+HEALTH_LABELS = {
+    "healthy": "Healthy: your identity provider is syncing.",
+    "quiet": "Quiet: no request from your identity provider for longer than its usual interval. "
+    "Check that provisioning is still on there.",
+    "failing_auth": "Failing authentication: your identity provider sends a token that is revoked, expired or not "
+    "this organization's. Rotate the token and paste the new one.",
+    "failing_requests": "Failing requests: your identity provider's requests fail with server errors or are rate limited.",
+    "not_connected": "Not connected: no successful request from an identity provider yet.",
+    "disabled": "SCIM is disabled.",
+}
 SOURCE_LABELS = {Source.SCIM: "SCIM", Source.SSO: "SSO", Source.MANUAL: "Manual", Source.APP: "App"}
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
@@ -60,6 +70,11 @@ def settings_page(console: Console, request: Request, session: Session, form: di
         open_conflicts = admin.count_open_conflicts(uow.conn, session.org)
         org_domains = domains.list_domains(uow.conn, session.org)
         in_use = seats_in_use(uow, session.org.id)
+        health = idp_health.report(
+            uow.conn, session.org.id, session.org.scim_enabled, datetime.now(UTC),
+            window=timedelta(seconds=console.settings.idp_health_window_seconds),
+            usual_default=timedelta(seconds=console.settings.idp_health_usual_seconds),
+        )  # fmt: skip
     values = admin.settings_of(session.org)
     base_url = orgs.scim_base_url(console.settings.public_url, session.org.slug)
     idp = guides.IDPS.get(request.query_params.get("idp", ""), guides.IDPS["entra-id"])
@@ -85,6 +100,8 @@ def settings_page(console: Console, request: Request, session: Session, form: di
         new_token=flash.get("token") if flash else None,
         base_url=base_url,
         overlap=_duration(console.settings.token_overlap_seconds),
+        health={**health, "label": HEALTH_LABELS[health["state"]],
+                "last_success": _when(health["last_success_at"]) if health["last_success_at"] else "never"},
         idp=idp,
         idp_options=[(key, entry.label) for key, entry in guides.IDPS.items()],
         idp_fields=guides.fields_for(idp, base_url, flash.get("token") if flash else None),

@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 ENDPOINTS = [
     ("GET", "/org", None),
+    ("GET", "/org/health", None),
     ("PATCH", "/org/settings", {"scim_enabled": True}),
     ("POST", "/org/scim-token/rotate", None),
     ("GET", "/org/members", None),
@@ -117,7 +118,8 @@ def test_openapi_document_is_served_valid_and_committed(server):
         "title": "Provisioner admin API", "version": "1", "description": doc["info"]["description"],
     }
     expected = {
-        "/org": {"get"}, "/org/settings": {"patch"}, "/org/scim-token/rotate": {"post"}, "/org/members": {"get", "post"},
+        "/org": {"get"}, "/org/health": {"get"}, "/org/settings": {"patch"}, "/org/scim-token/rotate": {"post"},
+        "/org/members": {"get", "post"},
         "/org/members/counts": {"get"}, "/org/members/{member_id}/activity": {"get"},
         "/org/members/{member_id}": {"delete"}, "/org/conflicts": {"get"},
         "/org/conflicts/{conflict_id}/acquire": {"post"}, "/org/conflicts/{conflict_id}/dismiss": {"post"},

@@ -22,10 +22,12 @@ import pytest
 from kafka import KafkaProducer
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import select
 
 from core import metrics
 from core.settings import Settings
-from domain import service_tokens
+from core.tables import scim_tokens
+from domain import idp_health, service_tokens, tokens
 from tests.conftest import _die_with_parent, _free_port, make_org, wait_for
 from tests.ops.conftest import (
     JOBS,
@@ -53,6 +55,7 @@ OWNERS: dict[str, tuple[tuple[str, ...], str]] = {
     "provisioner_rate_limited": (("provisioner-ingest",), "all"),
     "provisioner_scim_audit_rows": (("provisioner-ingest",), "all"),
     "provisioner_scim_audit_pruned": (("provisioner-ingest",), "all"),
+    "provisioner_scim_orgs": (("provisioner-ingest",), "all"),
     "provisioner_outbox_pending_rows": (("provisioner-relay",), "all"),
     "provisioner_outbox_oldest_age_seconds": (("provisioner-relay",), "all"),
     "provisioner_relay_published": (("provisioner-relay",), "all"),
@@ -214,6 +217,12 @@ def _drive_traffic(settings: Settings, engine, live: Live) -> None:
             assert app.post("/internal/v1/accounts", json={"email": clash}).status_code in (200, 201)
         r = client.post("/Users", json={"schemas": [USER], "userName": clash, "emails": [{"value": clash, "primary": True}]})
         assert r.status_code == 201, r.text
+        # an org whose IdP keeps sending a token revoked after a leak: failing auth
+        with engine.begin() as conn:
+            for row in conn.execute(select(scim_tokens).where(scim_tokens.c.org_id == org.id).with_for_update()).all():
+                tokens.revoke(conn, "scim", row)
+        for _ in range(3):
+            assert client.get("/Users", params={"count": 1}).status_code == 401
     finally:
         client.close()
 
@@ -302,6 +311,10 @@ def test_alerts_on_the_live_stack(live):
     alerts = wait_for(
         lambda: active() if "ProvisionerDeadLetters" in active() else None, timeout=15, interval=0.5, message="dead letter alert"
     )
+    alerts = wait_for(
+        lambda: found if "ProvisionerScimAuthFailing" in (found := active()) else None, timeout=30, interval=0.5,
+        message="the failing-auth alert for the org whose token was revoked",
+    )
     consumers = {a["labels"]["consumer"] for a in alerts["ProvisionerDeadLetters"]}
     assert "membership" in consumers, alerts["ProvisionerDeadLetters"]
     quiet = {
@@ -384,6 +397,7 @@ def test_label_values_are_bounded(live):
                         "consumer": lambda v: v in {"membership", "billing", "conflicts"},
                         "outcome": lambda v: v in _OUTCOMES,
                         "type": lambda v: v == "undecodable" or v.startswith("io.provisioner."),
+                        "state": lambda v: v in idp_health.STATES,
                         "le": lambda v: True,
                     }.get(label)
                     if ok is None:

@@ -34,6 +34,7 @@ EXPECTED_ALERTS = {
     "ProvisionerRelayNoLeader",
     "ProvisionerProcessDown",
     "ProvisionerCommitToAppliedSLO",
+    "ProvisionerScimAuthFailing",
 }
 
 
