@@ -33,12 +33,13 @@ IDPS = {
     for idp in (
         Idp(
             "entra-id", "Microsoft Entra ID",
-            "Enterprise applications → your application → Provisioning → Provisioning Mode: Automatic → Admin Credentials",
+            "Enterprise applications → your application → Provisioning → Provisioning Mode: Automatic → "
+            "Admin Credentials, then Test Connection",
             (Field("Tenant URL", BASE_URL, copy=True), Field("Secret Token", TOKEN)),
         ),
         Idp(
             "okta", "Okta",
-            "Applications → your app integration → Provisioning → Integration → SCIM Connection",
+            "Applications → Applications → your app integration → Provisioning → Settings: Integration → Edit",
             (
                 Field("SCIM connector base URL", BASE_URL, copy=True), Field("Unique identifier field for users", "userName"),
                 Field("Authentication Mode", "HTTP Header"), Field("Authorization (Bearer)", TOKEN),
@@ -46,7 +47,7 @@ IDPS = {
         ),
         Idp(
             "onelogin", "OneLogin",
-            "Applications → SCIM Provisioner with SAML (SCIM v2 Enterprise) → Configuration → API Connection",
+            "Applications → your SCIM Provisioner with SAML (SCIM v2 Enterprise) app → Configuration, then API Status: Enable",
             (Field("SCIM Base URL", BASE_URL, copy=True), Field("SCIM Bearer Token", TOKEN)),
         ),
         Idp(
