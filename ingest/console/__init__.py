@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from core.settings import Settings
-from ingest.console import auth, pages
+from ingest.console import auth, pages, sso
 from ingest.console.session import PREFIX, csrf_for
 from ingest.console.web import Console
 
@@ -47,6 +47,8 @@ def console_routes(settings: Settings, engine: Engine) -> list[BaseRoute]:
         Route(f"{PREFIX}/users/{{member_id}}", g(pages.member_page), methods=["GET"]),
         Route(f"{PREFIX}/conflicts/{{conflict_id}}/{{action}}", g(pages.resolve), methods=["POST"]),
         Route(f"{PREFIX}/guides/{{idp}}", g(pages.guide_page), methods=["GET"]),
+        Route(f"{PREFIX}/sso/oidc", g(sso.connect_oidc), methods=["POST"]),
+        Route(f"{PREFIX}/sso/saml", g(sso.connect_saml), methods=["POST"]),
         # check_dir=False: an install without the package data still serves the (unstyled) pages.
         Mount(f"{PREFIX}/static", app=StaticFiles(directory=STATIC_DIR, check_dir=False), name="console-static"),
     ]

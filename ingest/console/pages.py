@@ -15,6 +15,7 @@ from domain import admin, domains, idp_health, orgs
 from domain.members import SEARCH_MAX, count_members, get_member, page_members
 from domain.model import CONFLICT, MemberStatus, Source, seats_in_use
 from ingest.console import guides
+from ingest.console import sso as console_sso
 from ingest.console.session import PREFIX, Session, flash_of
 from ingest.console.web import Console
 
@@ -102,6 +103,7 @@ def settings_page(console: Console, request: Request, session: Session, form: di
         overlap=_duration(console.settings.token_overlap_seconds),
         health={**health, "label": HEALTH_LABELS[health["state"]],
                 "last_success": _when(health["last_success_at"]) if health["last_success_at"] else "never"},
+        sso=console_sso.card(console, session),
         idp=idp,
         idp_options=[(key, entry.label) for key, entry in guides.IDPS.items()],
         idp_fields=guides.fields_for(idp, base_url, flash.get("token") if flash else None),

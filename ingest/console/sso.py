@@ -1,0 +1,59 @@
+"""Single sign-on on the console's Provisioning page: what is connected, the values to paste into
+the IdP (redirect URI, ACS URL, entity id, metadata URL), and connecting an OpenID Provider or a
+SAML IdP through the same checks as the admin API and the CLI (`ingest.sso.oidc.configure`,
+`ingest.sso.saml.configure`)."""
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from domain import sso_config
+from ingest.console.session import PREFIX, Session
+from ingest.console.web import Console
+from ingest.sso import oidc, outbound, saml
+
+BUSY = "Your identity provider is already being called; try again in a moment."
+
+
+def card(console: Console, session: Session) -> dict[str, Any]:
+    """The SSO card's values: each protocol's connection (or None) and the URLs the IdP needs."""
+    slug = session.org.slug
+    with console.engine.connect() as conn:
+        o, s = sso_config.get(conn, session.org.id, "oidc"), sso_config.get(conn, session.org.id, "saml")
+    oidc_base = f"{console.settings.public_url.rstrip('/')}/sso/{slug}/oidc"
+    return {
+        "oidc": {"issuer": o.get("issuer"), "client_id": o.get("client_id")} if o else None,
+        "saml": {"idp_entity_id": s.get("idp_entity_id"), "metadata_url": s.get("metadata_url")} if s else None,
+        "oidc_urls": {"Redirect URI": f"{oidc_base}/callback", "Sign-in URL": f"{oidc_base}/login"},
+        "saml_urls": {
+            "ACS URL (Reply URL)": (u := saml.urls(console.settings, slug))["acs_url"], "Entity ID (Identifier)": u["entity_id"],
+            "SP metadata URL": u["metadata_url"], "Sign-in URL": u["login_url"],
+        },
+    }  # fmt: skip
+
+
+def connect_oidc(console: Console, request: Request, session: Session, form: dict[str, str]) -> Response:
+    """POST /console/sso/oidc: connect an OpenID Provider (its discovery must name exactly this issuer)."""
+    fields = {name: form.get(name, "").strip() for name in ("issuer", "client_id", "client_secret")}
+    return _connect(console, session, "OpenID Connect", oidc.configure, fields)
+
+
+def connect_saml(console: Console, request: Request, session: Session, form: dict[str, str]) -> Response:
+    """POST /console/sso/saml: connect a SAML IdP from its metadata URL (https) or the XML pasted."""
+    url, xml = form.get("metadata_url", "").strip(), form.get("metadata_xml", "").strip()
+    if bool(url) == bool(xml):
+        return console.flash(session, PREFIX, kind="error", text="Give either the IdP's metadata URL or its metadata XML.")
+    fields = {"metadata_url": url} if url else {"metadata_xml": xml}
+    return _connect(console, session, "SAML", saml.configure, fields)
+
+
+def _connect(console: Console, session: Session, name: str, configure: Any, fields: dict[str, str]) -> Response:
+    try:
+        configure(console.engine, console.settings, session.org.slug, actor=session.actor, **fields)
+    except outbound.Busy:
+        return console.flash(session, PREFIX, kind="error", text=BUSY)
+    except ValueError as exc:  # the protocol's own check, in words an admin can act on
+        return console.flash(session, PREFIX, kind="error", text=f"{name} was not connected: {exc}.")
+    text = f"{name} is connected. Paste the values below into your identity provider."
+    return console.flash(session, PREFIX, kind="ok", text=text)
