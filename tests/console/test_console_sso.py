@@ -1,7 +1,6 @@
 """Single sign-on on the console, in Chromium: the values to paste into the IdP, and connecting
 OpenID Connect against the real test OpenID Provider (and a refusal that says why)."""
 
-import re
 
 import pytest
 from playwright.sync_api import expect
