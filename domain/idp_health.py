@@ -23,6 +23,7 @@ from sqlalchemy import Connection, case, func, select
 from sqlalchemy.dialects.postgresql import insert
 
 from core.tables import orgs, scim_audit, scim_health
+from domain import tokens
 
 STATES = ("healthy", "quiet", "failing_auth", "failing_requests", "not_connected", "disabled")
 FAILING = ("failing_auth", "failing_requests")
@@ -188,8 +189,6 @@ def report(
 ) -> dict[str, Any]:
     """The org's IdP health as an admin sees it: the state and its times, the last hour's requests
     by outcome, and each SCIM token's last use."""
-    from domain import tokens
-
     h = health_of(conn, org_id)
     shown = view(h, state_of(h, now, scim_enabled=scim_enabled, window=window, usual_default=usual_default))
     shown["last_hour"] = recent_statuses(conn, org_id, now - timedelta(hours=1))

@@ -19,12 +19,11 @@ def get_sso(who: Admin, api: Api) -> SsoOut:
     """Which protocols are configured, and the URLs to give the IdP (client secrets are never returned)."""
     with api.transaction(who) as (uow, org):
         o, s = sso_config.get(uow.conn, org.id, "oidc"), sso_config.get(uow.conn, org.id, "saml")
-    oidc_base = f"{api.settings.public_url.rstrip('/')}/sso/{org.slug}/oidc"
     return SsoOut(
         sso_provisioning=org.sso_provisioning,
         oidc=OidcConnection(
             configured=o is not None, issuer=(o or {}).get("issuer"), client_id=(o or {}).get("client_id"),
-            login_url=f"{oidc_base}/login", redirect_uri=f"{oidc_base}/callback",
+            **oidc.urls(api.settings, org.slug),
         ),
         saml=SamlConnection(
             configured=s is not None, idp_entity_id=(s or {}).get("idp_entity_id"), idp_sso_url=(s or {}).get("sso_url"),

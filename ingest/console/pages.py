@@ -71,6 +71,7 @@ def settings_page(console: Console, request: Request, session: Session, form: di
         open_conflicts = admin.count_open_conflicts(uow.conn, session.org)
         org_domains = domains.list_domains(uow.conn, session.org)
         in_use = seats_in_use(uow, session.org.id)
+        sso = console_sso.card(console, uow.conn, session)
         health = idp_health.report(
             uow.conn, session.org.id, session.org.scim_enabled, datetime.now(UTC),
             window=timedelta(seconds=console.settings.idp_health_window_seconds),
@@ -103,7 +104,7 @@ def settings_page(console: Console, request: Request, session: Session, form: di
         overlap=_duration(console.settings.token_overlap_seconds),
         health={**health, "label": HEALTH_LABELS[health["state"]],
                 "last_success": _when(health["last_success_at"]) if health["last_success_at"] else "never"},
-        sso=console_sso.card(console, session),
+        sso=sso,
         idp=idp,
         idp_options=[(key, entry.label) for key, entry in guides.IDPS.items()],
         idp_fields=guides.fields_for(idp, base_url, flash.get("token") if flash else None),

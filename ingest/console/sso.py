@@ -5,6 +5,7 @@ SAML IdP through the same checks as the admin API and the CLI (`ingest.sso.oidc.
 
 from typing import Any
 
+from sqlalchemy import Connection
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -16,19 +17,18 @@ from ingest.sso import oidc, outbound, saml
 BUSY = "Your identity provider is already being called; try again in a moment."
 
 
-def card(console: Console, session: Session) -> dict[str, Any]:
+def card(console: Console, conn: Connection, session: Session) -> dict[str, Any]:
     """The SSO card's values: each protocol's connection (or None) and the URLs the IdP needs."""
     slug = session.org.slug
-    with console.engine.connect() as conn:
-        o, s = sso_config.get(conn, session.org.id, "oidc"), sso_config.get(conn, session.org.id, "saml")
-    oidc_base = f"{console.settings.public_url.rstrip('/')}/sso/{slug}/oidc"
+    o, s = sso_config.get(conn, session.org.id, "oidc"), sso_config.get(conn, session.org.id, "saml")
+    o_urls, s_urls = oidc.urls(console.settings, slug), saml.urls(console.settings, slug)
     return {
         "oidc": {"issuer": o.get("issuer"), "client_id": o.get("client_id")} if o else None,
         "saml": {"idp_entity_id": s.get("idp_entity_id"), "metadata_url": s.get("metadata_url")} if s else None,
-        "oidc_urls": {"Redirect URI": f"{oidc_base}/callback", "Sign-in URL": f"{oidc_base}/login"},
+        "oidc_urls": {"Redirect URI": o_urls["redirect_uri"], "Sign-in URL": o_urls["login_url"]},
         "saml_urls": {
-            "ACS URL (Reply URL)": (u := saml.urls(console.settings, slug))["acs_url"], "Entity ID (Identifier)": u["entity_id"],
-            "SP metadata URL": u["metadata_url"], "Sign-in URL": u["login_url"],
+            "ACS URL (Reply URL)": s_urls["acs_url"], "Entity ID (Identifier)": s_urls["entity_id"],
+            "SP metadata URL": s_urls["metadata_url"], "Sign-in URL": s_urls["login_url"],
         },
     }  # fmt: skip
 

@@ -148,8 +148,13 @@ def configure(
         sealed_secret = sealed.seal(settings, client_secret)
         config = {"issuer": issuer, "client_id": client_id, "client_secret_sealed": sealed_secret}
         sso_config.put(conn, org.id, "oidc", config, topics=settings.topics(), actor=actor)  # audited
+    return {**urls(settings, slug), "issuer": issuer}
+
+
+def urls(settings: Settings, slug: str) -> dict[str, str]:
+    """What the OpenID Provider's admin registers: the sign-in URL and the redirect URI."""
     base = f"{settings.public_url.rstrip('/')}/sso/{slug}/oidc"
-    return {"login_url": f"{base}/login", "redirect_uri": f"{base}/callback", "issuer": issuer}
+    return {"login_url": f"{base}/login", "redirect_uri": f"{base}/callback"}
 
 
 def _signing_key(settings: Settings, org: str, jwks_uri: str, kid: str | None, alg: str) -> Any:
@@ -259,7 +264,7 @@ class _Flow:
         return org, config
 
     def _redirect_uri(self, slug: str) -> str:
-        return f"{self.settings.public_url.rstrip('/')}/sso/{slug}/oidc/callback"
+        return urls(self.settings, slug)["redirect_uri"]
 
     def login(self, slug: str, browser: str | None) -> Response:
         with self.engine.connect() as conn:
