@@ -269,6 +269,16 @@ saml_seen_assertions = Table(
     PrimaryKeyConstraint("org_id", "assertion_id"),
 )
 
+# Test sign-ins run from the console (ingest/sso/trial.py): what the IdP sent and the verdict, for an hour.
+sso_test_results = Table(
+    "sso_test_results",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("org_id", UUID(as_uuid=False), ForeignKey("orgs.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("report", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), **_now),
+)
+
 # A login whose member is not applied yet (its SCIM create is still in flight); applied when it is.
 pending_logins = Table(
     "pending_logins",

@@ -27,6 +27,7 @@ from core.tables import (
     pending_logins,
     scim_group_members,
     scim_resources,
+    sso_test_results,
 )
 from domain.model import MemberStatus
 from domain.orgs import Org
@@ -110,7 +111,10 @@ def erase(uow: SqlUnitOfWork, org: Org, member_id: str, actor: str) -> Erasure:
         "pending_logins": _deleted_pending(conn, org, addresses),
         "accounts": _anonymised_account(conn, org, row.account_id),
         "dead_letters": _deleted_dead_letters(conn, needles),
-    }
+        "sso_test_results": _deleted(conn, sso_test_results, and_(
+            sso_test_results.c.org_id == org.id, or_(*(_contains(cast(sso_test_results.c.report, Text), n) for n in needles))
+        )),
+    }  # fmt: skip
     if not any(erased.values()):
         return Erasure(org.slug, member_id, removed=False, erased=erased)
     event = erased_event(org, member_id, row.version + 1, actor)

@@ -49,6 +49,8 @@ def console_routes(settings: Settings, engine: Engine) -> list[BaseRoute]:
         Route(f"{PREFIX}/guides/{{idp}}", g(pages.guide_page), methods=["GET"]),
         Route(f"{PREFIX}/sso/oidc", g(sso.connect_oidc), methods=["POST"]),
         Route(f"{PREFIX}/sso/saml", g(sso.connect_saml), methods=["POST"]),
+        Route(f"{PREFIX}/sso/{{protocol}}/test", g(sso.start_test), methods=["POST"]),
+        Route(f"{PREFIX}/sso/tests/{{test_id}}", g(sso.test_result), methods=["GET"]),
         # check_dir=False: an install without the package data still serves the (unstyled) pages.
         Mount(f"{PREFIX}/static", app=StaticFiles(directory=STATIC_DIR, check_dir=False), name="console-static"),
     ]

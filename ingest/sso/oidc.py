@@ -16,6 +16,8 @@
   connections, timeouts, a cap per org), every page step through `bulkhead` (threads of its own).
 - The state is consumed only by the browser that started the sign-in (its cookie): a request from
   another browser that learnt the state cannot cancel it.
+- A state the console marked as a test sign-in (`start_test`) runs the same checks and is then
+  reported, not recorded (`ingest.sso.trial`).
 """
 
 import base64
@@ -46,7 +48,7 @@ from core.tables import sso_states
 from domain import orgs, sso_config
 from domain.postgres import SqlUnitOfWork
 from ingest import logins
-from ingest.sso import outbound
+from ingest.sso import outbound, trial
 from ingest.sso.bulkhead import BUSY_MESSAGE, Bulkhead
 
 log = logging.getLogger("provisioner.sso")
@@ -266,7 +268,7 @@ class _Flow:
     def _redirect_uri(self, slug: str) -> str:
         return urls(self.settings, slug)["redirect_uri"]
 
-    def login(self, slug: str, browser: str | None) -> Response:
+    def login(self, slug: str, browser: str | None, test_by: str | None = None) -> Response:
         with self.engine.connect() as conn:
             org, config = self._org_config(conn, slug)
         doc = discover(self.settings, slug, config["issuer"])
@@ -277,6 +279,7 @@ class _Flow:
             conn.execute(ASYNC_COMMIT)  # a state lost in a crash only means signing in again; anyone can make one
             conn.execute(delete(sso_states).where(sso_states.c.protocol == "oidc", sso_states.c.expires_at < now))
             data = {"nonce": nonce, "code_verifier": verifier, "browser": _digest(browser)}
+            data |= trial.mark(test_by) if test_by else {}
             conn.execute(insert(sso_states).values(state=state, org_id=org.id, protocol="oidc", data=data,
                                                    expires_at=now + timedelta(seconds=ttl)))
         challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
@@ -305,10 +308,31 @@ class _Flow:
             raise Refused(400, "This sign-in was started in another browser; start again.")
         if row is None:
             raise Refused(400, "This sign-in is unknown, was already used, or belongs to another organisation; start again.")
+        seen = trial.Seen()
+        if actor := trial.tester(row.data):  # a test sign-in from the console: a report, and no one signed in
+            try:
+                sign_in = self._identify(slug, config, params, row, seen)
+            except (Refused, ProviderError) as exc:
+                return trial.refused(self.engine, org, "oidc", config["issuer"], actor, str(exc), seen)
+            with self.engine.begin() as conn:
+                return trial.decided(conn, self.settings, org, sign_in, actor, seen)
+        sign_in = self._identify(slug, config, params, row, seen)
+        try:
+            with SqlUnitOfWork.begin(self.engine, self.settings.topics()) as uow:
+                outcome = logins.record(uow, orgs.get(uow.conn, slug), sign_in, uuid.uuid4().hex)
+        except logins.LoginError as exc:
+            raise Refused(401, f"The identity provider's email claim cannot be used: {exc}.") from None
+        if not outcome.accepted:
+            return _page(403, outcome.reason or "You cannot sign in to this organisation.")
+        return RedirectResponse(self.settings.app_url.format(org=slug), status_code=302)
+
+    def _identify(self, slug: str, config: dict[str, Any], params: dict[str, str], row: Any, seen: trial.Seen) -> logins.SignIn:
+        """Who the IdP's answer names, once every check holds; raises Refused. `seen` keeps what it sent."""
         if row.expires_at <= datetime.now(UTC):
             raise Refused(400, "This sign-in took too long and has expired; start again.")
         issuer = config["issuer"]
         if "error" in params:
+            seen.note([(k, params[k]) for k in ("error", "error_description") if k in params], verified=False)
             detail = f"{params['error']} {params.get('error_description', '')}".strip()[:300]
             raise Refused(401, f"The identity provider refused the sign-in: {detail}")
         if "iss" in params and params["iss"] != issuer:  # RFC 9207: the response names its issuer
@@ -318,21 +342,21 @@ class _Flow:
         doc = discover(self.settings, slug, issuer)
         verifier = row.data["code_verifier"]
         id_token = _exchange(self.settings, slug, doc, config, params["code"], self._redirect_uri(slug), verifier)
+        seen.note(trial.unverified_claims(id_token), verified=False)
         claims = verify_id_token(self.settings, slug, id_token, doc, config, row.data["nonce"])
+        seen.note(claims.items(), verified=True)
         email = claims.get("email")
         if not isinstance(email, str) or not email.isprintable() or not claims["sub"].isprintable():
             raise Refused(401, "The identity provider did not say who you are (no email claim).")
         if claims.get("email_verified") in (False, "false"):
             raise Refused(401, "The identity provider says this email address is not verified.")
-        sign_in = logins.SignIn(email=email, method="oidc", sso=True, idp=issuer, subject=claims["sub"])
-        try:
-            with SqlUnitOfWork.begin(self.engine, self.settings.topics()) as uow:
-                outcome = logins.record(uow, orgs.get(uow.conn, slug), sign_in, uuid.uuid4().hex)
-        except logins.LoginError as exc:
-            raise Refused(401, f"The identity provider's email claim cannot be used: {exc}.") from None
-        if not outcome.accepted:
-            return _page(403, outcome.reason or "You cannot sign in to this organisation.")
-        return RedirectResponse(self.settings.app_url.format(org=slug), status_code=302)
+        return logins.SignIn(email=email, method="oidc", sso=True, idp=issuer, subject=claims["sub"])
+
+
+def start_test(settings: Settings, engine: Engine, slug: str, actor: str) -> Response:
+    """The console's test sign-in: a sign-in marked for `actor`, reported instead of recorded (ingest.sso.trial).
+    Raises Refused (no OIDC here), ProviderError or outbound.Busy."""
+    return _Flow(settings, engine).login(slug, None, test_by=actor)
 
 
 def routes(settings: Settings, engine: Engine) -> list[Route]:

@@ -15,6 +15,8 @@ strict mode, then by the rules below, which are stricter than the toolkit's defa
   same org, and consumes it; one without (IdP-initiated) is accepted;
 - the assertion id is remembered in `saml_seen_assertions` until its NotOnOrAfter, in the
   same transaction as the login event: a second use is refused and a failure writes neither.
+- an AuthnRequest the console marked as a test sign-in (`start_test`) is reported, whatever its
+  response, and never recorded (`ingest.sso.trial`).
 """
 
 import html
@@ -43,6 +45,7 @@ from core.tables import saml_seen_assertions, sso_states
 from domain import orgs, sso_config
 from domain.postgres import SqlUnitOfWork
 from ingest import logins
+from ingest.sso import trial
 from ingest.sso.saml_metadata import fetched_metadata, parse_metadata
 
 SKEW = timedelta(seconds=60)
@@ -197,13 +200,15 @@ def stable_subject(name_id: str | None, name_id_format: str | None) -> str | Non
     return name_id if name_id and name_id_format == PERSISTENT else None
 
 
-def _validated(settings: Settings, slug: str, config: dict[str, Any], saml_response: str) -> _Assertion:
-    """The toolkit's checks and ours on the SAMLResponse form field, or Rejected."""
+def _validated(settings: Settings, slug: str, config: dict[str, Any], saml_response: str, seen: trial.Seen) -> _Assertion:
+    """The toolkit's checks and ours on the SAMLResponse form field, or Rejected; `seen` keeps what it says."""
     u = urls(settings, slug)
     try:
         resp = OneLogin_Saml2_Response(_toolkit_settings(settings, slug, config), saml_response)
     except Exception:
         raise Rejected("SAMLResponse is not base64-encoded SAML XML") from None
+    seen.note(trial.saml_sent(resp), verified=False)
+    seen.answers = resp.get_in_response_to()
     acs = urlsplit(u["acs_url"])
     request_data = {"https": "on" if acs.scheme == "https" else "off", "http_host": acs.netloc, "script_name": acs.path}
     try:
@@ -221,16 +226,17 @@ def _validated(settings: Settings, slug: str, config: dict[str, Any], saml_respo
     if len(answers) > 1:
         raise Rejected("the response and its assertion answer different requests (InResponseTo)", 401)
     in_response_to = answers.pop() if answers else None
+    seen.verified = True
     return _Assertion(email, subject, assertion_id, in_response_to, remember_until)
 
 
-def _answered_request(conn: Connection, org_id: str, in_response_to: str | None) -> str | None:
-    """Consume the pending AuthnRequest an SP-initiated response answers; returns its RelayState.
+def _answered_request(conn: Connection, org_id: str, in_response_to: str | None) -> dict[str, Any]:
+    """Consume the pending AuthnRequest an SP-initiated response answers; returns its state (RelayState, test mark).
 
     An IdP-initiated response (no InResponseTo) answers none; any other must answer an unexpired one of this org.
     """
     if not in_response_to:
-        return None
+        return {}
     row = conn.execute(
         delete(sso_states)
         .where(sso_states.c.state == in_response_to, sso_states.c.org_id == org_id, sso_states.c.protocol == "saml")
@@ -239,8 +245,7 @@ def _answered_request(conn: Connection, org_id: str, in_response_to: str | None)
     ).first()
     if row is None:
         raise Rejected("the response answers no pending sign-in of this organisation (InResponseTo)", 401)
-    relay_state: str | None = row.data.get("relay_state")
-    return relay_state
+    return dict(row.data)
 
 
 def _remember(conn: Connection, org_id: str, assertion: _Assertion) -> None:
@@ -284,7 +289,7 @@ class _Flow:
         metadata = _toolkit_settings(self.settings, slug, None).get_sp_metadata()
         return Response(metadata, media_type="application/samlmetadata+xml")
 
-    def login(self, slug: str, relay_state: str | None) -> Response:
+    def login(self, slug: str, relay_state: str | None, test_by: str | None = None) -> Response:
         """SP-initiated: an AuthnRequest via HTTP-Redirect; its id is kept for InResponseTo, once."""
         org, config = self._load(slug)
         request = OneLogin_Saml2_Authn_Request(_toolkit_settings(self.settings, slug, config))
@@ -293,7 +298,8 @@ class _Flow:
             conn.execute(ASYNC_COMMIT)  # a state lost in a crash only means signing in again; anyone can make one
             conn.execute(
                 insert(sso_states).values(
-                    state=request.get_id(), org_id=org.id, protocol="saml", data={"relay_state": relay_state}, expires_at=expires
+                    state=request.get_id(), org_id=org.id, protocol="saml", expires_at=expires,
+                    data={"relay_state": relay_state, **(trial.mark(test_by) if test_by else {})},
                 )
             )
         query = {"SAMLRequest": request.get_request(), **({"RelayState": relay_state} if relay_state else {})}
@@ -305,13 +311,24 @@ class _Flow:
         org, config = self._load(slug)
         if not form.get("SAMLResponse"):
             raise Rejected("SAMLResponse is missing")
-        assertion = _validated(self.settings, slug, config, form["SAMLResponse"])
+        seen = trial.Seen()
+        try:
+            assertion = _validated(self.settings, slug, config, form["SAMLResponse"], seen)
+        except Rejected as exc:
+            with self.engine.begin() as conn:
+                actor = trial.claimed(conn, org.id, seen.answers)
+            if actor:  # a test sign-in from the console: reported, whatever the response was
+                return trial.refused(self.engine, org, "saml", config["idp_entity_id"], actor, str(exc), seen)
+            raise
         with self.engine.begin() as conn:
-            relay_state = _answered_request(conn, org.id, assertion.in_response_to) or form.get("RelayState")
+            pending = _answered_request(conn, org.id, assertion.in_response_to)
             _remember(conn, org.id, assertion)
             sign_in = logins.SignIn(
                 email=assertion.email, method="saml", sso=True, idp=config["idp_entity_id"], subject=assertion.subject
             )
+            if actor := trial.tester(pending):  # verified: the org's rules decide it, and nothing is recorded
+                return trial.decided(conn, self.settings, org, sign_in, actor, seen)
+            relay_state = pending.get("relay_state") or form.get("RelayState")
             try:
                 outcome = logins.record(SqlUnitOfWork(conn, self.settings.topics()), org, sign_in, correlation_id)
             except logins.LoginError as exc:
@@ -319,6 +336,12 @@ class _Flow:
         if not outcome.accepted:
             return _page(403, "Sign-in refused", outcome.reason or "refused")
         return RedirectResponse(_target(self.settings, slug, relay_state), status_code=303)
+
+
+def start_test(settings: Settings, engine: Engine, slug: str, actor: str) -> Response:
+    """The console's test sign-in: an AuthnRequest marked for `actor`, reported instead of recorded
+    (ingest.sso.trial). Raises Rejected when the org has no SAML."""
+    return _Flow(settings, engine).login(slug, None, test_by=actor)
 
 
 async def _form(request: Request) -> dict[str, str] | Response:

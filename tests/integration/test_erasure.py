@@ -32,6 +32,7 @@ from core.tables import (
     scim_group_members,
     scim_resources,
     seats,
+    sso_test_results,
 )
 from domain import orgs
 from domain.erasure import ERASED_ACCOUNT_DOMAIN, ErasureError, erase
@@ -144,6 +145,8 @@ def _person(
         if scim_user_id:  # a SCIM user event, keyed by the user: its snapshot has the names
             letters.append({**letter, "offset": 3, "key": f"{org.id}:{scim_user_id}", "value": orjson.dumps({"name": name})})
         conn.execute(dead_letters.insert(), letters)
+        report = {"protocol": "oidc", "sent": [["email", email], ["sub", subject]], "person": {"email": email}}
+        conn.execute(sso_test_results.insert().values(id=token, org_id=org.id, report=report))  # a console test sign-in
     return Person(org, member_id, scim_user_id, account_id, email, [email, home, name, subject, external_id])
 
 
@@ -211,6 +214,7 @@ def test_erasing_a_removed_scim_member_leaves_no_personal_data_anywhere(engine, 
     assert report.erased == {
         "members": 1, "member_identities": 1, "member_activity": 2, "scim_resources": 1, "scim_group_members": 1,
         "invitations": 1, "conflicts": 1, "pending_logins": 2, "accounts": 1, "dead_letters": 3,
+        "sso_test_results": 1,
     }  # fmt: skip
     assert report.removed is False and report.event_id is not None
     with engine.connect() as conn:
