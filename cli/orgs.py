@@ -7,7 +7,7 @@ import typer
 
 from cli._common import echo_fields, fail, load_settings
 from core.db import make_engine
-from domain import orgs
+from domain import orgs, token_expiry
 
 org_app = typer.Typer(no_args_is_help=True, help="Organisations and their SCIM credentials.")
 service_token_app = typer.Typer(no_args_is_help=True, help="Service tokens for the internal API.")
@@ -30,14 +30,22 @@ def org_create(
 
 
 @org_app.command("rotate-token")
-def org_rotate_token(slug: str, as_json: bool = typer.Option(False, "--json")) -> None:
-    """Issue a new SCIM token; the old ones keep working for the configured overlap."""
+def org_rotate_token(
+    slug: str,
+    expires_in_days: int | None = typer.Option(None, "--expires-in-days", help="The new token stops after this many days."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Issue a new SCIM token; the old ones keep working for the configured overlap. With
+    --expires-in-days, the new one ends then (the org gets `credential.expiring` some days before)."""
     settings = load_settings()
     try:
-        token = orgs.rotate_token(make_engine(settings), slug, settings.token_overlap_seconds, topics=settings.topics())
-    except orgs.OrgError as exc:
+        lifetime = token_expiry.lifetime(expires_in_days)
+        token = orgs.rotate_token(make_engine(settings), slug, settings.token_overlap_seconds, topics=settings.topics(),
+                                  lifetime=lifetime)
+    except (orgs.OrgError, ValueError) as exc:
         fail(str(exc))
-    out = {"slug": slug, "scim_token": token, "previous_tokens_valid_for_seconds": settings.token_overlap_seconds}
+    out = {"slug": slug, "scim_token": token, "previous_tokens_valid_for_seconds": settings.token_overlap_seconds,
+           "expires_in_days": expires_in_days}
     echo_fields(out, as_json)
 
 
@@ -125,7 +133,8 @@ def org_health(
                 org = orgs.get(conn, slug)
             except orgs.OrgError as exc:
                 fail(str(exc))
-            report = idp_health.report(conn, org.id, org.scim_enabled, now, **limits)
+            warning = timedelta(days=settings.scim_token_warning_days)
+            report = idp_health.report(conn, org.id, org.scim_enabled, now, **limits, token_warning=warning)
             typer.echo(json.dumps(report) if as_json else "\n".join(f"{k}: {v}" for k, v in report.items()))
             return
         found = idp_health.org_states(conn, now, **limits)

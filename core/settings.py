@@ -74,6 +74,8 @@ class Settings(BaseSettings):
         }
 
     token_overlap_seconds: int = 3600
+    # A SCIM token issued with a lifetime gets one `credential.expiring` event this many days before it expires.
+    scim_token_warning_days: float = Field(14.0, gt=0)
     # How long ingest trusts a verified SCIM or service token (and an org's SCIM toggle) before re-reading it.
     auth_cache_seconds: float = 5.0
     max_body_bytes: int = 1_048_576

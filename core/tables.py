@@ -51,7 +51,8 @@ orgs = Table(
     CheckConstraint("seat_policy IN ('refuse', 'allow')", name="ck_orgs_seat_policy"),
 )
 
-# A bearer token is kept only as its SHA-256; `expires_at` is set when a newer token replaces it.
+# A bearer token is kept only as its SHA-256; `expires_at` is its lifetime (SCIM tokens issued with one) or set
+# when a newer token replaces it.
 # Every kind of token has an `id` and a `prefix` (its first characters, not secret) to list and revoke it by,
 # `last_used_at` (written at most once a minute) and `revoked_at` (revoked now, e.g. after a leak).
 scim_tokens = Table(
@@ -65,6 +66,8 @@ scim_tokens = Table(
     Column("expires_at", DateTime(timezone=True), nullable=True),
     Column("last_used_at", DateTime(timezone=True)),
     Column("revoked_at", DateTime(timezone=True)),
+    # when the org was told this token expires: its `credential.expiring` event, or the rotation that replaced it
+    Column("expiry_notice_at", DateTime(timezone=True)),
     Index("ix_scim_tokens_org", "org_id"),
 )
 

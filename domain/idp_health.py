@@ -185,15 +185,20 @@ def view(h: Health | None, state: str) -> dict[str, Any]:
 
 
 def report(
-    conn: Connection, org_id: str, scim_enabled: bool, now: datetime, *, window: timedelta, usual_default: timedelta
+    conn: Connection, org_id: str, scim_enabled: bool, now: datetime, *, window: timedelta, usual_default: timedelta,
+    token_warning: timedelta = timedelta(days=14),
 ) -> dict[str, Any]:
     """The org's IdP health as an admin sees it: the state and its times, the last hour's requests
-    by outcome, and each SCIM token's last use."""
+    by outcome, and each SCIM token's last use and end (`expires_soon` within `token_warning`)."""
     h = health_of(conn, org_id)
     shown = view(h, state_of(h, now, scim_enabled=scim_enabled, window=window, usual_default=usual_default))
     shown["last_hour"] = recent_statuses(conn, org_id, now - timedelta(hours=1))
+    listed = tokens.listing(conn, "scim", org_id)
+    newest = max((t["created_at"] for t in listed), default=None)  # an older one was replaced: its end is no news
     shown["scim_tokens"] = [
         {k: t[k] for k in ("id", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at", "live")}
-        for t in tokens.listing(conn, "scim", org_id)
-    ]
+        | {"expires_soon": bool(t["live"] and t["expires_at"] and t["created_at"] == newest
+                                and datetime.fromisoformat(t["expires_at"]) <= now + token_warning)}
+        for t in listed
+    ]  # fmt: skip
     return shown

@@ -65,10 +65,15 @@ def create(
     return org, token
 
 
-def _insert_token(conn: Connection, org: Org, token: str, reason: str, topics: dict[str, str] | None, actor: str) -> None:
+def _insert_token(
+    conn: Connection, org: Org, token: str, reason: str, topics: dict[str, str] | None, actor: str,
+    expires_at: datetime | None = None,
+) -> None:
     token_id, prefix = str(uuid.uuid4()), credentials.prefix_of(token)
     conn.execute(
-        scim_tokens.insert().values(id=token_id, org_id=org.id, token_hash=credentials.token_hash(token), prefix=prefix)
+        scim_tokens.insert().values(
+            id=token_id, org_id=org.id, token_hash=credentials.token_hash(token), prefix=prefix, expires_at=expires_at
+        )
     )
     if topics is not None:
         from domain import token_facts  # here: domain.uow, which it needs, imports this module
@@ -85,10 +90,12 @@ def get(conn: Connection, slug: str) -> Org:
 
 
 def rotate_token(
-    engine: Engine, slug: str, overlap_seconds: int, *, topics: dict[str, str] | None = None, actor: str = "cli"
+    engine: Engine, slug: str, overlap_seconds: int, *, topics: dict[str, str] | None = None, actor: str = "cli",
+    lifetime: timedelta | None = None,
 ) -> str:
-    """Issue a new token; older tokens keep working for `overlap_seconds`, then stop (revoke one to stop it
-    now). With `topics`, the new token's `credential.issued` is staged with it."""
+    """Issue a new token (ending after `lifetime`, when given); older tokens keep working for
+    `overlap_seconds`, then stop (revoke one to stop it now). With `topics`, the new token's
+    `credential.issued` is staged with it."""
     token = credentials.new_token()
     now = datetime.now(UTC)
     with engine.begin() as conn:
@@ -97,9 +104,9 @@ def rotate_token(
             update(scim_tokens)
             .where(scim_tokens.c.org_id == org.id)
             .where((scim_tokens.c.expires_at.is_(None)) | (scim_tokens.c.expires_at > now + timedelta(seconds=overlap_seconds)))
-            .values(expires_at=now + timedelta(seconds=overlap_seconds))
+            .values(expires_at=now + timedelta(seconds=overlap_seconds), expiry_notice_at=now)  # replaced: no warning
         )
-        _insert_token(conn, org, token, "rotated", topics, actor)
+        _insert_token(conn, org, token, "rotated", topics, actor, expires_at=now + lifetime if lifetime else None)
     return token
 
 

@@ -1,6 +1,7 @@
 """The audit facts of tokens issued and revoked (no secret in them), and staging them on a bare connection."""
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, select
@@ -20,6 +21,11 @@ def revoked_fact(kind: str, row: Any, actor: str) -> c.Payload:
     """`credential.revoked` for a token revoked now."""
     name = getattr(row, "name", None) or kind
     return c.CredentialRevoked(kind=kind, token_id=str(row.id), prefix=row.prefix, name=name, reason="revoked", actor=actor)
+
+
+def expiring_fact(token_id: str, prefix: str, expires_at: datetime) -> c.Payload:
+    """`credential.expiring` for a SCIM token issued with a lifetime, some days before it ends."""
+    return c.CredentialExpiring(kind="scim", token_id=token_id, prefix=prefix, expires_at=expires_at.isoformat())
 
 
 class ConnectionFacts(FactStaging):

@@ -11,7 +11,7 @@ same fact is the same event (consumers dedupe by id).
 from dataclasses import dataclass
 from enum import StrEnum
 
-from events.credential_payloads import CredentialFact, SsoConfiguredFact
+from events.credential_payloads import CredentialExpiringFact, CredentialFact, SsoConfiguredFact
 from events.envelope import Payload as Payload  # re-exported: c.Payload
 from events.envelope import kind_of
 
@@ -74,6 +74,7 @@ ACCOUNT_ACQUIRED = _t("AccountAcquired", "account.acquired")
 CONFLICT_DISMISSED = _t("EmailConflictDismissed", "member.conflict.dismissed")
 CREDENTIAL_ISSUED = _t("CredentialIssued", "credential.issued")
 CREDENTIAL_REVOKED = _t("CredentialRevoked", "credential.revoked")
+CREDENTIAL_EXPIRING = _t("CredentialExpiring", "credential.expiring")
 ORG_SSO_CONFIGURED = _t("OrgSsoConfigured", "org.sso.configured")
 
 # Membership and conflict workers' facts about members.
@@ -382,6 +383,7 @@ class BillingMemberErased(_BillingFact):
 
 CredentialIssued, CredentialRevoked = kind_of(CredentialFact, CREDENTIAL_ISSUED), kind_of(CredentialFact, CREDENTIAL_REVOKED)
 OrgSsoConfigured = kind_of(SsoConfiguredFact, ORG_SSO_CONFIGURED)
+CredentialExpiring = kind_of(CredentialExpiringFact, CREDENTIAL_EXPIRING)
 
 PAYLOADS: tuple[type[Payload], ...] = (
     UserCreated, UserUpdated, UserDeactivated, UserReactivated, UserDeleted,
@@ -392,6 +394,7 @@ PAYLOADS: tuple[type[Payload], ...] = (
     OrgSettingsChanged, MemberManuallyAdded, MemberManuallyRemoved, AccountRegistered, AccountAcquired,
     EmailConflictDismissed, DomainVerified, AccountInvited, InvitationAccepted,
     MemberCreated, EmailConflictDetected, CredentialIssued, CredentialRevoked, OrgSsoConfigured,
+    CredentialExpiring,
 )  # fmt: skip
 ALL: tuple[EventType, ...] = tuple(p.KIND for p in PAYLOADS)
 BY_TYPE: dict[str, EventType] = {e.type: e for e in ALL}

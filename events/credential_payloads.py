@@ -32,3 +32,17 @@ class SsoConfiguredFact(Payload):
     created: bool
     changed: list[str]
     actor: str
+
+
+@dataclass(frozen=True)
+class CredentialExpiringFact(Payload):
+    """A SCIM token issued with a lifetime expires soon: rotate it and paste the new one into the IdP.
+    Once per token, some days before (`PROVISIONER_SCIM_TOKEN_WARNING_DAYS`); never for a token a
+    rotation replaced."""
+
+    SUBJECT = "orgs/{org_id}/credentials/{token_id}"
+    KEY = "{org_id}"
+    kind: str
+    token_id: str
+    prefix: str
+    expires_at: str

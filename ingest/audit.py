@@ -35,7 +35,7 @@ from core import credentials, cursors, metrics
 from core.db import ASYNC_COMMIT
 from core.settings import Settings
 from core.tables import scim_audit, scim_tokens
-from domain import idp_health
+from domain import idp_health, token_expiry
 
 log = logging.getLogger("provisioner.audit")
 
@@ -202,6 +202,7 @@ class AuditWriter:
         self.health_window = timedelta(seconds=settings.idp_health_window_seconds)
         self.health_usual = timedelta(seconds=settings.idp_health_usual_seconds)
         self.health_every = settings.idp_health_refresh_seconds
+        self.topics, self.token_warning = settings.topics(), timedelta(days=settings.scim_token_warning_days)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -237,6 +238,7 @@ class AuditWriter:
             if time.monotonic() >= next_health:
                 next_health = time.monotonic() + self.health_every
                 self.count_states()
+                self.warn_expiring()
             if time.monotonic() >= next_prune:
                 next_prune = time.monotonic() + self.prune_every
                 try:
@@ -270,6 +272,13 @@ class AuditWriter:
             return
         for state, n in counts.items():
             metrics.SCIM_ORGS.labels(state).set(n)
+
+    def warn_expiring(self) -> None:
+        """One `credential.expiring` per SCIM token near its end (domain/token_expiry.py)."""
+        try:
+            token_expiry.warn_expiring(self.engine, self.topics, datetime.now(UTC), self.token_warning)
+        except Exception:
+            log.exception("warning about expiring SCIM tokens failed; next try in %.0f s", self.health_every)
 
     def _write_one_by_one(self, batch: list[_Item]) -> None:
         """After a failed batch: one row that the database refuses must not take the others with it."""

@@ -27,9 +27,10 @@ class ScimTokenUse(BaseModel):
     prefix: str
     created_at: str
     last_used_at: str | None = Field(description="Recorded at most once a minute.")
-    expires_at: str | None
+    expires_at: str | None = Field(description="When the token stops working: its lifetime, or the overlap after a rotation.")
     revoked_at: str | None
     live: bool
+    expires_soon: bool = Field(description="Live and ending within PROVISIONER_SCIM_TOKEN_WARNING_DAYS: rotate it.")
 
 
 class OrgHealth(BaseModel):
@@ -57,5 +58,6 @@ def get_health(who: Admin, api: Api) -> OrgHealth:
             uow.conn, org.id, org.scim_enabled, datetime.now(UTC),
             window=timedelta(seconds=settings.idp_health_window_seconds),
             usual_default=timedelta(seconds=settings.idp_health_usual_seconds),
+            token_warning=timedelta(days=settings.scim_token_warning_days),
         )  # fmt: skip
     return OrgHealth.model_validate(shown)

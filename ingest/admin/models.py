@@ -67,10 +67,21 @@ class SettingsChange(BaseModel):
         return self
 
 
+class RotateToken(BaseModel):
+    """How long the new SCIM token lasts; without `expires_in_days` it lasts until rotated or revoked."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    expires_in_days: StrictInt | None = Field(
+        None, ge=1, le=3650, description="The new token stops after this many days; `credential.expiring` comes before."
+    )
+
+
 class RotatedToken(BaseModel):
     scim_token: str = Field(description="The new SCIM bearer token. Shown once: it is stored only as a hash.")
     scim_base_url: str
     previous_tokens_valid_for_seconds: int = Field(description="How long the tokens issued before keep working.")
+    expires_at: datetime | None = Field(None, description="When the new token stops working; null: no expiry.")
 
 
 class Member(BaseModel):

@@ -1,9 +1,11 @@
 """The admin API's org routes: the org and its provisioning settings, and the SCIM token."""
 
-from domain import admin, orgs
+from datetime import UTC, datetime
+
+from domain import admin, orgs, token_expiry
 from ingest.admin.deps import Admin, Api, Service, resource_router
 from ingest.admin.errors import ERRORS, WITH_BODY, documented
-from ingest.admin.models import OrgOut, OrgSettings, RotatedToken, SettingsChange
+from ingest.admin.models import OrgOut, OrgSettings, RotatedToken, RotateToken, SettingsChange
 
 router = resource_router("org")
 
@@ -36,13 +38,16 @@ def change_settings(change: SettingsChange, who: Admin, api: Api) -> OrgSettings
         return OrgSettings(**admin.settings_of(org))
 
 
-@router.post("/org/scim-token/rotate", response_model=RotatedToken, responses=ERRORS)
-def rotate_scim_token(who: Admin, api: Api) -> RotatedToken:
-    """Issue a new SCIM token; tokens issued before keep working for the overlap, then stop.
-    To stop a leaked one at once, revoke it: `DELETE /org/tokens/{id}`."""
-    overlap = api.settings.token_overlap_seconds
-    token = orgs.rotate_token(api.engine, who.org.slug, overlap, topics=api.topics, actor=who.actor)
+@router.post("/org/scim-token/rotate", response_model=RotatedToken, responses=documented(*WITH_BODY))
+def rotate_scim_token(who: Admin, api: Api, body: RotateToken | None = None) -> RotatedToken:
+    """Issue a new SCIM token, optionally with a lifetime (`{"expires_in_days": 90}`); tokens issued
+    before keep working for the overlap, then stop. To stop a leaked one at once, revoke it:
+    `DELETE /org/tokens/{id}`."""
+    overlap, days = api.settings.token_overlap_seconds, body.expires_in_days if body else None
+    lifetime = token_expiry.lifetime(days)
+    token = orgs.rotate_token(api.engine, who.org.slug, overlap, topics=api.topics, actor=who.actor, lifetime=lifetime)
     return RotatedToken(
         scim_token=token, scim_base_url=orgs.scim_base_url(api.settings.public_url, who.org.slug),
         previous_tokens_valid_for_seconds=overlap,
+        expires_at=datetime.now(UTC) + lifetime if lifetime else None,
     )

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import Response
 
-from domain import admin, domains, idp_health, orgs
+from domain import admin, domains, idp_health, orgs, token_expiry
 from domain.members import SEARCH_MAX, count_members, get_member, page_members
 from domain.model import CONFLICT, MemberStatus, Source, seats_in_use
 from ingest.console import guides
@@ -76,6 +76,7 @@ def settings_page(console: Console, request: Request, session: Session, form: di
             uow.conn, session.org.id, session.org.scim_enabled, datetime.now(UTC),
             window=timedelta(seconds=console.settings.idp_health_window_seconds),
             usual_default=timedelta(seconds=console.settings.idp_health_usual_seconds),
+            token_warning=timedelta(days=console.settings.scim_token_warning_days),
         )  # fmt: skip
     values = admin.settings_of(session.org)
     base_url = orgs.scim_base_url(console.settings.public_url, session.org.slug)
@@ -160,8 +161,13 @@ def rotate(console: Console, request: Request, session: Session, form: dict[str,
     """POST /console/scim/rotate: a new SCIM token, shown once on the next page."""
     if not session.org.scim_enabled:
         return console.flash(session, PREFIX, kind="error", text="Enable Provisioning through SCIM before rotating its token.")
-    overlap = console.settings.token_overlap_seconds
-    token = orgs.rotate_token(console.engine, session.org.slug, overlap, topics=console.settings.topics(), actor=session.actor)
+    overlap, days = console.settings.token_overlap_seconds, form.get("expires_in_days", "")
+    try:
+        lifetime = token_expiry.lifetime(int(days) if days.isdigit() else None if not days else -1)
+    except ValueError as exc:
+        return console.flash(session, PREFIX, kind="error", text=f"The token was not rotated: {exc}.")
+    token = orgs.rotate_token(console.engine, session.org.slug, overlap, topics=console.settings.topics(),
+                              actor=session.actor, lifetime=lifetime)
     back = PREFIX + ("?" + urlencode({"idp": form["idp"]}) if form.get("idp") in guides.IDPS else "")
     return console.flash(session, back, kind="ok", text="A new SCIM bearer token was issued.", token=token)
 

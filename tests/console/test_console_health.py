@@ -1,8 +1,10 @@
 """The IdP connection's health on the console's Provisioning page, in Chromium."""
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from playwright.sync_api import expect
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from core.tables import scim_tokens
 from domain import tokens
@@ -37,3 +39,25 @@ def test_the_provisioning_page_shows_the_idps_health(page, org, engine):
     expect(health.locator(".badge")).to_have_text("Failing auth")
     expect(health).to_contain_text("Rotate the token and paste the new one.")
     expect(health).to_contain_text("1 refused for the token")
+
+
+def test_a_token_with_a_lifetime_shows_its_end_and_a_warning_near_it(page, org, engine):
+    login(page, org.admin_token)
+    page.get_by_label("New token expires").select_option("90")
+    page.get_by_role("button", name="Rotate token").click()
+    new_token = page.locator("#new-token").input_value()
+    with engine.connect() as conn:
+        newest = select(scim_tokens).where(scim_tokens.c.org_id == org.id).order_by(scim_tokens.c.created_at.desc())
+        row = conn.execute(newest).first()
+    assert row.expires_at is not None and row.expires_at - datetime.now(UTC) > timedelta(days=89)
+    assert new_token.startswith(row.prefix)
+    end = page.locator(f'[data-token-expiry="{row.prefix}"]')
+    expect(end).to_contain_text("stops working on")
+    expect(end).not_to_contain_text("Rotate it now")
+
+    with engine.begin() as conn:  # ten days before its end
+        soon = datetime.now(UTC) + timedelta(days=10)
+        conn.execute(update(scim_tokens).where(scim_tokens.c.id == row.id).values(expires_at=soon))
+    page.reload()
+    expect(end).to_contain_text("Rotate it now and paste the new one into your identity provider.")
+    expect(end).to_have_class("warning")

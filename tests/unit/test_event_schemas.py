@@ -390,6 +390,7 @@ def credential_facts() -> list[Event]:
         token_facts.revoked_fact("scim", revoked, ADMIN_API),
         sso_config.configured_fact("oidc", None, oidc, ADMIN_API),
         sso_config.configured_fact("oidc", oidc, {**oidc, "client_id": "acme-2"}, ADMIN_API),
+        token_facts.expiring_fact(scim_id, "scim_Ab12Cd34", datetime(2027, 3, 1, 9, 30, tzinfo=UTC)),
     ]
     for fact in facts:
         assert fact is not None
@@ -576,7 +577,7 @@ def _nil_org(ce: dict[str, Any]) -> None:
 FACTS = {
     c.LOGIN_SUCCEEDED, c.LOGIN_REFUSED, c.ORG_SETTINGS_CHANGED, c.MEMBER_MANUALLY_ADDED, c.MEMBER_MANUALLY_REMOVED,
     c.ACCOUNT_REGISTERED, c.ACCOUNT_ACQUIRED, c.CONFLICT_DISMISSED, c.DOMAIN_VERIFIED, c.ACCOUNT_INVITED,
-    c.INVITATION_ACCEPTED, c.CREDENTIAL_ISSUED, c.CREDENTIAL_REVOKED, c.ORG_SSO_CONFIGURED,
+    c.INVITATION_ACCEPTED, c.CREDENTIAL_ISSUED, c.CREDENTIAL_REVOKED, c.ORG_SSO_CONFIGURED, c.CREDENTIAL_EXPIRING,
 }  # fmt: skip
 # a conflict carries its cause's version: a member.created's, or none for an account.registered's
 CAUSE_VERSIONED = {c.EMAIL_CONFLICT_DETECTED}
@@ -766,6 +767,16 @@ DATA_BREAKS: dict[str, dict[str, Any]] = {
             "missing actor": _drop(("data", "actor")),
             "the token itself": _set(("data", "token"), "adm_" + "x" * 43),
             "org subject": _set(("subject",), f"orgs/{ORG.id}"),
+        },
+    },
+    "credential expiring": {
+        "kinds": [c.CREDENTIAL_EXPIRING],
+        "breaks": {
+            "an admin token": _set(("data", "kind"), "admin"),
+            "token id not an id": _set(("data", "token_id"), "scim_Ab12Cd34SECRET"),
+            "no end": _drop(("data", "expires_at")),
+            "an end that is no time": _set(("data", "expires_at"), "next week"),
+            "the token itself": _set(("data", "token"), "scim_" + "x" * 43),
         },
     },
     "sso configured": {
@@ -1170,7 +1181,7 @@ def test_an_erasure_is_keyed_by_the_member_with_an_id_from_org_and_member_only()
 
 
 def test_credential_facts_name_the_token_by_id_and_prefix_and_sso_facts_only_the_settings_changed():
-    issued, rotated, revoked, created, changed = CREDENTIAL_FACTS
+    issued, rotated, revoked, created, changed, expiring = CREDENTIAL_FACTS
     assert issued.data == {
         "kind": "admin", "token_id": "7a8b9c0d-1e2f-4a3b-8c4d-5e6f7a8b9c0d", "prefix": "adm_Zz98Yy76", "name": "ops",
         "reason": "created", "actor": "cli",
@@ -1182,6 +1193,9 @@ def test_credential_facts_name_the_token_by_id_and_prefix_and_sso_facts_only_the
     every_setting = ["client_id", "client_secret_sealed", "issuer"]
     assert created.data == {"protocol": "oidc", "created": True, "changed": every_setting, "actor": ADMIN_API}
     assert (changed.data["created"], changed.data["changed"]) == (False, ["client_id"])
+    assert expiring.data == {"kind": "scim", "token_id": revoked.data["token_id"], "prefix": "scim_Ab12Cd34",
+                             "expires_at": "2027-03-01T09:30:00+00:00"}
+    assert (expiring.subject, expiring.key) == (subject, f"{ACME.id}:{ACME.id}")
     assert "v1:x" not in json.dumps([e.data for e in CREDENTIAL_FACTS])
     oidc = {"issuer": "https://idp.acme.example"}
     assert sso_config.configured_fact("oidc", oidc, dict(oidc), "cli") is None  # the same settings again: no fact
