@@ -393,8 +393,7 @@ PAYLOADS: tuple[type[Payload], ...] = (
     BillingFirstLogin, BillingSeatReleased, BillingSeatRestored, BillingSeatOverage, BillingMemberErased,
     OrgSettingsChanged, MemberManuallyAdded, MemberManuallyRemoved, AccountRegistered, AccountAcquired,
     EmailConflictDismissed, DomainVerified, AccountInvited, InvitationAccepted,
-    MemberCreated, EmailConflictDetected, CredentialIssued, CredentialRevoked, OrgSsoConfigured,
-    CredentialExpiring,
+    MemberCreated, EmailConflictDetected, CredentialIssued, CredentialRevoked, OrgSsoConfigured, CredentialExpiring,
 )  # fmt: skip
 ALL: tuple[EventType, ...] = tuple(p.KIND for p in PAYLOADS)
 BY_TYPE: dict[str, EventType] = {e.type: e for e in ALL}
