@@ -100,6 +100,8 @@ class Settings(BaseSettings):
     # off: each process keeps its own, and N processes grant an org N times the rate
     scim_rate_limit_shared: bool = True
     max_results: int = 1000  # SCIM `count` cap, announced as filter.maxResults
+    # How long an RFC 9865 cursor (`nextCursor`) of a SCIM list stays valid; announced as pagination.cursorTimeout.
+    scim_cursor_timeout_seconds: int = Field(3600, gt=0)
     scim_lean_reads: bool = True  # common User reads from the stored JSON (ingest/scim/lean.py); off: all by the library
     # SCIM filters (and PATCH paths) longer or more deeply nested are 400 invalidFilter (invalidPath)
     max_filter_length: int = 4096

@@ -4,7 +4,10 @@ Reading a row whole costs the ingest process about 75 µs of validation (more fo
 a search over 10,000 candidates that read each one whole cost it seconds, for one short request.
 So, in order:
 
-1. An unfiltered, unsorted listing pages in SQL, ordered by id: only the page is read.
+1. An unfiltered, unsorted listing pages in SQL, ordered by id: only the page is read. Paged by
+   RFC 9865 cursor, it is a keyset page (`id > last id`): ids never change, so a resource that
+   exists throughout a walk is on exactly one page whatever is written meanwhile. (A cursor of a
+   filtered or sorted search pages the library's way, over the candidates, by sort value and id.)
 2. An unfiltered sort that PostgreSQL orders exactly as scim2-models does pages in SQL too
    (`sql_sort_key`): one resource type, on the id, `meta.created`, `meta.lastModified`, or a
    singular string attribute (a sub-attribute of a singular complex one included) whose stored
@@ -20,7 +23,7 @@ So, in order:
 
 from typing import TYPE_CHECKING, Any
 
-from scim2_models import Extension, Resource, ScimFilter, SearchRequest, TooManyException
+from scim2_models import Extension, InvalidCursorException, Resource, ScimFilter, SearchRequest, TooManyException
 from scim2_models.path import Comparison, LogicalExpr, Not, Present, ValuePath
 from scim2_server.memory import _page
 from scim2_server.storage import SearchPage
@@ -42,6 +45,8 @@ def search(storage: "PgStorage", names: list[str], search_request: SearchRequest
     """The page of `search_request` over the org's resources of the types `names`."""
     where = [t.c.org_id == storage.org.id, t.c.resource_type.in_(names)]
     if search_request.filter is None and search_request.sort_by is None:
+        if search_request.cursor is not None:
+            return _keyset_page(storage, where, search_request, position)
         return _plain_page(storage, where, search_request)
     if search_request.filter is None and search_request.cursor is None and len(names) == 1:
         key = sql_sort_key(search_request, storage.models[names[0]])
@@ -55,6 +60,42 @@ def _plain_page(storage: "PgStorage", where: list[ColumnElement[bool]], search_r
     total = storage.conn.execute(select(func.count()).select_from(t).where(*where)).scalar_one()
     start = search_request.start_index_0 or 0
     return SearchPage(total, _rows(storage, where, search_request, start, total, t.c.id))
+
+
+def _keyset_page(
+    storage: "PgStorage", where: list[ColumnElement[bool]], search_request: SearchRequest[Any], position: Any
+) -> SearchPage:
+    """A cursor page of the listing by id: after the last id of the page before, or before the first of the one after."""
+    total = storage.conn.execute(select(func.count()).select_from(t).where(*where)).scalar_one()
+    count = search_request.count if search_request.count is not None else total
+    if count == 0:
+        return SearchPage(total, [])
+    forward, anchor = _keyset_position(position)
+    bound = [] if anchor is None else [t.c.id > anchor if forward else t.c.id < anchor]
+    query = storage.readable().where(*where, *bound).order_by(t.c.id if forward else t.c.id.desc()).limit(count + 1)
+    rows = list(storage.conn.execute(query))
+    beyond, rows = len(rows) > count, rows[:count]
+    resources = storage.load(rows if forward else rows[::-1])
+    if not resources:
+        return SearchPage(total, [])
+    first, last = resources[0].id, resources[-1].id
+
+    def any_where(condition: ColumnElement[bool]) -> bool:
+        return bool(storage.conn.execute(select(select(t.c.id).where(*where, condition).exists())).scalar_one())
+
+    after = beyond if forward else any_where(t.c.id > last)
+    before = (anchor is not None and any_where(t.c.id < first)) if forward else beyond
+    return SearchPage(total, resources, next={"d": "next", "i": last} if after else None,
+                      previous={"d": "previous", "i": first} if before else None)  # fmt: skip
+
+
+def _keyset_position(position: Any) -> tuple[bool, str | None]:
+    """(forward, the id the page starts after or ends before) of a position `_keyset_page` gave; the first page's is None."""
+    if position is None:
+        return True, None
+    if not isinstance(position, dict) or position.get("d") not in ("next", "previous") or not isinstance(position.get("i"), str):
+        raise InvalidCursorException
+    return position["d"] == "next", position["i"]
 
 
 def _rows(

@@ -1,5 +1,6 @@
 """What this SCIM service provider serves and announces (RFC 7643 §5, §6)."""
 
+import hmac
 from functools import cached_property
 from typing import Any, Union
 
@@ -15,6 +16,7 @@ from scim2_models import (
     Filter,
     Group,
     ListResponse,
+    Pagination,
     Patch,
     PatchOp,
     Reference,
@@ -61,6 +63,11 @@ def build_provider(settings: Settings) -> ScimProvider:
         change_password=ChangePassword(supported=False),
         sort=Sort(supported=True),
         etag=ETag(supported=True),
+        # RFC 9865: `cursor` and `nextCursor` beside startIndex (the default, as Entra and Okta page by index)
+        pagination=Pagination(
+            cursor=True, index=True, default_pagination_method=Pagination.DefaultPaginationMethod.index,
+            max_page_size=settings.max_results, cursor_timeout=settings.scim_cursor_timeout_seconds,
+        ),
         authentication_schemes=[
             AuthenticationScheme(
                 type=AuthenticationScheme.Type.oauthbearertoken,
@@ -101,7 +108,9 @@ def build_service(settings: Settings) -> tuple[ScimService, dict[str, type[Resou
     """The protocol service, and the model of each resource type by name."""
     _accept_directory_domains()
     provider = build_provider(settings)
-    service = ScimService(provider)
+    # the cursors' key, sealed by the library (AES-GCM): every ingest process derives the same one
+    secret = hmac.new(settings.secret_key.get_secret_value().encode(), b"provisioner scim cursors", "sha256").digest()
+    service = ScimService(provider, secret=secret)
     models = {type_name(rt): service.get_model(rt) for rt in provider.resource_types}
     _KEPT.extend(_parametrized(service))
     return service, models

@@ -256,7 +256,7 @@ def _json_or_none(body: bytes) -> Any:
 class _NoStorage:
     """/ServiceProviderConfig needs no storage; any access would be a bug."""
 
-    supports_cursors = False
+    supports_cursors = True  # as the storages it stands for (the library checks the configuration against it)
     _search_takes_position = True
     _get_takes_response_parameters = True
 

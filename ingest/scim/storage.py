@@ -72,6 +72,8 @@ def _version_of(etag: str | None) -> int | None:
 class PgStorage(ScimStorage):
     """Resources of one org. `lock=True` reads rows FOR UPDATE, so a read-modify-write is serialised."""
 
+    supports_cursors = True  # RFC 9865: keyset pages by id, or the library's over the candidates (paging.py)
+
     def __init__(
         self,
         uow: SqlUnitOfWork,
