@@ -23,7 +23,7 @@ from sqlalchemy import Connection, case, func, select
 from sqlalchemy.dialects.postgresql import insert
 
 from core.tables import orgs, scim_audit, scim_health
-from domain import tokens
+from domain import token_expiry, tokens
 
 STATES = ("healthy", "quiet", "failing_auth", "failing_requests", "not_connected", "disabled")
 FAILING = ("failing_auth", "failing_requests")
@@ -197,8 +197,8 @@ def report(
     newest = max((t["created_at"] for t in listed), default=None)  # an older one was replaced: its end is no news
     shown["scim_tokens"] = [
         {k: t[k] for k in ("id", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at", "live")}
-        | {"expires_soon": bool(t["live"] and t["expires_at"] and t["created_at"] == newest
-                                and datetime.fromisoformat(t["expires_at"]) <= now + token_warning)}
+        | {"expires_soon": bool(t["live"] and t["created_at"] == newest and token_expiry.soon(
+            datetime.fromisoformat(t["expires_at"]) if t["expires_at"] else None, now, token_warning))}
         for t in listed
     ]  # fmt: skip
     return shown

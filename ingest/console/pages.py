@@ -163,9 +163,9 @@ def rotate(console: Console, request: Request, session: Session, form: dict[str,
         return console.flash(session, PREFIX, kind="error", text="Enable Provisioning through SCIM before rotating its token.")
     overlap, days = console.settings.token_overlap_seconds, form.get("expires_in_days", "")
     try:
-        lifetime = token_expiry.lifetime(int(days) if days.isdigit() else None if not days else -1)
-    except ValueError as exc:
-        return console.flash(session, PREFIX, kind="error", text=f"The token was not rotated: {exc}.")
+        lifetime = token_expiry.lifetime(int(days)) if days else None
+    except ValueError:  # a value the form's select never offers
+        return console.flash(session, PREFIX, kind="error", text="The token was not rotated: choose its lifetime from the list.")
     token = orgs.rotate_token(console.engine, session.org.slug, overlap, topics=console.settings.topics(),
                               actor=session.actor, lifetime=lifetime)
     back = PREFIX + ("?" + urlencode({"idp": form["idp"]}) if form.get("idp") in guides.IDPS else "")

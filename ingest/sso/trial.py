@@ -123,7 +123,7 @@ def decided(conn: Connection, settings: Settings, org: Org, sign_in: logins.Sign
     try:
         found = model.resolve_sign_in(uow, org.id, sign_in.email.strip().lower(), sign_in.idp, sign_in.subject, lock=False)
         outcome = logins.record(uow, org, sign_in)
-        accepted, reason = outcome.accepted, outcome.reason or _why_accepted(uow, org, found, sign_in)
+        accepted, reason = outcome.accepted, outcome.reason or _why_accepted(org, found)
     except logins.LoginError as exc:
         found, accepted, reason = None, False, f"the email the identity provider sent cannot be used: {exc}"
     finally:
@@ -134,7 +134,7 @@ def decided(conn: Connection, settings: Settings, org: Org, sign_in: logins.Sign
                    stage="organisation", reason=reason, person=person)
 
 
-def _why_accepted(uow: SqlUnitOfWork, org: Org, found: Member | None, sign_in: logins.SignIn) -> str:
+def _why_accepted(org: Org, found: Member | None) -> str:
     if found is not None and model.is_live(found):
         after = {
             MemberStatus.PROVISIONED: "it would be their first login, which takes a seat",
@@ -148,9 +148,9 @@ def _why_accepted(uow: SqlUnitOfWork, org: Org, found: Member | None, sign_in: l
 
 
 def _report(conn: Connection, org: Org, protocol: str, idp: str, actor: str, seen: Seen, **verdict: Any) -> Response:
-    report = {"protocol": protocol, "idp": idp, "by": actor, "at": datetime.now(UTC).isoformat(),
-              "sent": seen.items, "verified": seen.verified, "person": None, **verdict}  # fmt: skip
     now, test_id = datetime.now(UTC), secrets.token_urlsafe(18)
+    report = {"protocol": protocol, "idp": idp, "by": actor, "at": now.isoformat(),
+              "sent": seen.items, "verified": seen.verified, "person": None, **verdict}  # fmt: skip
     mine = sso_test_results.c.org_id == org.id
     newest = select(sso_test_results.c.id).where(mine).order_by(sso_test_results.c.created_at.desc()).limit(KEEP_PER_ORG - 1)
     conn.execute(delete(sso_test_results).where(mine, (sso_test_results.c.created_at < now - KEEP)
