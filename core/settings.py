@@ -103,6 +103,8 @@ class Settings(BaseSettings):
     # How long an RFC 9865 cursor (`nextCursor`) of a SCIM list stays valid; announced as pagination.cursorTimeout.
     scim_cursor_timeout_seconds: int = Field(3600, gt=0)
     scim_lean_reads: bool = True  # common User reads from the stored JSON (ingest/scim/lean.py); off: all by the library
+    # POST /Users in one statement and round trip (ingest/scim/lean_create.py); off: by the library and the storage
+    scim_lean_writes: bool = True
     # SCIM filters (and PATCH paths) longer or more deeply nested are 400 invalidFilter (invalidPath)
     max_filter_length: int = 4096
     max_filter_depth: int = 10
@@ -134,6 +136,8 @@ class Settings(BaseSettings):
     # costs about one answer per connection per delay.
     scim_refusal_delay_seconds: float = Field(1.0, ge=0)
     scim_refusal_delay_max: int = Field(256, ge=0)
+    # Ingest pings a pooled connection only when it comes back after this long unused (core/db.py).
+    db_ping_idle_seconds: float = Field(1.0, ge=0)
     # Session defaults of the ingest engine (`make_engine(..., bounded=True)`): PostgreSQL cancels a
     # statement running longer, and ends a session left idle inside a transaction that long. 0: none.
     ingest_statement_timeout_seconds: float = Field(30.0, ge=0)

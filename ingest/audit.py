@@ -136,10 +136,19 @@ def stage(conn: Connection, status: int, request_id: str) -> None:
     entry._staged = True
 
 
-def committed() -> None:
-    """The transaction that staged the row committed: the row exists."""
+def staged_row(status: int, request_id: str) -> dict[str, Any] | None:
+    """The row `stage` would insert, for a write that inserts it in its own statement (then
+    `committed(inline=True)`); None when there is none."""
     entry = _current.get()
-    if entry is not None and entry._staged:
+    if entry is None or entry.org_id is None or entry.method not in _WRITES:
+        return None
+    return entry.row(status, request_id, time.perf_counter() - entry.started)
+
+
+def committed(*, inline: bool = False) -> None:
+    """The transaction that staged the row (or inserted `staged_row`'s) committed: the row exists."""
+    entry = _current.get()
+    if entry is not None and (entry._staged or inline):
         entry.stored = True
         metrics.AUDIT_ROWS.labels("inline").inc()
 

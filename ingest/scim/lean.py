@@ -121,13 +121,22 @@ class LeanReads:
 
     def _body(self, request: ScimRequest, row: Any) -> dict[str, Any] | None:
         """The resource as the library dumps it, or None when only the library can say."""
-        data = row.data
-        if data is None or self.not_returned & set(data) or _has_reference(data):
+        if row.data is None or not self.servable(row.data):
             return None
-        location = self.service.resource_location(request.base_url, self.user_type, row.id)
-        meta = {"resourceType": "User", "created": _when(row.created_at), "lastModified": _when(row.updated_at),
-                "location": location, "version": f'W/"{row.version}"'}
-        return {**data, "id": row.id, "meta": meta}
+        return self.body(request.base_url, row.id, row.data, row.created_at, row.updated_at, row.version)
+
+    def servable(self, data: dict[str, Any]) -> bool:
+        """Whether a stored User's JSON is, with `id` and `meta`, what the library would answer."""
+        return not (self.not_returned & set(data)) and not _has_reference(data)
+
+    def body(
+        self, base_url: str, resource_id: str, data: dict[str, Any], created: datetime, updated: datetime, version: int
+    ) -> dict[str, Any]:
+        """A servable User as the library dumps it: its JSON, `id`, and `meta` as `ScimService.publish` sets it."""
+        location = self.service.resource_location(base_url, self.user_type, resource_id)
+        meta = {"resourceType": "User", "created": _when(created), "lastModified": _when(updated),
+                "location": location, "version": f'W/"{version}"'}
+        return {**data, "id": resource_id, "meta": meta}
 
 
 def _not_returned_by_default(model: Any) -> set[str]:

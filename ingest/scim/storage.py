@@ -210,7 +210,7 @@ class PgStorage(ScimStorage):
 
     # -- writing -----------------------------------------------------------------------
 
-    def _columns(self, resource_type: str, data: dict[str, Any]) -> dict[str, Any]:
+    def columns(self, resource_type: str, data: dict[str, Any]) -> dict[str, Any]:
         return {
             "user_name_ci": data.get("userName", "").lower() if resource_type == "User" else None,
             "external_id": data.get("externalId"),
@@ -218,7 +218,7 @@ class PgStorage(ScimStorage):
             "emails_ci": lowered([e.get("value", "") for e in data.get("emails") or []]),
         }
 
-    def _stored_data(
+    def stored_data(
         self, resource_type: str, resource: Resource[Any]
     ) -> tuple[dict[str, Any], dict[str, str], dict[str, str | None]]:
         """The JSONB body (without members), the members by id with type, and their display names."""
@@ -252,10 +252,10 @@ class PgStorage(ScimStorage):
         self.check_deadline()  # the library's work before this may have used it up: then write nothing
         name = type_name(resource_type)
         resource_id = uuid.uuid4().hex
-        data, member_types, displays = self._stored_data(name, resource)
+        data, member_types, displays = self.stored_data(name, resource)
         now = datetime.now(UTC)
         values = {"org_id": self.org.id, "id": resource_id, "resource_type": name, "version": 1, "data": data,
-                  "created_at": now, "updated_at": now, **self._columns(name, data)}
+                  "created_at": now, "updated_at": now, **self.columns(name, data)}
         row = self.conn.execute(_CREATE[name == "User"], values).first()
         if row is None:
             raise UniquenessException(detail=f"userName {data.get('userName')!r} is already taken")
@@ -273,13 +273,13 @@ class PgStorage(ScimStorage):
         name = type_name(resource_type)
         resource_id = str(resource.id)
         row = self._locked(resource_type, resource_id, expected_version)
-        data, member_types, displays = self._stored_data(name, resource)
+        data, member_types, displays = self.stored_data(name, resource)
         self._check_unique(name, data, resource_id)
         version = row.version + 1
         updated = self.conn.execute(
             update(t)
             .where(t.c.org_id == self.org.id, t.c.id == resource_id)
-            .values(version=version, data=data, updated_at=datetime.now(UTC), **self._columns(name, data))
+            .values(version=version, data=data, updated_at=datetime.now(UTC), **self.columns(name, data))
             .returning(*t.c)
         ).one()
         if name == "User":
