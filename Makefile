@@ -70,12 +70,19 @@ test: install stack
 	  $(BIN)/python -m pytest tests
 
 # Benchmarks measure and report (docs/benchmarks.md, bench/results.json); they never fail on a number.
-bench: install stack
+# the load generators: wrk (closed loop) from Debian, vegeta (constant rate) from the Go module proxy
+VEGETA := github.com/tsenart/vegeta/v12@v12.13.0
+define BENCH_TOOLS
 	@command -v wrk >/dev/null || apt-get install -y -qq wrk
+	@test -x $(BIN)/vegeta || GOBIN=$(abspath $(BIN)) go install $(VEGETA)
+endef
+
+bench: install stack
+	$(BENCH_TOOLS)
 	@set -a; eval "$$(bash $(STACK) env)"; set +a; $(BIN)/python -m bench.run
 
 bench-quick: install stack
-	@command -v wrk >/dev/null || apt-get install -y -qq wrk
+	$(BENCH_TOOLS)
 	@set -a; eval "$$(bash $(STACK) env)"; set +a; $(BIN)/python -m bench.run --quick
 
 # A hostile org's bounded mix of expensive and slow requests while another org's SCIM latency is

@@ -1,18 +1,22 @@
 """The system under test for benchmarks: a fresh database, its own topics, real processes."""
 
+import base64
 import os
 import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+import orjson
 from sqlalchemy import Engine, create_engine, text
 
 from core.db import make_engine
@@ -90,15 +94,17 @@ class System:
                     proc.kill()
 
 
-def start_reference(port: int) -> subprocess.Popen[bytes]:
-    """The reference in-memory scim2-server, served by the same uvicorn as ours (one process)."""
+def start_reference(port: int, users: int = 0) -> subprocess.Popen[bytes]:
+    """The reference in-memory scim2-server, served by the same uvicorn as ours (one process),
+    holding `users` seeded users (bench/reference.py)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "bench.reference:app", "--port", str(port),
          "--log-level", "warning", "--no-access-log"],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
+        env={**os.environ, "BENCH_REFERENCE_USERS": str(users)},
     )
-    wait_http(f"http://127.0.0.1:{port}/ServiceProviderConfig")
+    wait_http(f"http://127.0.0.1:{port}/ServiceProviderConfig", timeout=30 + users / 1000)
     return proc
 
 
@@ -176,3 +182,38 @@ def _parse_wrk(out: str) -> WrkResult:
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     errors = (int(bad.group(1)) if bad else 0) + (sum(int(g) for g in socket_errors.groups()) if socket_errors else 0)
     return WrkResult(rps, p50, p99, total, errors)
+
+
+@dataclass
+class PacedResult:
+    """What a constant-rate run sent and how fast, by vegeta's own count."""
+
+    sent: int
+    achieved_rps: float
+    success_ratio: float
+    p99_ms: float
+
+
+def vegeta_binary() -> str:
+    """vegeta (Go, open-loop: it sends at the rate asked, whatever the answers' latency), as
+    `make bench` installs it beside the virtualenv's tools."""
+    local = ROOT / ".venv" / "bin" / "vegeta"
+    return str(local) if local.exists() else "vegeta"
+
+
+def vegeta(targets: list[dict[str, Any]], rate: float, seconds: float) -> PacedResult:
+    """Send `targets` (vegeta's JSON targets: method, url, header, body) in order at `rate` per
+    second for `seconds`, each at most once; vegeta's report of what it sent."""
+    with tempfile.NamedTemporaryFile("wb", suffix=".jsonl", delete=False) as f:
+        for target in targets:
+            f.write(orjson.dumps({**target, "body": base64.b64encode(target.get("body", b"")).decode()}) + b"\n")
+    attack = subprocess.run(
+        [vegeta_binary(), "attack", "-format=json", f"-targets={f.name}", f"-rate={max(1, round(rate * 60))}/1m", f"-duration={seconds}s",
+         "-max-workers=256", "-timeout=30s", "-keepalive=true"],
+        capture_output=True, check=True,
+    )  # fmt: skip
+    report = subprocess.run([vegeta_binary(), "report", "-type=json"], input=attack.stdout, capture_output=True, check=True)
+    os.unlink(f.name)
+    r = orjson.loads(report.stdout)
+    return PacedResult(sent=int(r["requests"]), achieved_rps=round(float(r["rate"]), 1),
+                       success_ratio=float(r["success"]), p99_ms=round(r["latencies"]["99th"] / 1e6, 2))

@@ -1,6 +1,5 @@
 """Benchmark scenarios. Each returns plain dicts of figures; medians over repeats where timed."""
 
-import asyncio
 import os
 import statistics
 import tempfile
@@ -9,11 +8,10 @@ import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import orjson
 from sqlalchemy import Engine, text
 
-from bench.harness import System, start_reference, wrk, wrk_until
+from bench.harness import PacedResult, System, start_reference, vegeta, wrk, wrk_until
 from core.settings import Settings, free_port
 from domain import orgs, service_tokens
 
@@ -108,7 +106,25 @@ def lookups(system: System, engine: Engine, sizes: list[int], seconds: int, repe
                    "BENCH_PATH": urlsplit(url).path}
             row[attr] = median_runs(lambda env=env: wrk(url, "lookup.lua", connections=16, seconds=seconds, env=env), repeats)
         out["by_size"][str(size)] = row
+    out["reference"] = _reference_lookups(min(sizes), seconds, repeats)
     return out
+
+
+def _reference_lookups(size: int, seconds: int, repeats: int) -> dict[str, Any]:
+    """The same lookups of the same users, served by the reference from memory (one process)."""
+    port = free_port()
+    reference = start_reference(port, users=size)
+    try:
+        row: dict[str, Any] = {"users": size}
+        for attr in ("userName", "externalId"):
+            env = {"BENCH_ATTR": attr, "BENCH_SIZE": str(size), "BENCH_PREFIX": "seed", "BENCH_PATH": "/Users"}
+            url = f"http://127.0.0.1:{port}/Users"
+            row[attr] = median_runs(lambda env=env, url=url: wrk(url, "lookup.lua", connections=16, seconds=seconds, env=env),
+                                    repeats)
+        return row
+    finally:
+        reference.terminate()
+        reference.wait(timeout=10)
 
 
 # -- 4. Pipeline: drain rate, then latency at half and full load ----------------------------
@@ -139,23 +155,16 @@ def pipeline_drain(system: System, engine: Engine, expected: int, timeout: float
     }
 
 
-async def _paced_posts(url: str, token: str, rate: float, seconds: float, prefix: str) -> int:
-    """POST at a constant rate with a bounded pool (an open-loop generator)."""
-    sent = 0
-    limits = httpx.Limits(max_connections=32)
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"}
-    async with httpx.AsyncClient(limits=limits, timeout=30, headers=headers) as client:
-        tasks = []
-        started = time.monotonic()
-        while time.monotonic() - started < seconds:
-            name = f"{prefix}-{sent}@bench.test"
-            body = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name,
-                    "emails": [{"value": name, "primary": True}]}
-            tasks.append(asyncio.create_task(client.post(url, content=orjson.dumps(body))))
-            sent += 1
-            await asyncio.sleep(max(0.0, started + sent / rate - time.monotonic()))
-        await asyncio.gather(*tasks, return_exceptions=True)
-    return sent
+def _paced_posts(url: str, token: str, rate: float, seconds: float, prefix: str) -> PacedResult:
+    """POST unique users at a constant rate (vegeta: an open-loop generator in Go, off the GIL)."""
+    headers = {"Authorization": [f"Bearer {token}"], "Content-Type": ["application/scim+json"]}
+    targets = []
+    for i in range(int(rate * seconds) + 1):
+        name = f"{prefix}-{i}@bench.test"
+        body = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name,
+                "emails": [{"value": name, "primary": True}]}
+        targets.append({"method": "POST", "url": url, "header": headers, "body": orjson.dumps(body)})
+    return vegeta(targets, rate, seconds)
 
 
 def _latencies(engine: Engine, org_id: str) -> dict[str, Any]:
@@ -214,12 +223,15 @@ def pipeline_latency(system: System, engine: Engine, sustained_rps: float, secon
         org, token = orgs.create(engine, f"bench-latency-{int(share * 100)}-" + uuid.uuid4().hex[:6])
         url = orgs.scim_base_url(system.settings.public_url, org.slug) + "/Users"
         rate = max(1.0, sustained_rps * share)
-        sent = asyncio.run(_paced_posts(url, token, rate, seconds, f"lat{int(share * 100)}"))
+        paced = _paced_posts(url, token, rate, seconds, f"lat{int(share * 100)}")
         t0 = time.monotonic()
-        _wait_members(engine, org.id, sent, timeout=120)
+        _wait_members(engine, org.id, round(paced.sent * paced.success_ratio), timeout=120)
         out[f"{int(share * 100)}%"] = {
             "target_rps": round(rate, 1),
-            "sent": sent,
+            "achieved_rps": paced.achieved_rps,
+            "sent": paced.sent,
+            "success_ratio": paced.success_ratio,
+            "request_p99_ms": paced.p99_ms,
             "lag_drained_seconds_after_load": round(time.monotonic() - t0, 2),
             "waited_for_idle_seconds_before": waited,
             "commit_to_applied": _latencies(engine, org.id),
