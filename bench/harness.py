@@ -208,8 +208,8 @@ def vegeta(targets: list[dict[str, Any]], rate: float, seconds: float) -> PacedR
         for target in targets:
             f.write(orjson.dumps({**target, "body": base64.b64encode(target.get("body", b"")).decode()}) + b"\n")
     attack = subprocess.run(
-        [vegeta_binary(), "attack", "-format=json", f"-targets={f.name}", f"-rate={max(1, round(rate * 60))}/1m", f"-duration={seconds}s",
-         "-max-workers=256", "-timeout=30s", "-keepalive=true"],
+        [vegeta_binary(), "attack", "-format=json", f"-targets={f.name}", f"-rate={max(1, round(rate * 60))}/1m",
+         f"-duration={seconds}s", "-max-workers=256", "-timeout=30s", "-keepalive=true"],
         capture_output=True, check=True,
     )  # fmt: skip
     report = subprocess.run([vegeta_binary(), "report", "-type=json"], input=attack.stdout, capture_output=True, check=True)

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Text, bindparam, cast, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 
-from core.db import any_text, any_uuid
+from core.db import any_text, any_uuid, recordset_insert
 from core.tables import (
     member_activity,
     member_identities,
@@ -73,7 +73,7 @@ _COUNT_ACTIVE = select(func.count()).where(members.c.org_id == bindparam("org_id
 _LIVE_FROM = _SELECT_MEMBERS.where(
     members.c.org_id == bindparam("org_id"), members.c.source == bindparam("source"), members.c.status != MemberStatus.REMOVED
 ).order_by(members.c.created_at)
-_INSERT_MEMBERS = insert(members)
+_INSERT_MEMBERS = recordset_insert(members, (*_MEMBER_COLUMNS, "updated_at"))
 _SAVE_MEMBERS = (
     update(members)
     .where(members.c.id == bindparam("member_id"))
@@ -95,7 +95,7 @@ _LOCK_PEOPLE = text(
     "SELECT pg_advisory_xact_lock(hashtextextended(k, 0))"
     " FROM (SELECT k FROM unnest(CAST(:keys AS text[])) AS k ORDER BY k) AS people"
 )
-_INSERT_ACTIVITY = member_activity.insert()
+_INSERT_ACTIVITY = recordset_insert(member_activity, ("org_id", "member_id", "event_id", "type", "source", "summary"))
 
 _PENDING = (
     select(*(pending_logins.c[name] for name in PendingLogin.__dataclass_fields__))
@@ -181,7 +181,7 @@ class PgMembers:
     def add(self, new: list[Member]) -> None:
         if new:
             now = datetime.now(UTC)
-            self.conn.execute(_INSERT_MEMBERS, [{n: getattr(m, n) for n in _MEMBER_COLUMNS} | {"updated_at": now} for m in new])
+            _INSERT_MEMBERS(self.conn, [{n: getattr(m, n) for n in _MEMBER_COLUMNS} | {"updated_at": now} for m in new])
 
     def save(self, changed: list[Member]) -> None:
         if changed:
@@ -229,7 +229,7 @@ class PgActivities:
 
     def add(self, rows: list[Activity]) -> None:
         if rows:
-            self.conn.execute(_INSERT_ACTIVITY, [vars(r) for r in rows])
+            _INSERT_ACTIVITY(self.conn, [vars(r) for r in rows])
 
 
 class PgSeats:

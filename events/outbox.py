@@ -98,18 +98,26 @@ def published_ids(settings: Settings, topics: list[str], depth: int) -> set[str]
     return ids
 
 
+# The record's value is the stored JSON as PostgreSQL writes it out (`payload::text`): parsing it
+# into Python and dumping it again was a fifth of the relay's interpreter time. The fields the
+# metrics need come as columns of their own.
+_BATCH = text(
+    "SELECT id, topic, key, payload::text AS body, payload->>'time' AS time, payload->>'type' AS type, "
+    "payload->'data'->>'first_login_at' AS first_login_at FROM outbox ORDER BY id LIMIT :n"
+)
+
+
 def _observe_published(rows: Sequence[Any]) -> None:
     now = datetime.now(UTC)
     for r in rows:
         metrics.RELAY_PUBLISHED.labels(r.topic).inc()
-        payload = r.payload
         try:
-            committed = datetime.fromisoformat(payload["time"].replace("Z", "+00:00"))
+            committed = datetime.fromisoformat(r.time.replace("Z", "+00:00"))
             metrics.PUBLISH_DELAY.labels(r.topic).observe(max(0.0, (now - committed).total_seconds()))
-            if payload["type"] == c.BILLING_FIRST_LOGIN.type:
-                first_login = datetime.fromisoformat(payload["data"]["first_login_at"])
+            if r.type == c.BILLING_FIRST_LOGIN.type:
+                first_login = datetime.fromisoformat(r.first_login_at)
                 metrics.COMMIT_TO_BILLING.observe(max(0.0, (now - first_login).total_seconds()))
-        except (KeyError, TypeError, ValueError):
+        except (AttributeError, TypeError, ValueError):
             continue
 
 
@@ -177,14 +185,11 @@ class Relay:
     def publish_batch(self) -> int:
         """Publish one batch of committed rows; returns how many were published."""
         with self.engine.begin() as conn:
-            rows = conn.execute(
-                text("SELECT id, topic, key, payload FROM outbox ORDER BY id LIMIT :n"),
-                {"n": self.settings.relay_batch_size},
-            ).all()
+            rows = conn.execute(_BATCH, {"n": self.settings.relay_batch_size}).all()
             if not rows:
                 return 0
             futures = [
-                self.producer.send(r.topic, key=r.key.encode(), value=orjson.dumps(r.payload), headers=STRUCTURED) for r in rows
+                self.producer.send(r.topic, key=r.key.encode(), value=r.body.encode(), headers=STRUCTURED) for r in rows
             ]
             try:
                 self.producer.flush(timeout=self.settings.relay_kafka_timeout_seconds + 5)
