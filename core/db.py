@@ -87,20 +87,23 @@ def any_uuid(name: str) -> Any:
     return func.any(cast(bindparam(name), ARRAY(UUID(as_uuid=False))))
 
 
-def recordset_insert(table: Table, columns: Sequence[str]) -> Callable[[Connection, list[dict[str, Any]]], None]:
+def recordset_insert(
+    table: Table, columns: Sequence[str], *, on_conflict: str = ""
+) -> Callable[[Connection, list[dict[str, Any]]], None]:
     """An INSERT of many rows of `table` bound as one JSON array, kept in the list's order.
 
     SQLAlchemy's executemany binds every value of every row (a batch of 1,000 members is 18,000
     parameters, each adapted by psycopg2): most of the membership worker's interpreter time. One
     orjson-dumped array is one parameter, which PostgreSQL reads with `jsonb_to_recordset`. Values
     are what orjson writes (datetimes in ISO 8601, enums as their values); a column left out keeps its default.
+    `on_conflict` is the statement's ON CONFLICT clause, if any.
     """
     dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
     names = ", ".join(columns)
     types = ", ".join(f"{c} {table.c[c].type.compile(dialect=dialect)}" for c in columns)
     statement = text(
         f"INSERT INTO {table.name} ({names}) SELECT {names} FROM ROWS FROM "
-        f"(jsonb_to_recordset(CAST(:rows AS jsonb)) AS ({types})) WITH ORDINALITY AS x({names}, n) ORDER BY n"
+        f"(jsonb_to_recordset(CAST(:rows AS jsonb)) AS ({types})) WITH ORDINALITY AS x({names}, n) ORDER BY n {on_conflict}"
     )
 
     def insert(conn: Connection, rows: list[dict[str, Any]]) -> None:

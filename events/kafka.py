@@ -10,6 +10,7 @@ from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, Ka
 from kafka.admin import ConfigResource, ConfigResourceType
 
 from core.settings import Settings
+from events.partitioner import Murmur2Partitioner
 
 _APPLY_TIMEOUT_SECONDS = 15.0
 
@@ -26,6 +27,7 @@ def producer(settings: Settings, **overrides: object) -> KafkaProducer:
         "request_timeout_ms": 15000,
         "delivery_timeout_ms": 30000,
         "client_id": "provisioner",
+        "partitioner": Murmur2Partitioner(),  # Kafka's default placement, hashed in C
         # kafka-python backs off up to 30 s between reconnects: a restarted broker would wait that long
         "reconnect_backoff_max_ms": settings.kafka_reconnect_backoff_max_ms,
     }

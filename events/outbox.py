@@ -37,6 +37,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.dialects.postgresql import insert
 
 from core import metrics
+from core.db import recordset_insert
 from core.settings import Settings
 from core.tables import outbox
 from events import catalogue as c
@@ -47,6 +48,8 @@ _STAGED = "outbox.staged_types"
 # CloudEvents' Kafka protocol binding: a structured-mode record says so in its content-type header
 STRUCTURED = [("content-type", b"application/cloudevents+json")]
 _INSERT = insert(outbox).on_conflict_do_nothing(index_elements=["event_id"])
+# a batch of events as one JSON array (core/db.py): the workers stage thousands per transaction
+_INSERT_MANY = recordset_insert(outbox, ("event_id", "topic", "key", "payload"), on_conflict="ON CONFLICT (event_id) DO NOTHING")
 
 
 def add(conn: Connection, events: Iterable[Event], topics: dict[str, str]) -> int:
@@ -66,7 +69,7 @@ def add(conn: Connection, events: Iterable[Event], topics: dict[str, str]) -> in
     ]
     if not rows:
         return 0
-    conn.execute(_INSERT, rows)
+    _INSERT_MANY(conn, rows)
     conn.info.setdefault(_STAGED, []).extend(e.type for e in events)
     return len(rows)
 
