@@ -163,6 +163,7 @@ def render(r: dict[str, Any]) -> str:
         f"the last {b['billed_within_seconds_after_load']} s after the load ended; "
         f"login → billing fact p50 {b['login_to_billing_fact']['p50_ms']} ms, p99 {b['login_to_billing_fact']['p99_ms']} ms.",
         "",
+        *_billing_half_rate(b),
         "## 6. The limits of this box (same run)",
         "",
     ]
@@ -183,3 +184,23 @@ def render(r: dict[str, Any]) -> str:
     if ANALYSIS.exists():
         lines += [ANALYSIS.read_text().rstrip(), ""]
     return "\n".join(lines)
+
+
+def _billing_half_rate(b: dict[str, Any]) -> list[str]:
+    """The paced run at half the login API's rate, and the sign-in targets' verdicts."""
+    api = b["login_api"]["requests_per_second"]
+    lines = [f"Target login API ≥ 1,000 req/s: {_verdict(api >= 1000, f'{api} req/s')}.", ""]
+    half = b.get("half_rate")
+    if not half:
+        return lines
+    fact = half["login_to_billing_fact"]
+    p99 = f"{fact['p99_ms']} ms"
+    return lines + [
+        f"At half that rate, paced by vegeta: {half['target_rps']} req/s asked, {half['achieved_rps']} sent "
+        f"({half['sent']:,} first logins, {half['success_ratio']:.0%} accepted); {half['first_logins']:,} billed, "
+        f"the last {half['billed_within_seconds_after_load']} s after the load; login → billing fact p50 {fact['p50_ms']} ms, "
+        f"p99 {fact['p99_ms']} ms.",
+        "",
+        f"Target login → billing fact p99 ≤ 1 s at half the API's rate: {_verdict(fact['p99_ms'] <= 1000, p99)}.",
+        "",
+    ]

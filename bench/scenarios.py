@@ -242,44 +242,76 @@ def pipeline_latency(system: System, engine: Engine, sustained_rps: float, secon
 # -- 5. Billing path ---------------------------------------------------------------------------
 
 
-def billing(system: System, engine: Engine, people: int, seconds: int) -> dict[str, Any]:
-    org, _ = orgs.create(engine, "bench-billing-" + uuid.uuid4().hex[:6])
+def _seed_people(engine: Engine, org_id: str, prefix: str, people: int) -> None:
     with engine.begin() as conn:
         conn.execute(
             text(
                 "INSERT INTO members (id, org_id, email, email_ci, user_name, status, source) "
-                "SELECT gen_random_uuid(), :o, 'seed-' || i || '@bench.test', 'seed-' || i || '@bench.test', "
-                "'seed-' || i || '@bench.test', 'provisioned', 'scim' FROM generate_series(0, :n - 1) AS i"
+                "SELECT gen_random_uuid(), :o, :p || '-' || i || '@bench.test', :p || '-' || i || '@bench.test', "
+                ":p || '-' || i || '@bench.test', 'provisioned', 'scim' FROM generate_series(0, :n - 1) AS i"
             ),
-            {"o": org.id, "n": people},
+            {"o": org_id, "n": people, "p": prefix},
         )
-    token = service_tokens.create(engine, "bench")
-    result = wrk(
-        system.settings.public_url + "/internal/v1/logins", "logins.lua", connections=8, seconds=seconds,
-        env={"BENCH_TOKEN": token, "BENCH_ORG": org.slug, "BENCH_SIZE": str(people), "BENCH_PREFIX": "seed"},
-    )
-    expected = min(people, result.requests - result.errors)
+
+
+def _billed(engine: Engine, org_id: str, expected: int, timeout: float) -> tuple[float, list[float]]:
+    """Wait until `expected` first logins of the org are billed; (seconds waited, login → fact delays)."""
     t0 = time.monotonic()
     with engine.connect() as conn:
         def billed() -> int:
             conn.commit()
-            return conn.execute(text("SELECT count(*) FROM seats WHERE org_id = :o"), {"o": org.id}).scalar()
+            return conn.execute(text("SELECT count(*) FROM seats WHERE org_id = :o"), {"o": org_id}).scalar()
 
-        while billed() < expected and time.monotonic() - t0 < 180:
+        while billed() < expected and time.monotonic() - t0 < timeout:
             time.sleep(0.2)
         rows = conn.execute(
-            text("SELECT EXTRACT(EPOCH FROM updated_at - first_login_at) FROM seats WHERE org_id = :o"), {"o": org.id}
+            text("SELECT EXTRACT(EPOCH FROM updated_at - first_login_at) FROM seats WHERE org_id = :o"), {"o": org_id}
         ).scalars().all()
-    values = sorted(float(v) for v in rows)
-    q = statistics.quantiles(values, n=100) if len(values) > 1 else [0.0] * 99
-    return {
+    return time.monotonic() - t0, sorted(float(v) for v in rows)
+
+
+def _quantiles_ms(values: list[float]) -> dict[str, float]:
+    q = statistics.quantiles(values, n=100) if len(values) > 1 else [values[0] if values else 0.0] * 99
+    return {"p50_ms": round(q[49] * 1000, 1), "p99_ms": round(q[98] * 1000, 1)}
+
+
+def billing(system: System, engine: Engine, people: int, seconds: int) -> dict[str, Any]:
+    """The login API's closed-loop rate (wrk), then first login → billing fact at half that rate,
+    paced (vegeta), each on people of their own who never signed in."""
+    org, _ = orgs.create(engine, "bench-billing-" + uuid.uuid4().hex[:6])
+    _seed_people(engine, org.id, "seed", people)
+    token = service_tokens.create(engine, "bench")
+    url = system.settings.public_url + "/internal/v1/logins"
+    result = wrk(
+        url, "logins.lua", connections=8, seconds=seconds,
+        env={"BENCH_TOKEN": token, "BENCH_ORG": org.slug, "BENCH_SIZE": str(people), "BENCH_PREFIX": "seed"},
+    )
+    expected = min(people, result.requests - result.errors)
+    waited, values = _billed(engine, org.id, expected, timeout=180)
+    out: dict[str, Any] = {
         "login_api": {"requests_per_second": round(result.requests_per_second, 1), "p99_ms": round(result.p99_ms, 2),
                       "errors": result.errors},
         "first_logins": len(values),
         "expected": expected,
-        "billed_within_seconds_after_load": round(time.monotonic() - t0, 2),
-        "login_to_billing_fact": {"p50_ms": round(q[49] * 1000, 1), "p99_ms": round(q[98] * 1000, 1)},
+        "billed_within_seconds_after_load": round(waited, 2),
+        "login_to_billing_fact": _quantiles_ms(values),
     }
+    _wait_idle(engine)
+    rate = max(1.0, result.requests_per_second / 2)
+    paced_org, _ = orgs.create(engine, "bench-billing-paced-" + uuid.uuid4().hex[:6])
+    count = int(rate * seconds) + 1
+    _seed_people(engine, paced_org.id, "paced", count)
+    headers = {"Authorization": [f"Bearer {token}"], "Content-Type": ["application/json"]}
+    targets = [{"method": "POST", "url": url, "header": headers,
+                "body": orjson.dumps({"org": paced_org.slug, "email": f"paced-{i}@bench.test", "method": "password"})}
+               for i in range(count)]  # fmt: skip
+    paced = vegeta(targets, rate, seconds)
+    sent = round(paced.sent * paced.success_ratio)
+    waited, values = _billed(engine, paced_org.id, sent, timeout=180)
+    out["half_rate"] = {"target_rps": round(rate, 1), "achieved_rps": paced.achieved_rps, "sent": paced.sent,
+                        "success_ratio": paced.success_ratio, "first_logins": len(values),
+                        "billed_within_seconds_after_load": round(waited, 2), "login_to_billing_fact": _quantiles_ms(values)}
+    return out
 
 
 # -- 6. The limits of this box -----------------------------------------------------------------
