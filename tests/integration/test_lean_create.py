@@ -20,7 +20,7 @@ from starlette.testclient import TestClient
 from ingest.app import create_app
 from ingest.scim import lean_create
 from tests.conftest import make_org
-from tests.integration.test_lean_reads import USER, _users
+from tests.integration.test_lean_reads import USER, _users, answered_by
 
 pytestmark = pytest.mark.integration
 
@@ -41,17 +41,7 @@ def apps(settings, engine):
 
 @pytest.fixture
 def served(monkeypatch):
-    """What the lean path answered itself (not None) in this test."""
-    answered: list[bool] = []
-    original = lean_create.LeanCreate.serve
-
-    def spy(self, *args, **kwargs):
-        response = original(self, *args, **kwargs)
-        answered.append(response is not None)
-        return response
-
-    monkeypatch.setattr(lean_create.LeanCreate, "serve", spy)
-    return answered
+    return answered_by(monkeypatch, lean_create.LeanCreate)
 
 
 def _post(apps, path: str, body: Any, **kwargs) -> list[Any]:

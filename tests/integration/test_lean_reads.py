@@ -72,19 +72,23 @@ def clients(settings, engine):
         yield pair[0], pair[1], base, [manager["id"], *ids], legacy
 
 
-@pytest.fixture
-def served(monkeypatch):
-    """What the lean path answered itself (not None) in this test."""
+def answered_by(monkeypatch, lean_class) -> list[bool]:
+    """Whether the lean path answered itself (not None), for each request of the test it serves."""
     answered: list[bool] = []
-    original = lean.LeanReads.serve
+    original = lean_class.serve
 
     def spy(self, *args, **kwargs):
         response = original(self, *args, **kwargs)
         answered.append(response is not None)
         return response
 
-    monkeypatch.setattr(lean.LeanReads, "serve", spy)
+    monkeypatch.setattr(lean_class, "serve", spy)
     return answered
+
+
+@pytest.fixture
+def served(monkeypatch):
+    return answered_by(monkeypatch, lean.LeanReads)
 
 
 def _same(lean_client: TestClient, library: TestClient, url: str, **params) -> dict:
