@@ -126,22 +126,24 @@ def attribute(org_id: str) -> None:
         entry.org_id = org_id
 
 
+def _write_entry() -> "Entry | None":  # a write of a known org: its row is stored inline
+    entry = _current.get()
+    return entry if entry is not None and entry.org_id is not None and entry.method in _WRITES else None
+
+
 def stage(conn: Connection, status: int, request_id: str) -> None:
     """Inside a SCIM write's transaction: insert its row there (reads are left to the writer)."""
-    entry = _current.get()
-    if entry is None or entry.org_id is None or entry.method not in _WRITES:
+    entry = _write_entry()
+    if entry is None:
         return
     conn.execute(_INSERT, entry.row(status, request_id, time.perf_counter() - entry.started))
     entry._staged = True
 
 
 def staged_row(status: int, request_id: str) -> dict[str, Any] | None:
-    """The row `stage` would insert, for a write that inserts it in its own statement (then
-    `committed(inline=True)`); None when there is none."""
-    entry = _current.get()
-    if entry is None or entry.org_id is None or entry.method not in _WRITES:
-        return None
-    return entry.row(status, request_id, time.perf_counter() - entry.started)
+    """The row `stage` would insert, for a write inserting it itself (then `committed(inline=True)`)."""
+    entry = _write_entry()
+    return None if entry is None else entry.row(status, request_id, time.perf_counter() - entry.started)
 
 
 def committed(*, inline: bool = False) -> None:
@@ -206,8 +208,7 @@ class AuditWriter:
         self.retention_days = settings.audit_retention_days
         self.flush_seconds = settings.audit_flush_seconds
         self.prune_every = settings.audit_prune_interval_seconds
-        # a deque, not a queue.Queue: append and popleft are atomic, and a request pays no lock or
-        # notify (the writer polls every `flush_seconds`); the bound is checked, not enforced by a lock
+        # a deque: atomic append and popleft, no lock or notify per request (the writer polls)
         self._queue: deque[_Item] = deque()
         self.queue_size = settings.audit_queue_size
         self.health_window = timedelta(seconds=settings.idp_health_window_seconds)
