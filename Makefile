@@ -7,6 +7,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STACK := deploy/local/stack.sh
 STAMP := $(VENV)/.installed
+SCIM_CLI_VENV := $(VENV)/scim-cli
+SCIM_CLI := scim2-cli>=0.6,<0.7
 PIDFILE := .local/provisioner.pid
 LOG := .local/provisioner.log
 SERVICE_TIERS := contract integration e2e sso console security ops chaos
@@ -28,6 +30,10 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test,lint]'
+	@# scim2-cli (the compliance suite's runner) needs click >= 8.5, faust-streaming click < 8.4: its own venv
+	@test -x $(SCIM_CLI_VENV)/bin/python || $(PY) -m venv $(SCIM_CLI_VENV)
+	$(SCIM_CLI_VENV)/bin/pip install -q '$(SCIM_CLI)'
+	@ln -sf $(abspath $(SCIM_CLI_VENV))/bin/scim $(BIN)/scim
 	@touch $(STAMP)
 
 install: $(STAMP)

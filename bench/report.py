@@ -126,6 +126,7 @@ def render(r: dict[str, Any]) -> str:
         "",
         f"Target ≥ 5,000 events/s applied: {_verdict((d['events_per_second'] or 0) >= 5000, str(d['events_per_second']))}.",
         "",
+        *_runtimes(r.get("worker_runtimes")),
         "| load | target req/s | achieved req/s | users sent | commit→applied p50 ms | p99 ms | max ms "
         "| lag drained after load (s) |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -204,3 +205,20 @@ def _billing_half_rate(b: dict[str, Any]) -> list[str]:
         f"Target login → billing fact p99 ≤ 1 s at half the API's rate: {_verdict(fact['p99_ms'] <= 1000, p99)}.",
         "",
     ]
+
+
+def _runtimes(w: dict[str, Any] | None) -> list[str]:
+    """The drain on both worker runtimes (bench/runtimes.py), measured later in the run."""
+    if not w:
+        return []
+    lines = [
+        f"Both worker runtimes, {w['rounds']} alternating drain(s) each of what {w['fill_seconds']} s of writes left in "
+        "the outbox (medians; measured later in the run, after §7):",
+        "",
+        "| runtime | events/s to members | all consumers idle after (s) | all applied |",
+        "| --- | --- | --- | --- |",
+    ]
+    for runtime in ("kafka-python", "faust"):
+        row = w[runtime]
+        lines.append(f"| {runtime} | {row['events_per_second']} | {row['all_consumers_idle_seconds']} | {row['all_applied']} |")
+    return lines + ["", f"faust-streaming over kafka-python: {w['faust_over_kafka_python']}×.", ""]

@@ -16,18 +16,18 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from bench import admin_lists, report, scenarios
+from bench import admin_lists, report, runtimes, scenarios
 from bench.harness import ROOT, System, bench_settings, fresh_database, wait_http
 
 QUICK = {
     "connections": [16], "seconds": 3, "repeats": 3, "sizes": [10_000], "latency_seconds": 5,
     "billing_people": 5_000, "kafka_messages": 20_000, "sync_users": 300, "list_members": 100_000, "list_seconds": 1,
-    "list_repeats": 1,
+    "list_repeats": 1, "runtime_fill_seconds": 2, "runtime_rounds": 1,
 }
 FULL = {
     "connections": [4, 16, 64], "seconds": 10, "repeats": 3, "sizes": [10_000, 100_000, 1_000_000], "latency_seconds": 15,
     "billing_people": 50_000, "kafka_messages": 100_000, "sync_users": int(os.environ.get("BENCH_SYNC_USERS", "100000")),
-    "list_members": 100_000, "list_seconds": 10, "list_repeats": 3,
+    "list_members": 100_000, "list_seconds": 10, "list_repeats": 3, "runtime_fill_seconds": 15, "runtime_rounds": 2,
 }
 
 
@@ -60,6 +60,10 @@ def main() -> None:
         "--sync-only", type=int, metavar="USERS", help="re-measure only the initial sync, into the existing results"
     )
     parser.add_argument(
+        "--runtimes-only", action="store_true",
+        help="re-measure only the drain on both worker runtimes, into the existing results",
+    )
+    parser.add_argument(
         "--latency-only", action="store_true", help="re-measure only the pipeline latency, into the existing results"
     )
     args = parser.parse_args()
@@ -68,6 +72,11 @@ def main() -> None:
         return
     if args.latency_only:
         latency_only()
+        return
+    if args.runtimes_only:
+        plan = json.loads((ROOT / "bench" / "results.json").read_text())["plan"]
+        _remeasure("worker_runtimes", lambda system, engine, _: runtimes.runtime_drains(
+            system, engine, plan.get("runtime_fill_seconds", 15), plan.get("runtime_rounds", 2)))
         return
     plan = QUICK if args.quick else FULL
     started = time.monotonic()
@@ -99,6 +108,10 @@ def main() -> None:
         # 7. an admin's lists at 100k members (before 6: the Kafka and PostgreSQL probes leave nothing behind)
         results["admin_lists"] = admin_lists.admin_lists(
             system, engine, plan["list_members"], plan["list_seconds"], plan["list_repeats"]
+        )
+        # 4c. the drain on both worker runtimes, alternating (stops the pipeline)
+        results["worker_runtimes"] = runtimes.runtime_drains(
+            system, engine, plan["runtime_fill_seconds"], plan["runtime_rounds"]
         )
         # 6. the box's own limits
         results["box_limits"] = scenarios.box_limits(settings, engine, plan["kafka_messages"])

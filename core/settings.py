@@ -1,6 +1,6 @@
 """Settings of every process, read once in each entry point and passed down."""
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -166,6 +166,11 @@ class Settings(BaseSettings):
     relay_stall_seconds: float = Field(120.0, gt=0)
     consumer_group_prefix: str = "provisioner"
     worker_batch_size: int = 500
+    # The workers' consume loop: kafka-python's consumer (workers/runtime.py) or faust-streaming's
+    # agents on aiokafka (workers/faust_runtime.py); same handlers and guarantees (docs/decisions.md).
+    worker_runtime: Literal["kafka-python", "faust"] = "kafka-python"
+    # faust only: a batch is what arrived within this long, or worker_batch_size events if sooner
+    worker_batch_wait_seconds: float = Field(0.02, gt=0, le=5)
     # A crashed worker's partitions move to the others after this long (Kafka's default is 45 s).
     consumer_session_timeout_ms: int = 10000
     # Static group membership (KIP-345): a worker restarted under the same instance id takes its

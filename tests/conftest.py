@@ -47,11 +47,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     console, security and SSO tests read the rows their requests staged: the `pipeline` tests
     therefore run on a stack of their own (`settings` parametrized per stack, session scope; pytest
     groups each stack's tests and tears a stack down before the next one starts). The chaos tier
-    gets yet another one: it SIGKILLs the relay and workers and the ones it restarts die with it.
+    gets yet another one: it SIGKILLs the relay and workers and the ones it restarts die with it,
+    and runs twice: once on each worker runtime (`chaos-faust`: faust-streaming's agents).
     """
     if "pipeline" in metafunc.fixturenames:
-        stack = "chaos" if metafunc.definition.get_closest_marker("chaos") else "pipeline"
-        metafunc.parametrize("settings", [stack], indirect=True, scope="session")
+        stacks = ["chaos", "chaos-faust"] if metafunc.definition.get_closest_marker("chaos") else ["pipeline"]
+        metafunc.parametrize("settings", stacks, indirect=True, scope="session")
 
 
 def _free_port() -> int:
@@ -122,9 +123,10 @@ def settings(request: pytest.FixtureRequest) -> Settings:
     # the suite's IdPs run on loopback, which only an operator's setting allows
     # and so are the per-org fair shares (tests/integration/test_fairness.py runs its own ingest):
     # consecutive tests' orgs would contend, and the race tests send more at once than one org may
+    runtime = {"worker_runtime": "faust"} if stack.endswith("-faust") else {}
     return isolated(base, f"test-{run}", url, auth_cache_seconds=0, scim_rate_limit_per_second=0,
                     scim_org_cpu_per_second=0, scim_max_in_flight_per_org=1000, scim_refusal_delay_seconds=0,
-                    idp_allow_private_addresses=True, idp_health_refresh_seconds=1.0)
+                    idp_allow_private_addresses=True, idp_health_refresh_seconds=1.0, **runtime)
 
 
 @pytest.fixture(scope="session")

@@ -75,7 +75,6 @@ def run_worker(name: str, settings: Settings) -> None:
     signal.signal(signal.SIGINT, on_signal)
     group = f"{settings.consumer_group_prefix}-{consumer_name}"
     listener = runtime.GroupListener(group)
-    consumer = kafka.consumer(settings, group, [topics[role] for role in roles], listener)
 
     def ready() -> bool:
         with engine.connect() as conn:
@@ -85,7 +84,27 @@ def run_worker(name: str, settings: Settings) -> None:
     process_http.start(settings.metrics_host, getattr(settings, port_setting), ready)
     if name == "billing" and settings.billing_verify_interval_seconds > 0:
         threading.Thread(target=_verify_billing_periodically, args=(settings, engine, stop), daemon=True).start()
-    log.info("worker %s consuming %s as group %s", name, ", ".join(topics[r] for r in roles), group)
+    log.info("worker %s consuming %s as group %s (%s)", name, ", ".join(topics[r] for r in roles), group, settings.worker_runtime)
+    if settings.worker_runtime == "faust":
+        from workers import faust_runtime
+
+        try:
+            faust_runtime.run(
+                settings,
+                engine,
+                consumer_name,
+                handler,
+                [topics[role] for role in roles],
+                group=group,
+                topics=topics,
+                joined=lambda: setattr(listener, "joined", True),
+                every_few_seconds=_domain_gauges(consumer_name, engine),
+            )
+        finally:
+            stop.set()
+            engine.dispose()
+        return
+    consumer = kafka.consumer(settings, group, [topics[role] for role in roles], listener)
     try:
         runtime.run(
             engine,
