@@ -213,7 +213,8 @@ def _runtimes(w: dict[str, Any] | None) -> list[str]:
         return []
     lines = [
         f"Both worker runtimes, {w['rounds']} alternating drain(s) each of what {w['fill_seconds']} s of writes left in "
-        "the outbox (medians; measured later in the run, after §7):",
+        f"the outbox (medians; {w.get('measured_at', 'measured later in the run')}; `python -m bench.run --runtimes-only` "
+        "measures them alone):",
         "",
         "| runtime | events/s to members | all consumers idle after (s) | all applied |",
         "| --- | --- | --- | --- |",

@@ -10,6 +10,7 @@ round, so a box that speeds up or slows down within the run favours neither.
 import statistics
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, text
@@ -19,7 +20,7 @@ from bench.harness import System, wrk
 from domain import orgs
 
 RUNTIMES = ("kafka-python", "faust")
-_PIPELINE = ("relay", "membership", "billing", "conflicts")
+_PIPELINE = ("relay", "membership", "billing", "conflicts", "signals")
 
 
 def _count(engine: Engine, sql: str) -> int:
@@ -63,7 +64,8 @@ def runtime_drains(system: System, engine: Engine, seconds: int, rounds: int) ->
     finally:
         system.stop(*_PIPELINE)
         system.settings = system.settings.model_copy(update={"worker_runtime": default})
-    out: dict[str, Any] = {"fill_seconds": seconds, "rounds": rounds, "runs": runs}
+    out: dict[str, Any] = {"fill_seconds": seconds, "rounds": rounds, "runs": runs,
+                           "measured_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
     for runtime in RUNTIMES:
         mine = [r for r in runs if r["runtime"] == runtime]
         out[runtime] = {
