@@ -21,7 +21,7 @@ from sqlalchemy import Engine, create_engine, text
 
 from core.db import make_engine
 from core.migrate import upgrade
-from core.settings import Settings, isolated, to_env
+from core.settings import Settings, free_port, isolated, to_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,6 +44,7 @@ def bench_settings(http_workers: int) -> Settings:
     return isolated(
         base, f"bench-{uuid.uuid4().hex[:6]}", url, http_workers=http_workers, log_level="WARNING",
         billing_verify_interval_seconds=0, scim_rate_limit_per_second=0,  # capacity, not the per-org limit
+        caep_push_url=f"http://127.0.0.1:{free_port()}/caep/events",  # bench/signals.py's receiver
     )
 
 
@@ -78,7 +79,7 @@ class System:
 
     def start_pipeline(self) -> None:
         self.start("relay", "relay")
-        for worker in ("membership", "billing", "conflicts"):
+        for worker in ("membership", "billing", "conflicts", "signals"):
             self.start(worker, "worker", worker)
         for port in (self.settings.metrics_port_relay, self.settings.metrics_port_membership, self.settings.metrics_port_billing):
             wait_http(f"http://127.0.0.1:{port}/readyz", timeout=60)

@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench import admin_lists
+from bench import admin_lists, signals
 
 ANALYSIS = Path(__file__).with_name("analysis.md")
 ABUSE = Path(__file__).with_name("abuse.json")  # `make abuse`'s last figures: its section survives `make bench`
@@ -176,6 +176,8 @@ def render(r: dict[str, Any]) -> str:
         "",
     ]
     lines += ["## 7. An admin's lists at scale", "", *admin_lists.render(r.get("admin_lists")), ""]
+    lines += ["## 8. Deprovisioning that revokes: deactivation → session-revoked SET", "",
+              *signals.render(r.get("revocation_signals")), ""]
     if ABUSE.exists():
         from bench import abuse_report
 

@@ -16,18 +16,19 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from bench import admin_lists, report, runtimes, scenarios
+from bench import admin_lists, report, runtimes, scenarios, signals
 from bench.harness import ROOT, System, bench_settings, fresh_database, wait_http
 
 QUICK = {
     "connections": [16], "seconds": 3, "repeats": 3, "sizes": [10_000], "latency_seconds": 5,
     "billing_people": 5_000, "kafka_messages": 20_000, "sync_users": 300, "list_members": 100_000, "list_seconds": 1,
-    "list_repeats": 1, "runtime_fill_seconds": 2, "runtime_rounds": 1,
+    "list_repeats": 1, "runtime_fill_seconds": 2, "runtime_rounds": 1, "signal_users": 300, "signal_rate": 100,
 }
 FULL = {
     "connections": [4, 16, 64], "seconds": 10, "repeats": 3, "sizes": [10_000, 100_000, 1_000_000], "latency_seconds": 15,
     "billing_people": 50_000, "kafka_messages": 100_000, "sync_users": int(os.environ.get("BENCH_SYNC_USERS", "100000")),
     "list_members": 100_000, "list_seconds": 10, "list_repeats": 3, "runtime_fill_seconds": 15, "runtime_rounds": 2,
+    "signal_users": 3_000, "signal_rate": 100,
 }
 
 
@@ -60,6 +61,10 @@ def main() -> None:
         "--sync-only", type=int, metavar="USERS", help="re-measure only the initial sync, into the existing results"
     )
     parser.add_argument(
+        "--signals-only", action="store_true",
+        help="re-measure only deactivation → session-revoked SET delivered, into the existing results",
+    )
+    parser.add_argument(
         "--runtimes-only", action="store_true",
         help="re-measure only the drain on both worker runtimes, into the existing results",
     )
@@ -72,6 +77,11 @@ def main() -> None:
         return
     if args.latency_only:
         latency_only()
+        return
+    if args.signals_only:
+        plan = json.loads((ROOT / "bench" / "results.json").read_text())["plan"]
+        _remeasure("revocation_signals", lambda system, engine, _: signals.revocation(
+            system, engine, plan.get("signal_users", 3000), plan.get("signal_rate", 100)))
         return
     if args.runtimes_only:
         plan = json.loads((ROOT / "bench" / "results.json").read_text())["plan"]
@@ -105,6 +115,8 @@ def main() -> None:
         results["initial_sync"] = scenarios.initial_sync(system, engine, plan["sync_users"], 32)
         # 5. billing
         results["billing"] = scenarios.billing(system, engine, plan["billing_people"], plan["seconds"])
+        # 8. deactivation → session-revoked SET at the receiver, at a constant rate
+        results["revocation_signals"] = signals.revocation(system, engine, plan["signal_users"], plan["signal_rate"])
         # 7. an admin's lists at 100k members (before 6: the Kafka and PostgreSQL probes leave nothing behind)
         results["admin_lists"] = admin_lists.admin_lists(
             system, engine, plan["list_members"], plan["list_seconds"], plan["list_repeats"]

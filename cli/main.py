@@ -2,7 +2,7 @@
 
 import typer
 
-from cli import audit, billing, dlq, domains, members, ops, orgs, sso, tokens
+from cli import audit, billing, dlq, domains, members, ops, orgs, reconcile, signals, sso, tokens
 from cli._common import load_settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Provisioner: SCIM/SSO provisioning pipeline.")
@@ -12,12 +12,13 @@ app.command("serve")(ops.serve)
 app.command("relay")(ops.relay)
 app.command("worker")(ops.worker)
 app.command("run")(ops.run)
+app.command("reconcile")(reconcile.reconcile)
 
 SUB_APPS = {
     "org": orgs.org_app, "members": members.members_app, "db": ops.db_app, "topics": ops.topics_app, "sso": sso.sso_app,
     "service-token": orgs.service_token_app, "billing": billing.billing_app, "accounts": members.accounts_app,
     "conflicts": members.conflicts_app, "admin-token": orgs.admin_token_app, "dlq": dlq.dlq_app, "audit": audit.audit_app,
-    "domains": domains.domains_app,
+    "domains": domains.domains_app, "signals": signals.signals_app,
 }  # fmt: skip
 assert tokens.__name__  # imported for its commands: list and revoke on the org and token sub-apps
 for name, sub_app in SUB_APPS.items():

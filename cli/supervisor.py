@@ -21,6 +21,7 @@ ROLES: dict[str, list[str]] = {
     "membership": ["worker", "membership"],
     "billing": ["worker", "billing"],
     "conflicts": ["worker", "conflicts"],
+    "signals": ["worker", "signals"],
 }
 
 FIRST_DELAY = 0.5

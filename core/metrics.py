@@ -87,6 +87,29 @@ DEAD_LETTERS = Counter("provisioner_dead_letters_total", "Records set aside as d
 # -- domain (read from PostgreSQL at scrape time) -------------------------------------------
 OPEN_CONFLICTS = Gauge("provisioner_open_conflicts", "Email conflicts waiting for an admin.")
 DEAD_LETTER_DEPTH = Gauge("provisioner_dead_letter_depth", "Dead letters not redriven yet.", ["consumer"])
+RECONCILE_DRIFTS = Gauge(
+    "provisioner_reconcile_drifts",
+    "Drifts between SCIM users, members, seats and the billing topic the periodic reconcile found, by kind "
+    "(`provisioner reconcile SLUG` lists and repairs them).",
+    ["kind"],
+)
+SECURITY_EVENTS = Counter(
+    "provisioner_security_events_total",
+    "Session-revoked SET pushes to the operator's receiver, by outcome: delivered, retried, dead_lettered.",
+    ["outcome"],
+)
+SECURITY_EVENT_DELIVERY = Histogram(
+    "provisioner_security_event_delivery_seconds",
+    "Seconds from the change that deactivated or removed a member (its SCIM write or admin action) to the "
+    "receiver accepting its session-revoked SET (SLO).",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0),
+)
+SECURITY_EVENTS_PENDING = Gauge(
+    "provisioner_security_events_pending", "Session-revoked SETs to be pushed, or retried after a failed push."
+)
+SECURITY_EVENTS_DEAD = Gauge(
+    "provisioner_security_events_dead", "Session-revoked SETs given up on (refused, or failing every attempt): not revoked."
+)
 BILLING_FIRST_LOGINS = Counter(
     "provisioner_billing_first_logins_total", "First-login billing events emitted (staged with their fact)."
 )

@@ -195,6 +195,10 @@ class Settings(BaseSettings):
 
     metrics_host: str = "127.0.0.1"
     billing_verify_interval_seconds: float = 300.0
+    # The billing worker's periodic `provisioner reconcile` of every org (report only: the
+    # `provisioner_reconcile_drifts` gauge); 0 disables. Changes younger than the min age are left out.
+    reconcile_interval_seconds: float = Field(3600.0, ge=0)
+    reconcile_min_age_seconds: float = Field(300.0, ge=0)
     log_format: str = "json"
     log_level: str = "INFO"
 
@@ -202,6 +206,21 @@ class Settings(BaseSettings):
     metrics_port_membership: int = 9102
     metrics_port_billing: int = 9103
     metrics_port_conflicts: int = 9104
+    metrics_port_signals: int = 9105
+
+    # Deprovisioning that revokes (workers/signals): a CAEP session-revoked SET (RFC 8417) pushed
+    # (RFC 8935) to this receiver for every deactivated or removed member; empty: none is staged.
+    caep_push_url: str = ""
+    caep_push_authorization: SecretStr = SecretStr("")  # sent as the Authorization header, if set
+    caep_audience: str = ""  # the SETs' `aud`; empty: the push URL
+    caep_signing_key: SecretStr = SecretStr("")  # EC P-256 private key, PEM; empty: derived from secret_key
+    caep_push_timeout_seconds: float = Field(5.0, gt=0, le=60)
+    caep_push_max_attempts: int = Field(12, ge=1)
+    caep_push_retry_base_seconds: float = Field(1.0, gt=0)
+    caep_push_retry_max_seconds: float = Field(300.0, gt=0)
+    caep_push_concurrency: int = Field(8, ge=1, le=64)
+    caep_push_poll_seconds: float = Field(0.05, gt=0, le=10)
+    caep_retention_days: float = Field(30.0, gt=0)  # delivered signals are forgotten after this long
 
     # Seals stored secrets (OIDC client secrets; core/sealed.py). Set it in every deployment: the
     # default only keeps a local stack working. Several keys, comma-separated: the first seals.
@@ -302,6 +321,7 @@ def isolated(base: Settings, prefix: str, database_url: str, **overrides: Any) -
         "metrics_port_membership": free_port(),
         "metrics_port_billing": free_port(),
         "metrics_port_conflicts": free_port(),
+        "metrics_port_signals": free_port(),
     }
     values.update(overrides)
     return Settings(**values)

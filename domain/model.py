@@ -107,6 +107,18 @@ class Seat:
 
 
 @dataclass(frozen=True)
+class SecurityEvent:
+    """A signal for the operator's receiver (a CAEP `session-revoked`), staged for delivery."""
+
+    jti: str
+    org_id: str
+    member_id: str
+    event_type: str
+    reason: str  # deactivated | removed
+    occurred_at: datetime  # when the change that caused it was recorded
+
+
+@dataclass(frozen=True)
 class Account:
     """A SaaS account; `org_id` is the org that owns it, if any."""
 

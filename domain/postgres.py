@@ -21,9 +21,10 @@ from core.tables import (
     scim_resources,
     seat_claims,
     seats,
+    security_events,
 )
 from core.tables import orgs as orgs_table
-from domain.model import Activity, Member, MemberStatus, PendingLogin, Seat, SeatState, Source
+from domain.model import Activity, Member, MemberStatus, PendingLogin, Seat, SeatState, SecurityEvent, Source
 from domain.orgs import Org
 from domain.postgres_groups import PgGroups
 from domain.postgres_ownership import PgAccounts, PgConflicts, PgDomains, PgInvitations
@@ -94,6 +95,10 @@ _SCIM_USER_WITH_EMAIL = select(scim_resources.c.id).where(
 _LOCK_PEOPLE = text(
     "SELECT pg_advisory_xact_lock(hashtextextended(k, 0))"
     " FROM (SELECT k FROM unnest(CAST(:keys AS text[])) AS k ORDER BY k) AS people"
+)
+_INSERT_SIGNALS = recordset_insert(
+    security_events, ("jti", "org_id", "member_id", "event_type", "reason", "occurred_at"),
+    on_conflict="ON CONFLICT (jti) DO NOTHING",
 )
 _INSERT_ACTIVITY = recordset_insert(member_activity, ("org_id", "member_id", "event_id", "type", "source", "summary"))
 
@@ -232,6 +237,15 @@ class PgActivities:
             _INSERT_ACTIVITY(self.conn, [vars(r) for r in rows])
 
 
+class PgSecurityEvents:
+    def __init__(self, conn: Connection):
+        self.conn = conn
+
+    def stage(self, signals: list[SecurityEvent]) -> None:
+        if signals:
+            _INSERT_SIGNALS(self.conn, [vars(s) for s in signals])
+
+
 class PgSeats:
     def __init__(self, conn: Connection):
         self.conn = conn
@@ -328,6 +342,7 @@ class SqlUnitOfWork(FactStaging):
         self.activity = PgActivities(conn)
         self.groups = PgGroups(conn)
         self.seats = PgSeats(conn)
+        self.security_events = PgSecurityEvents(conn)
         self.identities = PgIdentities(conn)
         self.seat_claims = PgSeatClaims(conn)
         self.accounts = PgAccounts(conn)

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Protocol
 
-from domain.model import Account, Activity, Conflict, Link, Member, PendingLogin, Seat, SeatState
+from domain.model import Account, Activity, Conflict, Link, Member, PendingLogin, Seat, SeatState, SecurityEvent
 from domain.orgs import Org
 from domain.ownership import Invitation, OrgDomain
 from events import catalogue as c
@@ -114,6 +114,11 @@ class Groups(Protocol):
     def unlink_group(self, org_id: str, group_id: str, seq: int) -> None: ...
 
 
+class SecurityEvents(Protocol):
+    def stage(self, signals: list[SecurityEvent]) -> None:
+        """Queue these for delivery; one already staged (same jti) is left as it is."""
+
+
 class Seats(Protocol):
     def add_if_absent(self, seat: Seat) -> bool:
         """Record a member's first billed login; False if the member was billed before."""
@@ -209,6 +214,9 @@ class UnitOfWork(Protocol):
 
     @property
     def seats(self) -> Seats: ...
+
+    @property
+    def security_events(self) -> SecurityEvents: ...
 
     @property
     def identities(self) -> Identities: ...

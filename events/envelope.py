@@ -3,8 +3,9 @@ every event type's body: the catalogue's classes declare on it their subject, ke
 
 Extensions (lowercase, per the CloudEvents naming rule): `orgid`, `orgslug`, `partitionkey`
 (the Kafka key; the CloudEvents partitioning extension), `resourceversion` (the version of the
-resource the event is about: consumers drop an event older than what they applied), and
-`correlationid` (the request that caused it).
+resource the event is about: consumers drop an event older than what they applied),
+`correlationid` (the request that caused it) and `causetime` (when the change that started the
+chain was recorded: a member, conflict or billing event carries its first cause's `time`).
 
 `resourceversion` is a CloudEvents Integer, a signed 32-bit value: every version is a counter
 (a SCIM resource's, a member's, a seat's), from 1. An org-level fact (a sign-in, an admin's
@@ -14,7 +15,7 @@ transaction that stages it); when something happened in the world is data (`logg
 """
 
 import uuid
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
@@ -97,6 +98,8 @@ class Event:
     id: str
     time: datetime = field(default_factory=lambda: datetime.now(UTC))
     correlation_id: str | None = None
+    # when the change that started this chain of events was recorded (the first event's `time`)
+    cause_time: datetime | None = None
 
     @classmethod
     def of(
@@ -129,10 +132,15 @@ class Event:
     def causes(self, payload: Payload, *, version: int) -> "Event":
         """The event this one causes in its org, with its correlation id; `payload` may derive its
         id from this event's (the occasion)."""
-        return Event.of(
+        event = Event.of(
             payload, org_id=self.org_id, org_slug=self.org_slug, version=version, occasion=self.id,
             correlation_id=self.correlation_id,
         )  # fmt: skip
+        return event.following(self)
+
+    def following(self, cause: "Event") -> "Event":
+        """This event with its chain's `causetime`: the cause's own, or the cause's time if it started the chain."""
+        return replace(self, cause_time=cause.cause_time or cause.time)
 
     @property
     def type(self) -> str:
@@ -164,6 +172,8 @@ class Event:
             ce["resourceversion"] = self.resource_version
         if self.correlation_id:
             ce["correlationid"] = self.correlation_id
+        if self.cause_time is not None:
+            ce["causetime"] = self.cause_time.isoformat().replace("+00:00", "Z")
         return ce
 
 
@@ -189,6 +199,7 @@ def decode(raw: bytes) -> Event:
             id=str(ce["id"]),
             time=datetime.fromisoformat(ce["time"].replace("Z", "+00:00")),
             correlation_id=ce.get("correlationid"),
+            cause_time=datetime.fromisoformat(ce["causetime"].replace("Z", "+00:00")) if ce.get("causetime") else None,
         )
     except EnvelopeError:
         raise

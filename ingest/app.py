@@ -25,6 +25,7 @@ from ingest.http import INTERNAL_MAX_BODY_BYTES, EdgeLimits
 from ingest.internal import internal_routes
 from ingest.observability import RequestMetrics
 from ingest.scim.routes import ScimEndpoint
+from ingest.signals import signal_routes
 from ingest.sso import oidc, saml
 from ingest.sso.saml import MAX_FORM_BYTES as SAML_MAX_FORM_BYTES
 
@@ -76,6 +77,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
         *oidc.routes(settings, engine),
         *saml.routes(settings, engine),
         *console_routes(settings, engine),
+        *signal_routes(settings),
         Mount("/admin/v1", app=admin_api(settings, engine)),
     ]
     middleware = [Middleware(RequestMetrics), Middleware(ScimAudit, writer=audit_writer), _edge_limits(settings)]

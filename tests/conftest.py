@@ -123,7 +123,10 @@ def settings(request: pytest.FixtureRequest) -> Settings:
     # the suite's IdPs run on loopback, which only an operator's setting allows
     # and so are the per-org fair shares (tests/integration/test_fairness.py runs its own ingest):
     # consecutive tests' orgs would contend, and the race tests send more at once than one org may
-    runtime = {"worker_runtime": "faust"} if stack.endswith("-faust") else {}
+    runtime: dict[str, Any] = {"worker_runtime": "faust"} if stack.endswith("-faust") else {}
+    if stack == "pipeline":  # the signals worker pushes to tests/e2e/test_signals.py's receiver, retrying quickly
+        runtime |= {"caep_push_url": f"http://127.0.0.1:{free_port()}/caep/events", "caep_push_retry_base_seconds": 0.2,
+                    "caep_push_retry_max_seconds": 1.0, "caep_push_max_attempts": 4}
     return isolated(base, f"test-{run}", url, auth_cache_seconds=0, scim_rate_limit_per_second=0,
                     scim_org_cpu_per_second=0, scim_max_in_flight_per_org=1000, scim_refusal_delay_seconds=0,
                     idp_allow_private_addresses=True, idp_health_refresh_seconds=1.0, **runtime)
@@ -231,11 +234,13 @@ def pipeline(settings: Settings, server: str, processes: Processes) -> Processes
     processes.start("membership", "worker", "membership")
     processes.start("billing", "worker", "billing")
     processes.start("conflicts", "worker", "conflicts")
+    processes.start("signals", "worker", "signals")
     for name, port in (
         ("relay", settings.metrics_port_relay),
         ("membership", settings.metrics_port_membership),
         ("billing", settings.metrics_port_billing),
         ("conflicts", settings.metrics_port_conflicts),
+        ("signals", settings.metrics_port_signals),
     ):
         wait_for(lambda port=port: _http_ok(f"http://127.0.0.1:{port}/metrics"), timeout=30, message=name)
     return processes

@@ -14,7 +14,18 @@ from typing import Any
 import orjson
 
 from core.db import json_row
-from domain.model import Account, Activity, Conflict, ConflictStatus, Link, Member, MemberStatus, PendingLogin, Source
+from domain.model import (
+    Account,
+    Activity,
+    Conflict,
+    ConflictStatus,
+    Link,
+    Member,
+    MemberStatus,
+    PendingLogin,
+    SecurityEvent,
+    Source,
+)
 from domain.orgs import Org
 from domain.uow import FactStaging, GroupKey, LinkKey, Person, UserKey
 from events.envelope import Event, decode
@@ -123,6 +134,18 @@ class FakePendingLogins(_Table):
     def remove(self, people: Iterable[Person]) -> None:
         gone = set(people)
         self.rows[:] = [r for r in self.rows if (r["org_id"], r["email_ci"]) not in gone]
+
+
+class FakeSecurityEvents(_Table):
+    def __init__(self, tables: Tables):
+        super().__init__(tables, "security_events")
+
+    def stage(self, signals: list[SecurityEvent]) -> None:
+        known = {r["jti"] for r in self.rows}
+        for signal in signals:
+            if signal.jti not in known:
+                known.add(signal.jti)
+                self.rows.append({**asdict(signal), "status": "pending", "attempts": 0})
 
 
 class FakeActivities(_Table):
@@ -288,6 +311,7 @@ class FakeUnitOfWork(FactStaging):
         self.activity = FakeActivities(self.tables)
         self.groups = FakeGroups(self.tables)
         self.seats = FakeSeats(self.tables)
+        self.security_events = FakeSecurityEvents(self.tables)
         self.identities = FakeIdentities(self.tables)
         self.seat_claims = FakeSeatClaims(self.tables)
         self.accounts = FakeAccounts(self.tables)

@@ -41,7 +41,7 @@ def redrive(engine: Engine, settings: Settings, consumer: str, ids: list[int] | 
     matches = [entry for entry in WORKERS.values() if entry.consumer == consumer]
     if not matches:
         raise ValueError(f"unknown consumer {consumer!r}; known: {', '.join(e.consumer for e in WORKERS.values())}")
-    handler = matches[0].handler()
+    handler = matches[0].handler(settings)
     query = select(dead_letters).where(dead_letters.c.consumer == consumer, dead_letters.c.redriven_at.is_(None))
     if ids:
         query = query.where(dead_letters.c.id.in_(ids))

@@ -8,36 +8,9 @@ from typing import Any
 
 from events import catalogue as c
 from events.envelope import Event
+from events.user_view import Snapshot, user_snapshot
 
-Snapshot = dict[str, Any]
-
-
-def _primary_email(data: Snapshot) -> str | None:
-    emails = data.get("emails") or []
-    for pick in (
-        lambda e: e.get("primary") is True,
-        lambda e: e.get("type") == "work",
-        lambda e: True,
-    ):
-        for email in emails:
-            if email.get("value") and pick(email):
-                return str(email["value"])
-    return None
-
-
-def user_snapshot(user_id: str, data: Snapshot) -> Snapshot:
-    """The member-facing view of a SCIM user that lifecycle events carry."""
-    name = data.get("name") or {}
-    return {
-        "user_id": user_id,
-        "user_name": data.get("userName"),
-        "external_id": data.get("externalId"),
-        "display_name": data.get("displayName") or name.get("formatted"),
-        "given_name": name.get("givenName"),
-        "family_name": name.get("familyName"),
-        "email": _primary_email(data),
-        "active": data.get("active") is not False,
-    }
+__all__ = ["OrgRef", "Snapshot", "group_events", "user_events", "user_snapshot"]
 
 
 class OrgRef:

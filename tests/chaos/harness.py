@@ -129,6 +129,7 @@ class Pipeline:
             "membership": f"http://127.0.0.1:{settings.metrics_port_membership}/readyz",
             "billing": f"http://127.0.0.1:{settings.metrics_port_billing}/readyz",
             "conflicts": f"http://127.0.0.1:{settings.metrics_port_conflicts}/readyz",
+            "signals": f"http://127.0.0.1:{settings.metrics_port_signals}/readyz",
         }
 
     def start(self) -> None:

@@ -31,6 +31,7 @@ JOBS = {
     "provisioner-membership": "metrics_port_membership",
     "provisioner-billing": "metrics_port_billing",
     "provisioner-conflicts": "metrics_port_conflicts",
+    "provisioner-signals": "metrics_port_signals",
 }
 
 

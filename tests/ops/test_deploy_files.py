@@ -22,7 +22,7 @@ from workers.main import WORKERS
 pytestmark = pytest.mark.ops
 
 K8S = DEPLOY / "k8s"
-PROCESS_PORTS = {"ingest": 8000, "relay": 9101, "membership": 9102, "billing": 9103, "conflicts": 9104}
+PROCESS_PORTS = {"ingest": 8000, "relay": 9101, "membership": 9102, "billing": 9103, "conflicts": 9104, "signals": 9105}
 
 
 def _errors(validator: Any, doc: Any) -> list[str]:
@@ -57,7 +57,8 @@ def test_docker_compose_config_accepts_it(ops_tools):
     assert keys == {"k" * 43}
     services = resolved["services"]
     assert set(services) == {
-        "kafka", "postgres", "migrate", "ingest", "relay", "membership", "billing", "conflicts", "prometheus", "grafana",
+        "kafka", "postgres", "migrate", "ingest", "relay", "membership", "billing", "conflicts", "signals", "prometheus",
+        "grafana",
     }
     assert services["kafka"]["image"].startswith("apache/kafka:4.1")
     assert services["relay"]["deploy"]["replicas"] == 2

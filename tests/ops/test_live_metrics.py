@@ -1,6 +1,7 @@
 """A real Prometheus scraping the test session's ingest, relay and workers, with the alert rules.
 
-After SCIM traffic (users, a group, PATCHes, a bad request, a wrong token), app logins, an email
+After SCIM traffic (users, a group, PATCHes, a deactivation whose SET is pushed to a receiver, a
+bad request, a wrong token), app logins, an email
 conflict and a poison record, every expression of the dashboard and of the rules must return
 data, every alert must watch series that exist, and every metric family of core/metrics.py must
 be exported by the process that owns it, with bounded labels (no email, uuid, org id or slug).
@@ -10,12 +11,15 @@ import math
 import re
 import shutil
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -45,7 +49,7 @@ pytestmark = pytest.mark.ops
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
-WORKER_JOBS = ("provisioner-membership", "provisioner-billing", "provisioner-conflicts")
+WORKER_JOBS = ("provisioner-membership", "provisioner-billing", "provisioner-conflicts", "provisioner-signals")
 
 # Which process exports each family with real values; "all": each of those jobs, "any": one of them.
 OWNERS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -75,6 +79,11 @@ OWNERS: dict[str, tuple[tuple[str, ...], str]] = {
     "provisioner_open_conflicts": (("provisioner-conflicts",), "all"),
     "provisioner_billing_first_logins": (("provisioner-billing",), "all"),
     "provisioner_billing_verify_mismatches": (("provisioner-billing",), "all"),
+    "provisioner_reconcile_drifts": (("provisioner-billing",), "all"),
+    "provisioner_security_events": (("provisioner-signals",), "all"),
+    "provisioner_security_event_delivery_seconds": (("provisioner-signals",), "all"),
+    "provisioner_security_events_pending": (("provisioner-signals",), "all"),
+    "provisioner_security_events_dead": (("provisioner-signals",), "all"),
 }
 # Labelled families declared in core/metrics.py that no code records yet: exported as HELP/TYPE
 # only. When one gets a call site this test fails: drop it from here and let it be checked.
@@ -94,6 +103,7 @@ _ROUTE = re.compile(
 )
 _OUTCOMES = {"applied", "duplicate", "stale", "pending", "ignored", "dead_lettered"}
 _OUTCOMES |= {"inline", "batched", "unattributed", "dropped_full", "dropped_error"}  # SCIM audit rows
+_OUTCOMES |= {"delivered", "retried"}  # session-revoked SET pushes
 
 
 @dataclass
@@ -198,6 +208,9 @@ def _drive_traffic(settings: Settings, engine, live: Live) -> None:
         assert client.patch(f"/Groups/{group}", json=patch).status_code in (200, 204)
         patch = {"schemas": [PATCH], "Operations": [{"op": "replace", "path": "displayName", "value": "Ops Person"}]}
         assert client.patch(f"/Users/{users[2]}", json=patch).status_code in (200, 204)
+        # a deactivation: its session-revoked SET is pushed to the receiver (`set_receiver`)
+        patch = {"schemas": [PATCH], "Operations": [{"op": "replace", "value": {"active": False}}]}
+        assert client.patch(f"/Users/{users[3]}", json=patch).status_code in (200, 204)
         assert client.get("/Users", params={"filter": f'userName eq "{live.emails[0]}"'}).status_code == 200
         # client errors: a body the SCIM schema refuses, an unknown id, a wrong token
         assert client.post("/Users", json={"schemas": [USER], "userName": 42, "emails": "nope"}).status_code == 400
@@ -259,7 +272,28 @@ def _selector_queries(exprs: list[tuple[str, str]]) -> list[tuple[str, str, str 
 
 
 @pytest.fixture(scope="module")
-def live(settings, engine, pipeline, prometheus) -> Live:
+def set_receiver(settings) -> Iterator[None]:
+    """A push endpoint that accepts every SET (tests/e2e/test_signals.py verifies them)."""
+    url = urlsplit(settings.caep_push_url)
+
+    class Accept(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's name)
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            self.send_response(202)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer((url.hostname, url.port), Accept)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def live(settings, engine, pipeline, prometheus, set_receiver) -> Live:
     live = Live(prometheus, settings)
     started = time.monotonic()
     # Twice: a series is born at its first request, so its first scrape already counts the first
@@ -394,7 +428,7 @@ def test_label_values_are_bounded(live):
                         "topic": lambda v: v in topics,
                         "group": lambda v: v.startswith(f"{settings.consumer_group_prefix}-"),
                         "partition": lambda v: v.isdigit() and int(v) < settings.topic_partitions,
-                        "consumer": lambda v: v in {"membership", "billing", "conflicts"},
+                        "consumer": lambda v: v in {"membership", "billing", "conflicts", "signals"},
                         "outcome": lambda v: v in _OUTCOMES,
                         "type": lambda v: v == "undecodable" or v.startswith("io.provisioner."),
                         "state": lambda v: v in idp_health.STATES,

@@ -35,6 +35,9 @@ EXPECTED_ALERTS = {
     "ProvisionerProcessDown",
     "ProvisionerCommitToAppliedSLO",
     "ProvisionerScimAuthFailing",
+    "ProvisionerRevocationSLO",
+    "ProvisionerRevocationsDead",
+    "ProvisionerReconcileDrift",
 }
 
 

@@ -47,6 +47,8 @@ PUBLIC = {
     "/console/login": "the console's sign-in form",
     "/console/static": "stylesheet and script",
     "/admin/v1/openapi.json": "the admin API's document",
+    "/.well-known/jwks.json": "the public key revocation SETs are signed with",
+    "/.well-known/ssf-configuration": "the SET transmitter's public metadata",
 }
 FAMILIES = {"/scim/": "scim", "/admin/v1/": "admin", "/internal/v1/": "service", "/console": "console"}
 

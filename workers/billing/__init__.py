@@ -44,10 +44,17 @@ class Billing:
         return Outcome.IGNORED
 
 
+def first_login_billing_event(cause: Event) -> Event:
+    """`billing.member.first_login` for a member's first login (version 1 of their seat): its id
+    derives from the org and member alone, so building it again gives the same event id."""
+    at = datetime.fromisoformat(cause.data["first_login_at"])
+    return _billing_event(c.BillingFirstLogin, cause, 1, first_login_at=at.isoformat())
+
+
 def _first_login(event: Event, uow: UnitOfWork) -> Outcome:
     member_id = event.data["member_id"]
     at = datetime.fromisoformat(event.data["first_login_at"])
-    billed = _billing_event(c.BillingFirstLogin, event, 1, first_login_at=at.isoformat())
+    billed = first_login_billing_event(event)
     if not uow.seats.add_if_absent(Seat(event.org_id, member_id, SeatState.HELD, 1, at, billed.id)):
         return Outcome.STALE  # billed before: a member has one first login, ever
     uow.stage([billed, *_overage(event, uow, 1)])
@@ -109,4 +116,4 @@ def _billing_event(kind: type[c.Payload], cause: Event, version: int, **extra: o
     return Event.of(
         payload, org_id=cause.org_id, org_slug=cause.org_slug, version=version, occasion=version,
         correlation_id=cause.correlation_id,
-    )  # fmt: skip
+    ).following(cause)  # fmt: skip

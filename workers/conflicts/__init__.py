@@ -81,7 +81,7 @@ def _flag(uow: UnitOfWork, cause: Event, member: Member, account: Account) -> Ou
                 version=cause.resource_version,
                 occasion=None,
                 correlation_id=cause.correlation_id,
-            )
+            ).following(cause)
         ]
     )
     return Outcome.APPLIED
