@@ -2,7 +2,7 @@
 
 import typer
 
-from cli import audit, billing, dlq, domains, members, ops, orgs, reconcile, signals, sso, tokens
+from cli import audit, billing, dlq, domains, members, ops, orgs, preview, reconcile, signals, sso, tokens
 from cli._common import load_settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Provisioner: SCIM/SSO provisioning pipeline.")
@@ -21,6 +21,7 @@ SUB_APPS = {
     "domains": domains.domains_app, "signals": signals.signals_app,
 }  # fmt: skip
 assert tokens.__name__  # imported for its commands: list and revoke on the org and token sub-apps
+assert preview.__name__  # and for `org preview` and `org go-live`
 for name, sub_app in SUB_APPS.items():
     app.add_typer(sub_app, name=name)
 

@@ -32,6 +32,8 @@ from core.tables_identity import member_identities as member_identities
 from core.tables_identity import org_domains as org_domains
 from core.tables_identity import seat_claims as seat_claims
 from core.tables_identity import seats as seats
+from core.tables_signals import held_events as held_events
+from core.tables_signals import preview_orgs as preview_orgs
 from core.tables_signals import security_events as security_events
 
 orgs = Table(

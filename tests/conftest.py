@@ -189,6 +189,24 @@ def topic_payloads(settings: Settings, topic: str) -> list[dict]:
     return [orjson.loads(value) for value in read_to_end(settings, [topic])]
 
 
+def events_of_org(settings: Settings, topics: list[str], org_id: str) -> list[dict[str, Any]]:
+    """The org's events on these topics, from the beginning; a record that is not JSON (the ops
+    tier's poison record, on the same stack) is skipped."""
+    import orjson
+
+    from events.kafka import read_to_end
+
+    found = []
+    for raw in read_to_end(settings, topics):
+        try:
+            event = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue
+        if event.get("orgid") == org_id:
+            found.append(event)
+    return found
+
+
 def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, message: str = "condition"):
     """Poll until predicate() is truthy; returns its value or fails the test."""
     deadline = time.monotonic() + timeout

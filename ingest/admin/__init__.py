@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from core.settings import Settings
-from ingest.admin import audit, conflicts, domains, health, members, org, sso, tokens
+from ingest.admin import audit, conflicts, domains, health, members, org, preview, sso, tokens
 from ingest.admin.deps import Service
 from ingest.admin.errors import install_error_handlers
 from ingest.http import LimitBody
@@ -27,7 +27,8 @@ MAX_BODY_BYTES = 64 * 1024
 
 # in this order: the OpenAPI document lists the paths as the routes are added
 _ROUTERS = (
-    org.router, health.router, tokens.router, members.router, conflicts.router, domains.router, audit.router, sso.router,
+    org.router, health.router, preview.router, tokens.router, members.router, conflicts.router, domains.router, audit.router,
+    sso.router,
 )
 
 

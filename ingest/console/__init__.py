@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from core.settings import Settings
-from ingest.console import auth, pages, sso
+from ingest.console import auth, pages, preview, sso
 from ingest.console.session import PREFIX, csrf_for
 from ingest.console.web import Console
 
@@ -42,6 +42,8 @@ def console_routes(settings: Settings, engine: Engine) -> list[BaseRoute]:
         Route(f"{PREFIX}/settings", g(pages.change_setting), methods=["POST"]),
         Route(f"{PREFIX}/seats", g(pages.change_seats), methods=["POST"]),
         Route(f"{PREFIX}/scim/rotate", g(pages.rotate), methods=["POST"]),
+        Route(f"{PREFIX}/scim/preview", g(preview.start), methods=["POST"]),
+        Route(f"{PREFIX}/scim/go-live", g(preview.go_live), methods=["POST"]),
         Route(f"{PREFIX}/users", g(pages.users_page), methods=["GET"]),
         Route(f"{PREFIX}/users", g(pages.add_user), methods=["POST"]),
         Route(f"{PREFIX}/users/{{member_id}}", g(pages.member_page), methods=["GET"]),

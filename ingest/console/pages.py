@@ -15,6 +15,7 @@ from domain import admin, domains, idp_health, orgs, token_expiry
 from domain.members import SEARCH_MAX, count_members, get_member, page_members
 from domain.model import CONFLICT, MemberStatus, Source, seats_in_use
 from ingest.console import guides
+from ingest.console import preview as console_preview
 from ingest.console import sso as console_sso
 from ingest.console.session import PREFIX, Session, flash_of
 from ingest.console.web import Console
@@ -72,6 +73,7 @@ def settings_page(console: Console, request: Request, session: Session, form: di
         org_domains = domains.list_domains(uow.conn, session.org)
         in_use = seats_in_use(uow, session.org.id)
         sso = console_sso.card(console, uow.conn, session)
+        scim_preview = console_preview.card(uow.conn, session)
         health = idp_health.report(
             uow.conn, session.org.id, session.org.scim_enabled, datetime.now(UTC),
             window=timedelta(seconds=console.settings.idp_health_window_seconds),
@@ -106,6 +108,7 @@ def settings_page(console: Console, request: Request, session: Session, form: di
         health={**health, "label": HEALTH_LABELS[health["state"]],
                 "last_success": _when(health["last_success_at"]) if health["last_success_at"] else "never"},
         sso=sso,
+        preview=scim_preview,
         idp=idp,
         idp_options=[(key, entry.label) for key, entry in guides.IDPS.items()],
         idp_fields=guides.fields_for(idp, base_url, flash.get("token") if flash else None),

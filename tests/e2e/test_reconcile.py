@@ -9,15 +9,13 @@ import subprocess
 import sys
 
 import httpx
-import orjson
 import pytest
 from sqlalchemy import text
 
 from core.settings import to_env
 from domain import service_tokens
 from events import catalogue as c
-from events.kafka import read_to_end
-from tests.conftest import wait_for
+from tests.conftest import events_of_org, wait_for
 from workers.billing import first_login_event_id
 from workers.billing.verify import verify_until_settled
 
@@ -134,14 +132,14 @@ def test_reconcile_finds_each_injected_drift_and_fix_repairs_it_with_the_expecte
     settle(settings, engine, org)
     code, after = cli(settings, "reconcile", scim_org.slug, "--min-age", "0", "--json")
     assert code == 0 and after["drifts"] == [], after
-    members_topic = [e for raw in read_to_end(settings, [settings.topic_members]) if (e := orjson.loads(raw))["orgid"] == org]
+    members_topic = events_of_org(settings, [settings.topic_members], org)
     with engine.connect() as conn:
         new_m4 = conn.execute(text("SELECT id::text FROM members WHERE org_id = :o AND scim_user_id = :u"),
                               {"o": org, "u": u4}).scalar()
     assert any(e["type"] == c.MEMBER_CREATED.type and e["data"]["member_id"] == new_m4 for e in members_topic)
     assert any(e["type"] == c.MEMBER_REMOVED.type and e["data"]["member_id"] == m5 for e in members_topic)
     assert any(e["type"] == c.MEMBER_DEACTIVATED.type and e["data"]["member_id"] == m3 for e in members_topic)
-    billing = [e for raw in read_to_end(settings, [settings.topic_billing]) if (e := orjson.loads(raw))["orgid"] == org]
+    billing = events_of_org(settings, [settings.topic_billing], org)
     first_logins = [e["data"]["member_id"] for e in billing if e["type"] == c.BILLING_FIRST_LOGIN.type]
     assert sorted(first_logins) == sorted([people[i][1] for i in (0, 1, 2, 3)] + [m6])  # each once
     released = {e["data"]["member_id"] for e in billing if e["type"] == c.BILLING_SEAT_RELEASED.type}

@@ -28,6 +28,9 @@ ROOT = Path(__file__).resolve().parents[2]
 ENDPOINTS = [
     ("GET", "/org", None),
     ("GET", "/org/health", None),
+    ("GET", "/org/scim/preview", None),
+    ("POST", "/org/scim/preview", None),
+    ("POST", "/org/scim/go-live", None),
     ("PATCH", "/org/settings", {"scim_enabled": True}),
     ("POST", "/org/scim-token/rotate", None),
     ("GET", "/org/members", None),
@@ -119,6 +122,7 @@ def test_openapi_document_is_served_valid_and_committed(server):
     }
     expected = {
         "/org": {"get"}, "/org/health": {"get"}, "/org/settings": {"patch"}, "/org/scim-token/rotate": {"post"},
+        "/org/scim/preview": {"get", "post"}, "/org/scim/go-live": {"post"},
         "/org/members": {"get", "post"},
         "/org/members/counts": {"get"}, "/org/members/{member_id}/activity": {"get"},
         "/org/members/{member_id}": {"delete"}, "/org/conflicts": {"get"},
