@@ -158,6 +158,9 @@ class Settings(BaseSettings):
     idp_health_refresh_seconds: float = Field(15.0, gt=0)
 
     relay_batch_size: int = 500
+    # The relay's producer: librdkafka's (confluent-kafka) or kafka-python's; same settings, same
+    # placement of keys (docs/decisions.md "The relay publishes through librdkafka").
+    relay_kafka_client: Literal["confluent-kafka", "kafka-python"] = "confluent-kafka"
     relay_poll_seconds: float = 0.02
     # Every Kafka call of the relay (flushing a batch, reading partition tails) gives up after this
     # long and starts over with a new producer; a relay whose loop makes no progress for

@@ -5,6 +5,7 @@ import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition, errors
 from kafka.admin import ConfigResource, ConfigResourceType
@@ -15,8 +16,18 @@ from events.partitioner import Murmur2Partitioner
 _APPLY_TIMEOUT_SECONDS = 15.0
 
 
-def producer(settings: Settings, **overrides: object) -> KafkaProducer:
-    """An idempotent producer that waits for every in-sync replica (acks=all)."""
+def producer(settings: Settings, **overrides: object) -> Any:
+    """An idempotent producer that waits for every in-sync replica (acks=all): kafka-python's, or
+    librdkafka's behind the same `send`/`flush`/`close` (`relay_kafka_client`, events/librdkafka.py).
+    `overrides` are kafka-python's names; librdkafka takes `delivery_timeout_ms` and needs no `max_block_ms`."""
+    if settings.relay_kafka_client == "confluent-kafka":
+        from events import librdkafka
+
+        timeout = int(str(overrides.get("delivery_timeout_ms", 30000)))
+        return librdkafka.Producer(librdkafka.config(
+            settings.kafka_bootstrap_servers, reconnect_backoff_max_ms=settings.kafka_reconnect_backoff_max_ms,
+            delivery_timeout_ms=timeout,
+        ))  # fmt: skip
     config: dict[str, object] = {
         "bootstrap_servers": settings.kafka_bootstrap_servers.split(","),
         "acks": "all",

@@ -39,7 +39,10 @@ log = logging.getLogger("provisioner.worker")
 class Handler(Protocol):
     """A worker's rules: the outcome of each event, in order, applied through the unit of work.
 
-    Applying a batch has the same effect as applying its events one by one (batches of one)."""
+    Applying a batch has the same effect as applying its events one by one (batches of one). A
+    handler may declare `TYPES`, the event types it can act on: the runtime answers the others
+    `ignored` itself, with no tracking row and, for a batch of only those, no transaction (an
+    event that changes nothing needs no record of having been seen)."""
 
     def apply(self, events: list[Event], uow: UnitOfWork) -> list[Outcome]: ...
 
@@ -129,28 +132,20 @@ def _apply(
     applied: list[Event] = []
     outcomes: list[tuple[str, str]] = []
     started = time.perf_counter()
-    topic = topics.get(c.TopicRole.DEAD_LETTER, "")
-    with SqlUnitOfWork.begin(engine, topics) as uow:
-        conn = uow.conn
-        outbox.staged_types(conn)  # forget what an earlier use of this pooled connection staged
-        decoded: list[tuple[Any, Event]] = []
-        for record in records:
-            try:
-                decoded.append((record, decode(record.value)))
-            except EnvelopeError as exc:
-                _dead_letter(conn, consumer, record, str(exc), topic)
-                outcomes.append(("undecodable", Outcome.DEAD_LETTERED))
-        if isolate:
-            by_event = _apply_one_by_one(uow, consumer, handler, decoded, topic)
-        else:
-            by_event = _apply_at_once(uow, consumer, handler, [event for _, event in decoded])
-        for event, outcome in by_event:
-            outcomes.append((event.type, outcome))
-            if outcome == Outcome.APPLIED:
-                applied.append(event)
-            if log.isEnabledFor(logging.DEBUG):
-                log.debug("event %s", outcome, extra={**_context(event), "outcome": outcome, "consumer": consumer})
-        staged = outbox.staged_types(conn)
+    decoded: list[tuple[Any, Event]] = []
+    undecodable: list[tuple[Any, str]] = []
+    for record in records:
+        try:
+            decoded.append((record, decode(record.value)))
+        except EnvelopeError as exc:
+            undecodable.append((record, str(exc)))
+    wanted: frozenset[str] | None = getattr(handler, "TYPES", None)
+    if wanted is not None:
+        outcomes += [(event.type, Outcome.IGNORED) for _, event in decoded if event.type not in wanted]
+        decoded = [(record, event) for record, event in decoded if event.type in wanted]
+    staged: list[str] = []
+    if decoded or undecodable:
+        staged = _in_transaction(engine, topics, consumer, handler, decoded, undecodable, outcomes, applied, isolate)
     # counted only once the batch committed: a rolled-back attempt counts nothing
     metrics.BILLING_FIRST_LOGINS.inc(staged.count(c.BILLING_FIRST_LOGIN.type))
     for event_type, outcome in outcomes:
@@ -168,6 +163,31 @@ def _apply(
             "correlation_ids": sorted({e.correlation_id for e in applied if e.correlation_id})[:20],
         },
     )
+
+
+def _in_transaction(
+    engine: Engine, topics: dict[str, str], consumer: str, handler: Handler, decoded: list[tuple[Any, Event]],
+    undecodable: list[tuple[Any, str]], outcomes: list[tuple[str, str]], applied: list[Event], isolate: bool,
+) -> list[str]:
+    """The batch's effects, tracking rows and dead letters in one transaction; the event types it staged."""
+    topic = topics.get(c.TopicRole.DEAD_LETTER, "")
+    with SqlUnitOfWork.begin(engine, topics) as uow:
+        conn = uow.conn
+        outbox.staged_types(conn)  # forget what an earlier use of this pooled connection staged
+        for record, error in undecodable:
+            _dead_letter(conn, consumer, record, error, topic)
+            outcomes.append(("undecodable", Outcome.DEAD_LETTERED))
+        if isolate:
+            by_event = _apply_one_by_one(uow, consumer, handler, decoded, topic)
+        else:
+            by_event = _apply_at_once(uow, consumer, handler, [event for _, event in decoded])
+        for event, outcome in by_event:
+            outcomes.append((event.type, outcome))
+            if outcome == Outcome.APPLIED:
+                applied.append(event)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("event %s", outcome, extra={**_context(event), "outcome": outcome, "consumer": consumer})
+        return outbox.staged_types(conn)
 
 
 def _apply_at_once(uow: SqlUnitOfWork, consumer: str, handler: Handler, events: list[Event]) -> list[tuple[Event, str]]:

@@ -180,14 +180,15 @@ class Pipeline:
 # behind the whole pipeline (relay, Kafka, consumer groups) is, as the IdP's users would see it.
 _DELAY = """
 SELECT coalesce(EXTRACT(EPOCH FROM clock_timestamp() - min(a.created_at)), 0) FROM chaos_outbox_audit a
-JOIN (VALUES {pairs}) AS w(consumer, topic) ON w.topic = a.topic
+JOIN (VALUES {pairs}) AS w(consumer, topic, types) ON w.topic = a.topic AND (w.types IS NULL OR a.type = ANY(w.types))
 WHERE a.created_at > clock_timestamp() - interval '300 seconds' AND NOT EXISTS (
     SELECT 1 FROM processed_events p WHERE p.consumer = w.consumer AND p.event_id = a.event_id)
 """
 
 
 _UNAPPLIED = """
-SELECT count(*) FROM chaos_outbox_audit a JOIN (VALUES {pairs}) AS w(consumer, topic) ON w.topic = a.topic
+SELECT count(*) FROM chaos_outbox_audit a
+JOIN (VALUES {pairs}) AS w(consumer, topic, types) ON w.topic = a.topic AND (w.types IS NULL OR a.type = ANY(w.types))
 WHERE NOT EXISTS (SELECT 1 FROM processed_events p WHERE p.consumer = w.consumer AND p.event_id = a.event_id)
 """
 
@@ -196,8 +197,13 @@ def _delay_query(settings: Settings, template: str = _DELAY) -> str:
     from workers.main import WORKERS
 
     topics = settings.topics()
-    pairs = [(w.consumer, topics[role]) for w in WORKERS.values() for role in w.roles]
-    return template.format(pairs=", ".join(f"('{c}', '{t}')" for c, t in pairs))
+
+    def types(worker: object) -> str:  # the event types the worker's handler records (NULL: all)
+        wanted = getattr(worker.handler(settings), "TYPES", None)  # type: ignore[attr-defined]
+        return "CAST(NULL AS text[])" if wanted is None else "ARRAY[" + ", ".join(f"'{t}'" for t in sorted(wanted)) + "]::text[]"
+
+    pairs = [(w.consumer, topics[role], types(w)) for w in WORKERS.values() for role in w.roles]
+    return template.format(pairs=", ".join(f"('{c}', '{t}', {k})" for c, t, k in pairs))
 
 
 class _Sampler(threading.Thread):

@@ -31,6 +31,8 @@ def first_login_event_id(org_id: str, member_id: str) -> str:
 
 
 class Billing:
+    TYPES = frozenset(k.type for k in (c.MEMBER_LOGGED_IN_FIRST_TIME, c.MEMBER_ERASED, *SEAT_MOVES))
+
     def apply(self, events: list[Event], uow: UnitOfWork) -> list[Outcome]:
         return [self._one(event, uow) for event in events]
 

@@ -23,6 +23,8 @@ ERROR = (
 
 
 class Conflicts:
+    TYPES = frozenset(k.type for k in (c.MEMBER_CREATED, c.ACCOUNT_REGISTERED))
+
     def apply(self, events: list[Event], uow: UnitOfWork) -> list[Outcome]:
         """One query for the batch's emails: a new member whose email is nobody's account is the
         common case and costs nothing more; the others are looked at one by one."""

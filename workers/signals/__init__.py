@@ -24,6 +24,7 @@ REASONS = {c.MEMBER_DEACTIVATED: "deactivated", c.MEMBER_REMOVED: "removed"}
 class Signals:
     def __init__(self, enabled: bool):
         self.enabled = enabled
+        self.TYPES = frozenset(k.type for k in REASONS) if enabled else frozenset()
 
     def apply(self, events: list[Event], uow: UnitOfWork) -> list[Outcome]:
         staged: list[SecurityEvent] = []
