@@ -31,11 +31,16 @@ def _count(engine: Engine, sql: str) -> int:
 def _one_drain(system: System, engine: Engine, runtime: str, url: str, token: str, seconds: int) -> dict[str, Any]:
     scenarios._wait_idle(engine)
     system.stop(*_PIPELINE)
+    filled = time.monotonic()
     wrk(url, "post_users.lua", connections=16, seconds=seconds,
         env={"BENCH_TOKEN": token, "BENCH_PREFIX": f"rt-{uuid.uuid4().hex[:8]}"})
+    # a static member of the stopped pipeline holds its partitions until its session ends
+    time.sleep(max(0.0, system.settings.consumer_session_timeout_ms / 1000 + 1 - (time.monotonic() - filled)))
     events = _count(engine, "SELECT count(*) FROM outbox")
     expected = _count(engine, "SELECT count(*) FROM members WHERE source = 'scim'") + events
-    system.settings = system.settings.model_copy(update={"worker_runtime": runtime})
+    # dynamic members: a stopped worker leaves its group at once, so the other runtime's members
+    # (another partition assignor) can join it without waiting for a static member's session to end
+    system.settings = system.settings.model_copy(update={"worker_runtime": runtime, "consumer_static_membership": False})
     system.start_pipeline()
     started = time.monotonic()
     while scenarios._applied(engine) < expected and time.monotonic() - started < 300:
@@ -55,7 +60,7 @@ def runtime_drains(system: System, engine: Engine, seconds: int, rounds: int) ->
     """`rounds` drains per runtime, alternating; medians, and faust's rate over kafka-python's."""
     org, token = orgs.create(engine, "bench-runtimes-" + uuid.uuid4().hex[:6])
     url = orgs.scim_base_url(system.settings.public_url, org.slug) + "/Users"
-    default = system.settings.worker_runtime
+    default, static = system.settings.worker_runtime, system.settings.consumer_static_membership
     runs: list[dict[str, Any]] = []
     try:
         for round_ in range(rounds):
@@ -63,7 +68,7 @@ def runtime_drains(system: System, engine: Engine, seconds: int, rounds: int) ->
             runs.extend(_one_drain(system, engine, runtime, url, token, seconds) for runtime in order)
     finally:
         system.stop(*_PIPELINE)
-        system.settings = system.settings.model_copy(update={"worker_runtime": default})
+        system.settings = system.settings.model_copy(update={"worker_runtime": default, "consumer_static_membership": static})
     out: dict[str, Any] = {"fill_seconds": seconds, "rounds": rounds, "runs": runs,
                            "measured_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
     for runtime in RUNTIMES:

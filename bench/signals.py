@@ -92,7 +92,7 @@ def revocation(system: System, engine: Engine, users: int, rate: float) -> dict[
         creates = [{"method": "POST", "url": f"{base}/Users", "header": headers, "body": orjson.dumps(
             {"schemas": [USER], "userName": f"leaver{i}@bench.test", "emails": [{"value": f"leaver{i}@bench.test"}]})}
             for i in range(users)]  # fmt: skip
-        vegeta(creates, min(400.0, users / 5), users / min(400.0, users / 5))
+        vegeta(creates, min(400.0, users / 2), users / min(400.0, users / 2))
         with engine.connect() as conn:
             deadline = time.monotonic() + 120
             while conn.execute(text("SELECT count(*) FROM members WHERE org_id = :o"), {"o": org.id}).scalar() < users:
