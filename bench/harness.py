@@ -19,7 +19,7 @@ import httpx
 import orjson
 from sqlalchemy import Engine, create_engine, text
 
-from core.db import make_engine
+from core.db import drop_database, make_engine
 from core.migrate import upgrade
 from core.settings import Settings, free_port, isolated, to_env
 
@@ -56,7 +56,7 @@ def fresh_database(settings: Settings) -> Engine:
         isolation_level="AUTOCOMMIT",
     )
     with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        drop_database(conn, name)
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
     upgrade(settings)

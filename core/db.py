@@ -9,7 +9,7 @@ import orjson
 from sqlalchemy import Connection, Engine, Table, Text, bindparam, cast, create_engine, event, func, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DisconnectionError, ProgrammingError
 
 from core.settings import Settings
 
@@ -118,3 +118,19 @@ ASYNC_COMMIT = text("SET LOCAL synchronous_commit = off")
 and refusals): its COMMIT does not wait for the WAL to reach the disk, so it does not queue behind,
 or add to, the flushes that SCIM writes wait for. PostgreSQL still writes it within
 `wal_writer_delay` (200 ms); a crash can lose only that, never corrupt anything."""
+
+
+def drop_database(conn: Connection, name: str, *, attempts: int = 40) -> None:
+    """DROP DATABASE ... WITH (FORCE), for test and benchmark databases. FORCE ends the sessions
+    on it, but a role that is not a superuser may not end an autovacuum worker (PostgreSQL answers
+    InsufficientPrivilege, "must be a member of the role whose process is being terminated"): the
+    worker's pass over a small database ends within seconds, so that refusal is tried again."""
+    for attempt in range(attempts):
+        try:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            return
+        except ProgrammingError as exc:
+            if "must be a member of the role" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.25)
+

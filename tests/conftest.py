@@ -22,7 +22,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from core.db import make_engine
+from core.db import drop_database, make_engine
 from core.migrate import upgrade
 from core.settings import Settings, free_port, isolated, to_env
 from domain import orgs
@@ -106,7 +106,7 @@ def _create_database(url: str) -> None:
 def _drop_database(url: str) -> None:
     admin = _admin_engine(url)
     with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{urlsplit(url).path.lstrip("/")}" WITH (FORCE)'))
+        drop_database(conn, urlsplit(url).path.lstrip("/"))
     admin.dispose()
 
 
