@@ -27,6 +27,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from core.settings import Settings
+
 SESSION_REVOKED = "https://schemas.openid.net/secevent/caep/event-type/session-revoked"
 MEDIA_TYPE = "application/secevent+jwt"
 ALGORITHM = "ES256"
@@ -78,6 +80,11 @@ class Signer:
         if txn:
             claims["txn"] = txn
         return jwt.encode(claims, self.key, algorithm=ALGORITHM, headers={"typ": "secevent+jwt", "kid": self.kid})
+
+
+def signer_for(settings: Settings) -> Signer:
+    """The deployment's signer: its configured key (or the one derived from its secret), as issuer its public URL."""
+    return signer(settings.caep_signing_key.get_secret_value(), settings.secret_key.get_secret_value(), settings.public_url)
 
 
 def signer(signing_key_pem: str, secret_key: str, issuer: str) -> Signer:

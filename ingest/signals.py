@@ -14,8 +14,7 @@ from events import security_event_token as tokens
 
 
 def signal_routes(settings: Settings) -> list[Any]:
-    signer = tokens.signer(settings.caep_signing_key.get_secret_value(), settings.secret_key.get_secret_value(),
-                           settings.public_url)
+    signer = tokens.signer_for(settings)
     headers = {"Cache-Control": "public, max-age=300"}
 
     async def jwks(_: Request) -> Response:

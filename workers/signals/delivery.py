@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import orjson
 from sqlalchemy import Engine, text
 
 from core import metrics
@@ -85,8 +86,6 @@ def _error_text(status: int | None, body: bytes) -> str:
     if status is None:
         return body.decode(errors="replace")[:500]
     try:
-        import orjson
-
         answer = orjson.loads(body)
         if isinstance(answer, dict) and "err" in answer:  # RFC 8935 §2.3's error response
             return f"HTTP {status}: {answer['err']}: {answer.get('description', '')}"[:500]
@@ -100,9 +99,7 @@ class Pusher:
 
     def __init__(self, settings: Settings, client: httpx.Client | None = None):
         self.settings = settings
-        self.signer = tokens.signer(
-            settings.caep_signing_key.get_secret_value(), settings.secret_key.get_secret_value(), settings.public_url
-        )
+        self.signer = tokens.signer_for(settings)
         self.audience = settings.caep_audience or settings.caep_push_url
         headers = {"Content-Type": tokens.MEDIA_TYPE, "Accept": "application/json"}
         if settings.caep_push_authorization.get_secret_value():
