@@ -71,6 +71,10 @@ def main() -> None:
     parser.add_argument(
         "--latency-only", action="store_true", help="re-measure only the pipeline latency, into the existing results"
     )
+    parser.add_argument(
+        "--billing-only", action="store_true",
+        help="re-measure only the login API and login → billing fact, into the existing results",
+    )
     args = parser.parse_args()
     if args.sync_only:
         sync_only(args.sync_only)
@@ -82,6 +86,11 @@ def main() -> None:
         plan = json.loads((ROOT / "bench" / "results.json").read_text())["plan"]
         _remeasure("revocation_signals", lambda system, engine, _: signals.revocation(
             system, engine, plan.get("signal_users", 3000), plan.get("signal_rate", 100)))
+        return
+    if args.billing_only:
+        plan = json.loads((ROOT / "bench" / "results.json").read_text())["plan"]
+        _remeasure("billing", lambda system, engine, _: scenarios.billing(
+            system, engine, plan.get("billing_people", 50_000), plan.get("seconds", 10)))
         return
     if args.runtimes_only:
         plan = json.loads((ROOT / "bench" / "results.json").read_text())["plan"]

@@ -19,6 +19,7 @@ import asyncio
 import logging
 import os
 import socket
+import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -57,6 +58,8 @@ def app_for(settings: Settings, group: str) -> faust.App:
         broker_max_poll_records=settings.worker_batch_size,
         broker_commit_interval=1.0,
         store="memory://",
+        # Faust makes this directory even with tables in memory: keep it out of the working directory
+        datadir=os.path.join(tempfile.gettempdir(), "provisioner-faust", group),
     )
 
 
