@@ -88,15 +88,16 @@ def any_uuid(name: str) -> Any:
 
 
 def recordset_insert(
-    table: Table, columns: Sequence[str], *, on_conflict: str = ""
-) -> Callable[[Connection, list[dict[str, Any]]], None]:
+    table: Table, columns: Sequence[str], *, on_conflict: str = "", returning: str = ""
+) -> Callable[[Connection, list[dict[str, Any]]], list[Any]]:
     """An INSERT of many rows of `table` bound as one JSON array, kept in the list's order.
 
     SQLAlchemy's executemany binds every value of every row (a batch of 1,000 members is 18,000
     parameters, each adapted by psycopg2): most of the membership worker's interpreter time. One
     orjson-dumped array is one parameter, which PostgreSQL reads with `jsonb_to_recordset`. Values
     are what orjson writes (datetimes in ISO 8601, enums as their values); a column left out keeps its default.
-    `on_conflict` is the statement's ON CONFLICT clause, if any.
+    `on_conflict` is the statement's ON CONFLICT clause, if any; `returning` the columns of the
+    rows written to return, if any.
     """
     dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
     names = ", ".join(columns)
@@ -104,13 +105,36 @@ def recordset_insert(
     statement = text(
         f"INSERT INTO {table.name} ({names}) SELECT {names} FROM ROWS FROM "
         f"(jsonb_to_recordset(CAST(:rows AS jsonb)) AS ({types})) WITH ORDINALITY AS x({names}, n) ORDER BY n {on_conflict}"
+        + (f" RETURNING {returning}" if returning else "")
     )
 
-    def insert(conn: Connection, rows: list[dict[str, Any]]) -> None:
-        if rows:
-            conn.execute(statement, {"rows": orjson.dumps(rows).decode()})
+    def insert(conn: Connection, rows: list[dict[str, Any]]) -> list[Any]:
+        if not rows:
+            return []
+        result = conn.execute(statement, {"rows": orjson.dumps(rows).decode()})
+        return list(result) if returning else []
 
     return insert
+
+
+def recordset_update(table: Table, key: str, columns: Sequence[str]) -> Callable[[Connection, list[dict[str, Any]]], None]:
+    """An UPDATE of many rows of `table`, each found by its `key` column, bound as one JSON array as
+    `recordset_insert` binds its rows: one statement, where an executemany is one round trip per
+    row with psycopg2. A key given twice is updated with the last row given for it."""
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    types = ", ".join(f"{c} {table.c[c].type.compile(dialect=dialect)}" for c in (key, *columns))
+    sets = ", ".join(f"{c} = x.{c}" for c in columns)
+    statement = text(
+        f"UPDATE {table.name} AS t SET {sets} "
+        f"FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x({types}) WHERE t.{key} = x.{key}"
+    )
+
+    def update(conn: Connection, rows: list[dict[str, Any]]) -> None:
+        last = {row[key]: row for row in rows}  # one row per key: PostgreSQL would pick one of two at random
+        if last:
+            conn.execute(statement, {"rows": orjson.dumps(list(last.values())).decode()})
+
+    return update
 
 
 ASYNC_COMMIT = text("SET LOCAL synchronous_commit = off")

@@ -12,22 +12,20 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Text, bindparam, cast, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 
-from core.db import any_text, any_uuid, recordset_insert
+from core.db import any_text, any_uuid, recordset_insert, recordset_update
 from core.tables import (
     member_activity,
     member_identities,
     members,
-    pending_logins,
     scim_resources,
-    seat_claims,
-    seats,
     security_events,
 )
 from core.tables import orgs as orgs_table
-from domain.model import Activity, Member, MemberStatus, PendingLogin, Seat, SeatState, SecurityEvent, Source
+from domain.model import Activity, Member, MemberStatus, SecurityEvent, Source
 from domain.orgs import Org
 from domain.postgres_groups import PgGroups
 from domain.postgres_ownership import PgAccounts, PgConflicts, PgDomains, PgInvitations
+from domain.postgres_seats import PgPendingLogins, PgSeatClaims, PgSeats
 from domain.uow import FactStaging, Person, UserKey
 from events import outbox
 from events.envelope import Event
@@ -75,11 +73,14 @@ _LIVE_FROM = _SELECT_MEMBERS.where(
     members.c.org_id == bindparam("org_id"), members.c.source == bindparam("source"), members.c.status != MemberStatus.REMOVED
 ).order_by(members.c.created_at)
 _INSERT_MEMBERS = recordset_insert(members, (*_MEMBER_COLUMNS, "updated_at"))
-_SAVE_MEMBERS = (
-    update(members)
-    .where(members.c.id == bindparam("member_id"))
-    .values(**{name: bindparam(name) for name in _SAVED}, updated_at=bindparam("updated_at"))
-)
+_SAVE_MEMBERS = recordset_update(members, "id", (*_SAVED, "updated_at"))
+# the oldest live member of each (org, email): exact pairs, so no other person's row is locked
+_LIVE_BY_EMAILS = text(
+    f"SELECT {', '.join('m.' + name for name in _MEMBER_COLUMNS)} FROM members AS m "
+    "JOIN unnest(CAST(:orgs AS uuid[]), CAST(:emails AS text[])) AS p(org_id, email_ci) "
+    "ON m.org_id = p.org_id AND m.email_ci = p.email_ci "
+    "WHERE m.status <> 'removed' ORDER BY m.created_at FOR UPDATE OF m"
+).columns(*(members.c[name] for name in _MEMBER_COLUMNS))
 _SET_CONFLICT = update(members).where(members.c.id == bindparam("member_id")).values(conflict_id=bindparam("conflict_id"))
 _LIVE_MEMBER = select(members.c.id).where(
     members.c.org_id == bindparam("org_id"), members.c.email_ci == bindparam("email_ci"), members.c.status != MemberStatus.REMOVED
@@ -102,31 +103,6 @@ _INSERT_SIGNALS = recordset_insert(
 )
 _INSERT_ACTIVITY = recordset_insert(member_activity, ("org_id", "member_id", "event_id", "type", "source", "summary"))
 
-_PENDING = (
-    select(*(pending_logins.c[name] for name in PendingLogin.__dataclass_fields__))
-    .where(pending_logins.c.org_id == _ORG_IDS, pending_logins.c.email_ci == any_text("emails"))
-    .with_for_update()
-)
-_add_pending = insert(pending_logins)
-_ADD_PENDING = _add_pending.on_conflict_do_update(  # sign-ins of one person may arrive out of order: keep the earliest
-    index_elements=["org_id", "email_ci"],
-    set_={name: _add_pending.excluded[name] for name in ("event_id", "logged_in_at", "method", "sign_in_id")},
-    where=pending_logins.c.logged_in_at > _add_pending.excluded.logged_in_at,
-)
-_DELETE_PENDING = delete(pending_logins).where(
-    pending_logins.c.org_id == bindparam("o"), pending_logins.c.email_ci == bindparam("e")
-)
-
-_ADD_SEAT = insert(seats).on_conflict_do_nothing().returning(seats.c.org_id)
-_GET_SEAT = select(seats).where(seats.c.org_id == bindparam("org_id"), seats.c.member_id == bindparam("member_id"))
-_MOVE_SEAT = (
-    update(seats)
-    .where(seats.c.org_id == bindparam("o"), seats.c.member_id == bindparam("m"), seats.c.state == bindparam("source"))
-    .values(state=bindparam("target"), version=seats.c.version + 1, updated_at=func.now())
-    .returning(seats.c.version)
-)
-_COUNT_HELD = select(func.count()).where(seats.c.org_id == bindparam("org_id"), seats.c.state == SeatState.HELD)
-
 _MEMBER_OF = select(member_identities.c.member_id).where(
     member_identities.c.org_id == bindparam("o"),
     member_identities.c.issuer == bindparam("i"),
@@ -144,13 +120,6 @@ _UNBIND_OTHER = delete(member_identities).where(
     member_identities.c.issuer == bindparam("i"),
     member_identities.c.subject != bindparam("s"),
 )
-
-_ADD_CLAIM = insert(seat_claims).on_conflict_do_nothing()
-_COUNT_CLAIMS = select(func.count()).where(
-    seat_claims.c.org_id == bindparam("o"),
-    seat_claims.c.created_at > func.clock_timestamp() - func.make_interval(0, 0, 0, 0, 0, 0, bindparam("age")),
-)
-_REMOVE_CLAIM = delete(seat_claims).where(seat_claims.c.org_id == bindparam("o"), seat_claims.c.sign_in_id == bindparam("s"))
 
 
 def _member(row: Any) -> Member:
@@ -176,6 +145,16 @@ class PgMembers:
         row = self.conn.execute(query, {"org_id": org_id, "email_ci": email_ci}).first()
         return _member(row) if row else None
 
+    def live_by_emails(self, people: Iterable[Person]) -> dict[Person, Member]:
+        wanted = sorted(set(people))
+        found: dict[Person, Member] = {}
+        if wanted:
+            params = {"orgs": [o for o, _ in wanted], "emails": [e for _, e in wanted]}
+            for row in self.conn.execute(_LIVE_BY_EMAILS, params):  # oldest first: the first of each person wins
+                member = _member(row)
+                found.setdefault((member.org_id, str(member.email_ci)), member)
+        return found
+
     def get(self, member_id: str) -> Member | None:
         row = self.conn.execute(_GET_MEMBER, {"member_id": member_id}).first()
         return _member(row) if row else None
@@ -191,8 +170,7 @@ class PgMembers:
     def save(self, changed: list[Member]) -> None:
         if changed:
             now = datetime.now(UTC)
-            rows = [{"member_id": m.id, "updated_at": now, **{n: getattr(m, n) for n in _SAVED}} for m in changed]
-            self.conn.execute(_SAVE_MEMBERS, rows)
+            _SAVE_MEMBERS(self.conn, [{"id": m.id, "updated_at": now, **{n: getattr(m, n) for n in _SAVED}} for m in changed])
 
     def set_conflict(self, member_id: str, conflict_id: str) -> None:
         self.conn.execute(_SET_CONFLICT, {"member_id": member_id, "conflict_id": conflict_id})
@@ -246,26 +224,6 @@ class PgSecurityEvents:
             _INSERT_SIGNALS(self.conn, [vars(s) for s in signals])
 
 
-class PgSeats:
-    def __init__(self, conn: Connection):
-        self.conn = conn
-
-    def add_if_absent(self, seat: Seat) -> bool:
-        return self.conn.execute(_ADD_SEAT, vars(seat)).first() is not None
-
-    def get(self, org_id: str, member_id: str) -> Seat | None:
-        row = self.conn.execute(_GET_SEAT, {"org_id": org_id, "member_id": member_id}).first()
-        if row is None:
-            return None
-        return Seat(row.org_id, row.member_id, SeatState(row.state), row.version, row.first_login_at, row.first_login_event_id)
-
-    def move(self, org_id: str, member_id: str, *, source: SeatState, target: SeatState) -> int | None:
-        return self.conn.execute(_MOVE_SEAT, {"o": org_id, "m": member_id, "source": source, "target": target}).scalar()
-
-    def count_held(self, org_id: str) -> int:
-        return int(self.conn.execute(_COUNT_HELD, {"org_id": org_id}).scalar_one())
-
-
 class PgIdentities:
     def __init__(self, conn: Connection):
         self.conn = conn
@@ -279,41 +237,6 @@ class PgIdentities:
     def bind(self, org_id: str, issuer: str, subject: str, member_id: str) -> None:
         self.conn.execute(_UNBIND_OTHER, {"m": member_id, "i": issuer, "s": subject})
         self.conn.execute(_BIND, {"org_id": org_id, "issuer": issuer, "subject": subject, "member_id": member_id})
-
-
-class PgSeatClaims:
-    def __init__(self, conn: Connection):
-        self.conn = conn
-
-    def add(self, org_id: str, sign_in_id: str, member_id: str | None) -> None:
-        self.conn.execute(_ADD_CLAIM, {"org_id": org_id, "sign_in_id": sign_in_id, "member_id": member_id})
-
-    def count(self, org_id: str, *, max_age_seconds: float) -> int:
-        return int(self.conn.execute(_COUNT_CLAIMS, {"o": org_id, "age": max_age_seconds}).scalar_one())
-
-    def remove(self, org_id: str, sign_in_id: str) -> bool:
-        return bool(self.conn.execute(_REMOVE_CLAIM, {"o": org_id, "s": sign_in_id}).rowcount)
-
-
-class PgPendingLogins:
-    def __init__(self, conn: Connection):
-        self.conn = conn
-
-    def find(self, people: Iterable[Person]) -> dict[Person, PendingLogin]:
-        wanted = set(people)
-        if not wanted:
-            return {}
-        params = {"org_ids": sorted({o for o, _ in wanted}), "emails": sorted({e for _, e in wanted})}
-        rows = self.conn.execute(_PENDING, params)
-        return {(r.org_id, r.email_ci): PendingLogin(**r._mapping) for r in rows if (r.org_id, r.email_ci) in wanted}
-
-    def add(self, login: PendingLogin) -> None:
-        self.conn.execute(_ADD_PENDING, vars(login))
-
-    def remove(self, people: Iterable[Person]) -> None:
-        rows = [{"o": o, "e": e} for o, e in people]
-        if rows:
-            self.conn.execute(_DELETE_PENDING, rows)
 
 
 class PgOrgs:

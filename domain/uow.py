@@ -30,6 +30,9 @@ class Members(Protocol):
     def live_by_email(self, org_id: str, email_ci: str, *, lock: bool = True) -> Member | None:
         """The org's oldest member with this email that is not removed, locked unless `lock` is false."""
 
+    def live_by_emails(self, people: Iterable[Person]) -> dict[Person, Member]:
+        """`live_by_email` of each of these people at once (the found ones), locked."""
+
     def get(self, member_id: str) -> Member | None: ...
 
     def unowned_with_email(self, email_ci: str) -> list[Member]:
@@ -82,13 +85,17 @@ class SeatClaims(Protocol):
     def remove(self, org_id: str, sign_in_id: str) -> bool:
         """Drop the sign-in's claim; whether it had one."""
 
+    def remove_all(self, claims: Iterable[tuple[str, str]]) -> None:
+        """Drop the claims of these (org id, sign-in id) at once."""
+
 
 class PendingLogins(Protocol):
     def find(self, people: Iterable[Person]) -> dict[Person, PendingLogin]:
         """The early sign-in of each of these people (before they were a member), locked."""
 
-    def add(self, login: PendingLogin) -> None:
-        """Keep the earliest early sign-in of a person (they may arrive out of order)."""
+    def add(self, logins: Iterable[PendingLogin]) -> None:
+        """Keep the earliest early sign-in of each person (they may arrive out of order; of two at
+        the same instant, the one given or stored first)."""
 
     def remove(self, people: Iterable[Person]) -> None: ...
 
@@ -122,6 +129,10 @@ class SecurityEvents(Protocol):
 class Seats(Protocol):
     def add_if_absent(self, seat: Seat) -> bool:
         """Record a member's first billed login; False if the member was billed before."""
+
+    def add_absent(self, seats: list[Seat]) -> set[tuple[str, str]]:
+        """`add_if_absent` of each seat at once (of one member's, the first): the (org id, member id)
+        of those recorded."""
 
     def get(self, org_id: str, member_id: str) -> Seat | None: ...
 

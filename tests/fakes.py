@@ -64,6 +64,9 @@ class FakeMembers(_Table):
         found = [r for r in self.rows if r["org_id"] == org_id and r["email_ci"] == email_ci and r["status"] != "removed"]
         return _member(min(found, key=lambda r: r["created_at"])) if found else None
 
+    def live_by_emails(self, people: Iterable[Person]) -> dict[Person, Member]:
+        return {p: m for p in set(people) if (m := self.live_by_email(*p)) is not None}
+
     def get(self, member_id: str) -> Member | None:
         return next((_member(r) for r in self.rows if r["id"] == member_id), None)
 
@@ -124,12 +127,13 @@ class FakePendingLogins(_Table):
         wanted = set(people)
         return {(r["org_id"], r["email_ci"]): PendingLogin(**r) for r in self.rows if (r["org_id"], r["email_ci"]) in wanted}
 
-    def add(self, login: PendingLogin) -> None:
-        row = next((r for r in self.rows if (r["org_id"], r["email_ci"]) == (login.org_id, login.email_ci)), None)
-        if row is None:
-            self.rows.append(asdict(login))
-        elif login.logged_in_at < row["logged_in_at"]:
-            row.update(asdict(login))
+    def add(self, logins: Iterable[PendingLogin]) -> None:
+        for login in logins:
+            row = next((r for r in self.rows if (r["org_id"], r["email_ci"]) == (login.org_id, login.email_ci)), None)
+            if row is None:
+                self.rows.append(asdict(login))
+            elif login.logged_in_at < row["logged_in_at"]:
+                row.update(asdict(login))
 
     def remove(self, people: Iterable[Person]) -> None:
         gone = set(people)

@@ -1,5 +1,6 @@
 """In-memory seat ledger, seat claims and IdP bindings (domain.uow's Seats, SeatClaims, Identities)."""
 
+from collections.abc import Iterable
 from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,6 +25,9 @@ class FakeSeats:
             return False
         self.rows.append(asdict(seat))
         return True
+
+    def add_absent(self, seats: list[Seat]) -> set[tuple[str, str]]:
+        return {(s.org_id, s.member_id) for s in seats if self.add_if_absent(s)}
 
     def get(self, org_id: str, member_id: str) -> Seat | None:
         row = self._row(org_id, member_id)
@@ -60,6 +64,10 @@ class FakeSeatClaims:
         before = len(self.rows)
         self.rows[:] = [r for r in self.rows if (r["org_id"], r["sign_in_id"]) != (org_id, sign_in_id)]
         return len(self.rows) < before
+
+    def remove_all(self, claims: Iterable[tuple[str, str]]) -> None:
+        gone = set(claims)
+        self.rows[:] = [r for r in self.rows if (r["org_id"], r["sign_in_id"]) not in gone]
 
 
 class FakeIdentities:

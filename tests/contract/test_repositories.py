@@ -141,6 +141,32 @@ def test_live_by_email_skips_removed_members_and_takes_the_oldest(backend: Backe
     assert members.live_by_email(org, "bob@x.test") is None
 
 
+def test_live_by_emails_is_live_by_email_of_each_person(backend: Backend):
+    members, org, other = backend.uow.members, backend.add_org(), backend.add_org()
+    old_ann = _member(org, scim="u0", email="ann@x.test", status=MemberStatus.REMOVED)
+    members.add([old_ann])
+    ann, bob = _member(org, email="ann@x.test", source=Source.MANUAL), _member(org, scim="u1", email="bob@x.test")
+    members.add([ann, bob])
+    members.add([_member(other, scim="u3", email="cat@x.test")])  # (which of two live is oldest: tests/integration)
+    people = [(org, "ann@x.test"), (org, "bob@x.test"), (org, "cat@x.test"), (other, "ann@x.test"), (other, "cat@x.test")]
+    found = members.live_by_emails(people)
+    assert {p: m.id for p, m in found.items()} == {
+        p: m.id for p in people if (m := members.live_by_email(*p)) is not None
+    }
+    assert set(found) == {(org, "ann@x.test"), (org, "bob@x.test"), (other, "cat@x.test")} and found[(org, "ann@x.test")] == ann
+    assert members.live_by_emails([]) == {}
+
+
+def test_saving_members_at_once_writes_each_its_own_values(backend: Backend):
+    members, org = backend.uow.members, backend.add_org()
+    ann, bob = _member(org, scim="u1", email="ann@x.test"), _member(org, scim="u2", email="bob@x.test")
+    members.add([ann, bob])
+    ann.status, ann.first_login_at, ann.version = MemberStatus.ACTIVE, T0, 2
+    bob.display_name, bob.email, bob.email_ci, bob.seq = "Bob B", "Bob@Y.test", "bob@y.test", 5
+    members.save([ann, bob])
+    assert members.get(ann.id) == ann and members.get(bob.id) == bob
+
+
 def test_unowned_members_with_an_email_across_orgs(backend: Backend):
     members, a, b = backend.uow.members, backend.add_org(), backend.add_org()
     ann_a, ann_b = _member(a, scim="u1", email="ann@x.test"), _member(b, scim="u9", email="ann@x.test")
@@ -155,8 +181,8 @@ def test_unowned_members_with_an_email_across_orgs(backend: Backend):
 
 def test_pending_logins_keep_the_first_and_are_removed_when_claimed(backend: Backend):
     pending, org = backend.uow.pending_logins, backend.add_org()
-    pending.add(PendingLogin(org, "ann@x.test", str(uuid.uuid4()), T0, "oidc"))
-    pending.add(PendingLogin(org, "ann@x.test", str(uuid.uuid4()), T0 + timedelta(hours=1), "saml"))
+    pending.add([PendingLogin(org, "ann@x.test", str(uuid.uuid4()), T0, "oidc")])
+    pending.add([PendingLogin(org, "ann@x.test", str(uuid.uuid4()), T0 + timedelta(hours=1), "saml")])
     found = pending.find([(org, "ann@x.test"), (org, "bob@x.test")])
     assert list(found) == [(org, "ann@x.test")] and found[(org, "ann@x.test")].logged_in_at == T0
     pending.remove([(org, "ann@x.test")])
@@ -199,6 +225,24 @@ def test_a_seat_is_billed_once_and_moves_only_from_the_state_it_is_in(backend: B
     assert seats.count_held(org) == 1 and seats.get(org, str(uuid.uuid4())) is None
 
 
+def test_seats_added_at_once_are_each_billed_once(backend: Backend):
+    seats, org = backend.uow.seats, backend.add_org()
+    ann, bob, cat = (str(uuid.uuid4()) for _ in range(3))
+    ann_event = str(uuid.uuid4())
+    assert seats.add_absent([Seat(org, ann, SeatState.HELD, 1, T0, ann_event)]) == {(org, ann)}
+    later = T0 + timedelta(minutes=1)
+    batch = [
+        Seat(org, ann, SeatState.HELD, 1, later, str(uuid.uuid4())),  # billed before
+        Seat(org, bob, SeatState.HELD, 1, T0, str(uuid.uuid4())),
+        Seat(org, bob, SeatState.HELD, 1, later, str(uuid.uuid4())),  # the same member twice: the first counts
+        Seat(org, cat, SeatState.HELD, 1, later, str(uuid.uuid4())),
+    ]
+    assert seats.add_absent(batch) == {(org, bob), (org, cat)}
+    assert seats.get(org, ann) == Seat(org, ann, SeatState.HELD, 1, T0, ann_event)
+    assert seats.get(org, bob) == batch[1] and seats.count_held(org) == 3
+    assert seats.add_absent([]) == set()
+
+
 def test_an_idp_subject_is_bound_to_one_member_and_a_member_has_one_subject_per_idp(backend: Backend):
     ids, members, org = backend.uow.identities, backend.uow.members, backend.add_org()
     ann, bob = _member(org, email="ann@x.test", source=Source.SSO), _member(org, email="bob@x.test", source=Source.SSO)
@@ -226,6 +270,18 @@ def test_seat_claims_count_once_per_member_and_only_while_young(backend: Backend
     assert claims.count(org, max_age_seconds=0.001) == 0
 
 
+def test_seat_claims_removed_at_once_are_only_those_named(backend: Backend):
+    claims, org, other = backend.uow.seat_claims, backend.add_org(), backend.add_org()
+    a, b, c = (str(uuid.uuid4()) for _ in range(3))
+    claims.add(org, a, None)
+    claims.add(org, b, None)
+    claims.add(other, c, None)
+    claims.remove_all([(org, a), (other, b), (org, str(uuid.uuid4()))])  # (other, b) is no claim
+    assert claims.count(org, max_age_seconds=600) == 1 and claims.count(other, max_age_seconds=600) == 1
+    claims.remove_all([])
+    assert not claims.remove(org, a) and claims.remove(org, b)
+
+
 def test_members_by_external_id_active_counts_and_sources(backend: Backend):
     members, org = backend.uow.members, backend.add_org()
     gone = _member(org, scim="u1", email="ann@x.test", status=MemberStatus.REMOVED)
@@ -242,11 +298,30 @@ def test_members_by_external_id_active_counts_and_sources(backend: Backend):
 
 def test_the_earliest_early_sign_in_of_a_person_is_kept(backend: Backend):
     pending, org = backend.uow.pending_logins, backend.add_org()
-    pending.add(PendingLogin(org, "ann@x.test", str(uuid.uuid4()), T0 + timedelta(minutes=5), "password"))
+    pending.add([PendingLogin(org, "ann@x.test", str(uuid.uuid4()), T0 + timedelta(minutes=5), "password")])
     sign_in_id = str(uuid.uuid4())
-    pending.add(PendingLogin(org, "ann@x.test", str(uuid.uuid4()), T0, "oidc", sign_in_id))
-    pending.add(PendingLogin(org, "ann@x.test", str(uuid.uuid4()), T0 + timedelta(minutes=9), "saml"))
+    pending.add([PendingLogin(org, "ann@x.test", str(uuid.uuid4()), T0, "oidc", sign_in_id)])
+    pending.add([PendingLogin(org, "ann@x.test", str(uuid.uuid4()), T0 + timedelta(minutes=9), "saml")])
     assert pending.find([(org, "ann@x.test")])[(org, "ann@x.test")].logged_in_at == T0
+
+
+def test_early_sign_ins_added_at_once_keep_the_earliest_of_each_person(backend: Backend):
+    pending, org = backend.uow.pending_logins, backend.add_org()
+    stored = PendingLogin(org, "ann@x.test", str(uuid.uuid4()), T0 + timedelta(minutes=5), "password")
+    pending.add([stored])
+    tie = PendingLogin(org, "bob@x.test", str(uuid.uuid4()), T0, "password")
+    batch = [
+        PendingLogin(org, "ann@x.test", str(uuid.uuid4()), T0 + timedelta(minutes=7), "saml"),  # later than stored
+        tie,
+        PendingLogin(org, "bob@x.test", str(uuid.uuid4()), T0, "oidc"),  # the same instant: the first given wins
+        PendingLogin(org, "cat@x.test", str(uuid.uuid4()), T0 + timedelta(minutes=3), "oidc"),
+        earliest := PendingLogin(org, "cat@x.test", str(uuid.uuid4()), T0 + timedelta(minutes=1), "link", str(uuid.uuid4())),
+    ]
+    pending.add(batch)
+    found = pending.find([(org, e) for e in ("ann@x.test", "bob@x.test", "cat@x.test")])
+    assert found == {(org, "ann@x.test"): stored, (org, "bob@x.test"): tie, (org, "cat@x.test"): earliest}
+    pending.remove([(org, "ann@x.test"), (org, "cat@x.test")])
+    assert list(pending.find([(org, e) for e in ("ann@x.test", "bob@x.test", "cat@x.test")])) == [(org, "bob@x.test")]
 
 
 def test_accounts_by_email_and_id(backend: Backend):

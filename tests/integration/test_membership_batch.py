@@ -20,7 +20,7 @@ from sqlalchemy import text
 from domain import orgs
 from events import catalogue as c
 from events.envelope import Event, encode
-from workers.membership import Membership
+from workers.membership import Membership, apply_login
 from workers.runtime import Tally, apply_records
 
 pytestmark = pytest.mark.integration
@@ -60,7 +60,8 @@ link_ops = st.tuples(
 group_ops = st.tuples(
     st.just("group"), st.sampled_from([c.GROUP_CREATED, c.GROUP_DELETED]), st.sampled_from(GROUPS), st.integers(1, 6)
 )
-login_ops = st.tuples(st.just("login"), st.sampled_from(EMAILS), st.booleans(), st.integers(0, 50))
+# (email, just in time, minutes, through the IdP: else the app's own, with a seat claim)
+login_ops = st.tuples(st.just("login"), st.sampled_from(EMAILS), st.booleans(), st.integers(0, 50), st.booleans())
 again_ops = st.tuples(st.just("again"), st.integers(0, 100))  # a redelivery of an earlier event
 
 sequences = st.lists(st.one_of(user_ops, user_ops, link_ops, group_ops, login_ops, again_ops), min_size=1, max_size=40)
@@ -88,18 +89,31 @@ def _events(org_id: str, slug: str, ops: list[tuple[Any, ...]]) -> list[Event]:
                 _event(kind, org_id, slug, f"Groups/{group}", group, version, {"group_id": group, "display_name": group}, n)
             )
         else:
-            _, email, jit, minutes = op
-            data = {
-                "email": email,
-                "method": "oidc",
-                "sso": True,
-                "jit": jit,
-                "idp": "idp",
-                "subject": email,
-                "logged_in_at": (T0 + timedelta(minutes=minutes)).isoformat(),
-            }
+            _, email, jit, minutes, sso = op
+            at = (T0 + timedelta(minutes=minutes)).isoformat()
+            if sso:
+                data = {"email": email, "method": "oidc", "sso": True, "jit": jit, "idp": "idp", "subject": email,
+                        "logged_in_at": at}  # fmt: skip
+            else:  # as `POST /internal/v1/logins` stages it: no IdP, no subject, a seat claim
+                data = {"email": email, "method": "password", "sso": False, "jit": False, "idp": None, "subject": None,
+                        "logged_in_at": at, "sign_in_id": _sign_in_id(n)}  # fmt: skip
             out.append(_event(c.LOGIN_SUCCEEDED, org_id, slug, f"logins/{email.lower()}", email.lower(), 0, data, n))
     return out
+
+
+def _sign_in_id(n: int) -> str:
+    return str(uuid.UUID(int=n + 1))
+
+
+def _claim_seats(engine, org_id: str, ops: list[tuple[Any, ...]]) -> None:
+    """The seat claim ingest made for each of the app's sign-ins (the worker releases those it applies)."""
+    ids = [_sign_in_id(n) for n, op in enumerate(ops) if op[0] == "login" and not op[4]]
+    if ids:
+        with engine.begin() as conn:
+            conn.execute(
+                text("INSERT INTO seat_claims (org_id, sign_in_id) SELECT :o, unnest(CAST(:ids AS uuid[]))"),
+                {"o": org_id, "ids": ids},
+            )
 
 
 def _event(
@@ -168,7 +182,8 @@ def _state(engine, org_id: str, events: list[Event]) -> dict[str, Any]:
         pending = sorted(
             tuple(r)
             for r in conn.execute(
-                text("SELECT email_ci, logged_in_at, method FROM pending_logins WHERE org_id = :o"), {"o": org_id}
+                text("SELECT email_ci, logged_in_at, method, sign_in_id::text FROM pending_logins WHERE org_id = :o"),
+                {"o": org_id},
             )
         )
         activity = sorted(
@@ -192,7 +207,11 @@ def _state(engine, org_id: str, events: list[Event]) -> dict[str, Any]:
                 text("SELECT payload FROM outbox WHERE payload->>'orgid' = :o AND topic = 't.members'"), {"o": org_id}
             ).scalars()
         )
-    return {"members": members, "links": links, "pending": pending, "activity": activity, "announced": announced}
+        claims = sorted(
+            conn.execute(text("SELECT sign_in_id::text FROM seat_claims WHERE org_id = :o"), {"o": org_id}).scalars()
+        )
+    return {"members": members, "links": links, "pending": pending, "activity": activity, "announced": announced,
+            "claims": claims}  # fmt: skip
 
 
 class _OneByOne:
@@ -202,7 +221,12 @@ class _OneByOne:
         self.handler = handler
 
     def apply(self, events: list[Event], uow: Any) -> list[str]:
-        return [outcome for event in events for outcome in self.handler.apply([event], uow)]
+        # a sign-in by the rule for one sign-in (`apply_login`), never by a run of the app's sign-ins
+        return [
+            outcome
+            for event in events
+            for outcome in ([apply_login(uow, event)] if event.kind is c.LOGIN_SUCCEEDED else self.handler.apply([event], uow))
+        ]
 
 
 @settings(
@@ -221,11 +245,23 @@ class _OneByOne:
         ("link", c.GROUP_MEMBER_ADDED, "g0", "u1", 1, "User"),
         ("user", c.USER_CREATED, "u1", 1, EMAILS[1], True),
         ("user", c.USER_DELETED, "u1", 2, EMAILS[1], True),
-        ("login", EMAILS[0], False, 3),
+        ("login", EMAILS[0], False, 3, True),
         ("user", c.USER_CREATED, "u2", 1, EMAILS[2], True),
         ("user", c.USER_DEACTIVATED, "u2", 2, EMAILS[2], False),
     ],
     cuts=[6],
+)
+@example(  # the app's sign-ins: before the member exists (twice, the later first), then twice after
+    ops=[
+        ("login", EMAILS[1], False, 9, False),
+        ("login", EMAILS[1], False, 4, False),
+        ("user", c.USER_CREATED, "u1", 1, EMAILS[1], True),
+        ("login", EMAILS[1], False, 12, False),
+        ("login", EMAILS[1], False, 11, False),
+        ("user", c.USER_DEACTIVATED, "u1", 2, EMAILS[1], False),
+        ("login", EMAILS[1], False, 13, False),
+    ],
+    cuts=[2, 1, 2],
 )
 def test_set_wise_equals_one_by_one(engine, ops, cuts):
     handler = Membership()
@@ -233,6 +269,8 @@ def test_set_wise_equals_one_by_one(engine, ops, cuts):
     set_org, _ = orgs.create(engine, "mb-set-" + uuid.uuid4().hex[:8])
     one_events = _events(one_org.id, one_org.slug, ops)
     set_events = _events(set_org.id, set_org.slug, ops)
+    _claim_seats(engine, one_org.id, ops)
+    _claim_seats(engine, set_org.id, ops)
     # the same ids in both runs would collide in the outbox: the orgs' events differ only in org
     apply_records(engine, TOPICS, f"mb-one-{one_org.id}", _OneByOne(handler), _records(one_events), Tally())
     records, start, i = _records(set_events), 0, 0
@@ -273,3 +311,38 @@ def test_set_wise_path_writes_a_batch_in_few_statements(engine):
         ).scalar()
     assert members == 200 and announced == 200
     assert len(statements) < 15, statements
+
+
+def test_the_apps_sign_ins_are_applied_in_few_statements(engine):
+    """200 first logins through the app's own login API: a handful of statements, not ~6 each."""
+    handler = Membership()
+    org, _ = orgs.create(engine, "mb-logins-" + uuid.uuid4().hex[:8])
+    people = [("user", c.USER_CREATED, f"n{i}", 1, f"n{i}@example.test", True) for i in range(200)]
+    apply_records(engine, TOPICS, f"mb-logins-{org.id}", handler, _records(_events(org.id, org.slug, people)), Tally())
+    logins = [("login", f"n{i}@example.test", False, i % 50, False) for i in range(200)]
+    events = _events(org.id, org.slug, logins)
+    statements: list[str] = []
+
+    from sqlalchemy import event as sa_event
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    sa_event.listen(engine, "before_cursor_execute", count)
+    try:
+        tally = Tally()
+        apply_records(engine, TOPICS, f"mb-logins-{org.id}", handler, _records(events), tally)
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", count)
+    with engine.connect() as conn:
+        active = conn.execute(
+            text("SELECT count(*) FROM members WHERE org_id = :o AND status = 'active' AND first_login_at IS NOT NULL"),
+            {"o": org.id},
+        ).scalar()
+        firsts = conn.execute(
+            text("SELECT count(*) FROM outbox WHERE payload->>'orgid' = :o AND payload->>'type' = :t"),
+            {"o": org.id, "t": c.MEMBER_LOGGED_IN_FIRST_TIME.type},
+        ).scalar()
+    assert active == 200 and firsts == 200
+    assert len(statements) < 15, statements
+

@@ -13,7 +13,6 @@ cares about too (for the billing worker); what arrived for a member is kept as i
 
 import uuid
 from datetime import datetime
-from typing import Any
 
 from domain.model import (
     GROUP_EVENTS,
@@ -35,14 +34,16 @@ from domain.model import (
 from domain.uow import Person, UnitOfWork, UserKey
 from events import catalogue as c
 from events.envelope import Event
+from workers.membership.announce import member_event
 from workers.membership.groups import apply_group, apply_links
+from workers.membership.sign_ins import apply_sign_ins, early_sign_in, set_wise, sign_in_activity, signed_in
 
 CONSUMER = "membership"
 
 
 class Membership:
     """A batch is cut into runs of consecutive events of one family (user lifecycle, group member
-    links), each applied set-wise in a few statements; any other event is applied alone, in its
+    links, the app's own sign-ins), each applied set-wise in a few statements; any other event is applied alone, in its
     place, so the order of events within a partition is kept. A batch of one is the same rule."""
 
     def apply(self, events: list[Event], uow: UnitOfWork) -> list[Outcome]:
@@ -52,11 +53,12 @@ class Membership:
 
         def flush() -> None:
             if run:
-                outcomes.extend(apply_users(uow, run) if family is USER_EVENTS else apply_links(uow, run))
+                apply_run = apply_users if family is USER_EVENTS else apply_links if family is LINK_EVENTS else apply_sign_ins
+                outcomes.extend(apply_run(uow, run))
                 run.clear()
 
         for event in events:
-            kind = USER_EVENTS if event.kind in USER_EVENTS else LINK_EVENTS if event.kind in LINK_EVENTS else None
+            kind = _family(event)
             if kind is not family:
                 flush()
                 family = kind
@@ -66,6 +68,18 @@ class Membership:
                 run.append(event)
         flush()
         return outcomes
+
+
+_SIGN_INS = frozenset({c.LOGIN_SUCCEEDED})  # those without an IdP subject (`set_wise`)
+
+
+def _family(event: Event) -> frozenset[c.EventType] | None:
+    """The run an event may be applied in, set-wise; None to apply it alone."""
+    if event.kind in USER_EVENTS:
+        return USER_EVENTS
+    if event.kind in LINK_EVENTS:
+        return LINK_EVENTS
+    return _SIGN_INS if set_wise(event) else None
 
 
 def _apply_one(uow: UnitOfWork, event: Event) -> Outcome:
@@ -222,7 +236,7 @@ def apply_login(uow: UnitOfWork, event: Event) -> Outcome:
             member.status = MemberStatus.PROVISIONED
             announced.append(member_event(c.MEMBER_REACTIVATED, event, member))
     if member is None and not data.get("jit"):  # its seat claim, if any, stays until it counts
-        uow.pending_logins.add(PendingLogin(org_id, email_ci, event.id, at, data["method"], data.get("sign_in_id")))
+        uow.pending_logins.add([early_sign_in(event)])
         return Outcome.PENDING
     if data.get("sign_in_id"):
         uow.seat_claims.remove(org_id, data["sign_in_id"])  # the member's status counts the seat from here
@@ -234,18 +248,11 @@ def apply_login(uow: UnitOfWork, event: Event) -> Outcome:
         uow.members.add([member])
         announced += [member_event(c.MEMBER_CREATED, event, member), member_event(c.MEMBER_LOGGED_IN_FIRST_TIME, event, member)]
     else:
-        if member.source == Source.SSO and member.email != data["email"]:
-            member.email, member.email_ci, member.user_name = data["email"], email_ci, data["email"]  # the IdP owns it
-        effect = sign_in_effect(member.status, member.first_login_at)
-        if effect is not None:
-            member.status = MemberStatus.ACTIVE
-            member.first_login_at = member.first_login_at or at
-            announced.append(member_event(effect, event, member))
+        announced += signed_in(member, event)
         uow.members.save([member])
     if issuer and subject:
         uow.identities.bind(org_id, issuer, subject, member.id)
-    source = Source.SSO if data.get("sso") else Source.APP
-    uow.activity.add([Activity(org_id, member.id, event.id, event.type, source, _summary(event))])
+    uow.activity.add([sign_in_activity(event, member)])
     uow.stage(announced)
     return Outcome.APPLIED
 
@@ -301,21 +308,3 @@ def claims_early_seat(uow: UnitOfWork, early: PendingLogin) -> bool:
         return True
     org = uow.orgs.by_id(early.org_id)
     return org is None or not refuses_seat(uow, org)
-
-
-def _summary(event: Event) -> dict[str, Any]:
-    return {"method": event.data.get("method"), "idp": event.data.get("idp"), "jit": event.data.get("jit")}
-
-
-def member_event(kind: c.EventType, cause: Event, member: Member) -> Event:
-    """Count one more event of `member` and build it, caused by `cause`."""
-    member.version += 1
-    payload = c.PAYLOAD_OF[kind](
-        member_id=member.id,  # type: ignore[call-arg]
-        email=member.email,
-        source=member.source,
-        status=member.status,
-        first_login_at=member.first_login_at.isoformat() if member.first_login_at else None,
-        cause_event_id=cause.id,
-    )
-    return cause.causes(payload, version=member.version)
