@@ -253,7 +253,9 @@ class UnitOfWork(Protocol):
     def lock_people(self, people: Iterable[Person]) -> None:
         """Serialise work on these people across processes until the unit of work ends."""
 
-    def stage_fact(self, payload: c.Payload, *, org_id: str, org_slug: str, correlation_id: str | None = None) -> Event: ...
+    def stage_fact(
+        self, payload: c.Payload, *, org_id: str, org_slug: str, correlation_id: str | None = None, occasion: str | None = None
+    ) -> Event: ...
 
 
 class FactStaging:
@@ -265,14 +267,17 @@ class FactStaging:
     def transaction_id(self) -> int:
         raise NotImplementedError
 
-    def stage_fact(self, payload: c.Payload, *, org_id: str, org_slug: str, correlation_id: str | None = None) -> Event:
+    def stage_fact(
+        self, payload: c.Payload, *, org_id: str, org_slug: str, correlation_id: str | None = None, occasion: str | None = None
+    ) -> Event:
         """Stage an org-level fact (an admin's action, a sign-in, an account): its id is unique to
-        this transaction; it is about no versioned resource, so it has no `resourceversion`; its
-        `time` is now, when it is recorded, as for every event. When the fact happened belongs in
-        its data (`logged_in_at`)."""
+        this transaction, or to `occasion` when the caller has a unique id for the fact (a
+        sign-in's id: no round trip for the transaction's); it is about no versioned resource, so
+        it has no `resourceversion`; its `time` is now, when it is recorded, as for every event.
+        When the fact happened belongs in its data (`logged_in_at`)."""
         event = Event.of(
-            payload, org_id=org_id, org_slug=org_slug, version=UNVERSIONED, occasion=self.transaction_id(),
-            correlation_id=correlation_id,
+            payload, org_id=org_id, org_slug=org_slug, version=UNVERSIONED,
+            occasion=occasion if occasion is not None else self.transaction_id(), correlation_id=correlation_id,
         )  # fmt: skip
         self.stage([event])
         return event

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.tables import orgs
 from domain import service_tokens
-from domain.postgres import SqlUnitOfWork
+from domain.postgres import NeedsTransaction, SqlUnitOfWork
 from ingest.token_cache import TokenCache
 
 # -- the problem body ------------------------------------------------------------------------
@@ -275,6 +275,21 @@ def org_named_in_body(uow: SqlUnitOfWork, body: bytes) -> str | None:
     return str(found) if found else slug
 
 
+def _unit_of_work(
+    engine: Engine, topics: dict[str, str], autocommit: bool, work: Callable[[SqlUnitOfWork], Response]
+) -> Response:
+    """`work` in a transaction; with `autocommit`, in autocommit first, and again in a transaction
+    if it raises `NeedsTransaction` (it has written nothing then)."""
+    if autocommit:
+        try:
+            with SqlUnitOfWork.autocommit(engine, topics) as uow:
+                return work(uow)
+        except NeedsTransaction:
+            pass
+    with SqlUnitOfWork.begin(engine, topics) as uow:
+        return work(uow)
+
+
 def service_endpoint(
     engine: Engine,
     topics: dict[str, str],
@@ -283,10 +298,13 @@ def service_endpoint(
     max_body: int = 16 * 1024,
     org_of: OrgOf = org_named_in_body,
     callers: TokenCache[service_tokens.ServiceCaller] | None = None,
+    autocommit: bool = False,
 ) -> Callable[[Request], Awaitable[Response]]:
     """An endpoint of the internal API the app's backend calls: a streamed size limit, a live service
     token (403 when it is scoped to orgs and the request acts for another; verified tokens kept in
-    `callers` for its seconds), then `handle` in one unit of work (503 while PostgreSQL is unavailable)."""
+    `callers` for its seconds), then `handle` in one unit of work (503 while PostgreSQL is unavailable).
+    With `autocommit`, the unit of work is in autocommit; a handler that raises `NeedsTransaction`
+    is run again in a transaction."""
 
     def _caller(uow: SqlUnitOfWork, token: str) -> service_tokens.ServiceCaller | None:
         caller = callers.get(token) if callers is not None and token else None
@@ -296,17 +314,19 @@ def service_endpoint(
                 callers.put(token, caller)
         return caller
 
+    def _in(uow: SqlUnitOfWork, token: str, body: bytes) -> Response:
+        caller = _caller(uow, token)
+        if caller is None:
+            return problem(401, "a valid service token is required")
+        if caller.org_ids is not None:
+            org_id = org_of(uow, body)
+            if org_id is not None and not caller.may_act_for(org_id):
+                return problem(403, "this service token is not allowed to act for that organisation")
+        return handle(uow, body)
+
     def _serve(token: str, body: bytes) -> Response:
         try:
-            with SqlUnitOfWork.begin(engine, topics) as uow:
-                caller = _caller(uow, token)
-                if caller is None:
-                    return problem(401, "a valid service token is required")
-                if caller.org_ids is not None:
-                    org_id = org_of(uow, body)
-                    if org_id is not None and not caller.may_act_for(org_id):
-                        return problem(403, "this service token is not allowed to act for that organisation")
-                return handle(uow, body)
+            return _unit_of_work(engine, topics, autocommit, lambda uow: _in(uow, token, body))
         except DATABASE_DOWN:
             return unavailable("the service cannot record this right now; retry after the delay in Retry-After")
 

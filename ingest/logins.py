@@ -22,7 +22,7 @@ from core.settings import Settings
 from domain import model, orgs
 from domain.model import SEAT_LIMIT_REACHED, SIGN_IN_REFUSED, Member, accepts_sign_in, is_email, takes_seat
 from domain.orgs import Org
-from domain.postgres import SqlUnitOfWork
+from domain.postgres import NeedsTransaction, SqlUnitOfWork
 from domain.service_tokens import ServiceCaller
 from domain.uow import UnitOfWork
 from events import catalogue as c
@@ -83,7 +83,7 @@ def record(uow: UnitOfWork, org: Org, sign_in: SignIn, correlation_id: str | Non
         "logged_in_at": sign_in.at.isoformat(),
     }  # fmt: skip
     payload = c.LoginSucceeded(**how) if accepted else c.LoginRefused(**how, reason=str(reason))
-    event = uow.stage_fact(payload, org_id=org.id, org_slug=org.slug, correlation_id=correlation_id)
+    event = uow.stage_fact(payload, org_id=org.id, org_slug=org.slug, correlation_id=correlation_id, occasion=sign_in_id)
     return Outcome(accepted, event.id, reason)
 
 
@@ -121,6 +121,8 @@ def login_route(settings: Settings, engine: Engine, callers: TokenCache[ServiceC
             return problem(400, str(exc))
         except orgs.OrgError as exc:
             return problem(404, str(exc))
+        if org.seat_limit is not None and not uow.in_transaction:
+            raise NeedsTransaction  # its seat is decided under the org's lock; nothing is written yet
         try:
             outcome = record(uow, org, SignIn(email=email, method=method, sso=False))
         except LoginError as exc:
@@ -130,4 +132,6 @@ def login_route(settings: Settings, engine: Engine, callers: TokenCache[ServiceC
             return JSONResponse(refusal, status_code=403)
         return JSONResponse({"event_id": outcome.event_id, "accepted": True}, status_code=202)
 
-    return Route("/internal/v1/logins", service_endpoint(engine, settings.topics(), login, callers=callers), methods=["POST"])
+    # most sign-ins are two reads and one insert: each its own statement, in autocommit
+    endpoint = service_endpoint(engine, settings.topics(), login, callers=callers, autocommit=True)
+    return Route("/internal/v1/logins", endpoint, methods=["POST"])
