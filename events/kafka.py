@@ -63,6 +63,8 @@ def consumer(
         "auto_offset_reset": "earliest",
         "isolation_level": "read_committed",
         "max_poll_records": settings.worker_batch_size,
+        "fetch_min_bytes": settings.consumer_fetch_min_bytes,
+        "fetch_max_wait_ms": settings.consumer_fetch_max_wait_ms,
         "session_timeout_ms": settings.consumer_session_timeout_ms,
         "heartbeat_interval_ms": max(1000, settings.consumer_session_timeout_ms // 5),
         "reconnect_backoff_max_ms": settings.kafka_reconnect_backoff_max_ms,
