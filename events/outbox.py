@@ -70,7 +70,9 @@ def add(conn: Connection, events: Iterable[Event], topics: dict[str, str]) -> in
     if not rows:
         return 0
     _INSERT_MANY(conn, rows)
-    conn.info.setdefault(_STAGED, []).extend(e.type for e in events)
+    staged = conn.info.get(_STAGED)
+    if staged is not None:  # someone asked (`track_staged`)
+        staged.extend(e.type for e in events)
     return len(rows)
 
 
@@ -79,8 +81,15 @@ def add_payload(conn: Connection, event_id: str, topic: str, key: str, payload: 
     conn.execute(_INSERT, {"event_id": event_id, "topic": topic, "key": key, "payload": payload})
 
 
+def track_staged(conn: Connection) -> None:
+    """Keep the types of the events this connection stages from now, until `staged_types`. Only
+    then: a pooled connection's `info` outlives its checkouts, so an untracked list would grow
+    with every event ingest stages."""
+    conn.info[_STAGED] = []
+
+
 def staged_types(conn: Connection) -> list[str]:
-    """The types of the events this connection staged since the last call (for metrics)."""
+    """The types of the events this connection staged since `track_staged` (for metrics); tracking stops."""
     staged: list[str] = conn.info.pop(_STAGED, [])
     return staged
 

@@ -77,14 +77,52 @@ def record(uow: UnitOfWork, org: Org, sign_in: SignIn, correlation_id: str | Non
             accepted, reason = False, SEAT_LIMIT_REACHED.format(limit=locked.seat_limit)
         else:
             uow.seat_claims.add(org.id, sign_in_id, member.id if member else None)
+    return _staged(uow, org, sign_in, sign_in_id, member.id if member else None, bool(jit), reason, correlation_id)
+
+
+def _staged(
+    uow: UnitOfWork, org: Org, sign_in: SignIn, sign_in_id: str, member_id: str | None, jit: bool, reason: str | None,
+    correlation_id: str | None,
+) -> Outcome:
+    """The sign-in's event, staged: `login.succeeded`, or `login.refused` for a `reason`."""
     how: dict[str, Any] = {
-        "sign_in_id": sign_in_id, "member_id": member.id if member else None, "email": email, "method": sign_in.method,
-        "sso": sign_in.sso, "jit": bool(jit), "idp": sign_in.idp, "subject": sign_in.subject,
-        "logged_in_at": sign_in.at.isoformat(),
+        "sign_in_id": sign_in_id, "member_id": member_id, "email": sign_in.email.strip(), "method": sign_in.method,
+        "sso": sign_in.sso, "jit": jit, "idp": sign_in.idp, "subject": sign_in.subject, "logged_in_at": sign_in.at.isoformat(),
     }  # fmt: skip
-    payload = c.LoginSucceeded(**how) if accepted else c.LoginRefused(**how, reason=str(reason))
+    payload = c.LoginSucceeded(**how) if reason is None else c.LoginRefused(**how, reason=reason)
     event = uow.stage_fact(payload, org_id=org.id, org_slug=org.slug, correlation_id=correlation_id, occasion=sign_in_id)
-    return Outcome(accepted, event.id, reason)
+    return Outcome(reason is None, event.id, reason)
+
+
+# The org and who an app's sign-in is (the oldest live member with the email, as
+# `model.resolve_sign_in` finds a sign-in without an IdP subject): one statement, not two.
+_ORG_AND_MEMBER = """
+SELECT o.id::text AS id, o.slug, o.name, o.scim_enabled, o.sso_provisioning, o.manual_provisioning, o.seat_limit,
+       o.seat_policy, m.id::text AS member_id
+FROM orgs AS o
+LEFT JOIN LATERAL (
+  SELECT id FROM members WHERE org_id = o.id AND email_ci = %(email_ci)s AND status <> 'removed' ORDER BY created_at LIMIT 1
+) AS m ON true
+WHERE o.slug = %(slug)s
+"""
+
+
+def record_app_sign_in(uow: SqlUnitOfWork, slug: str, sign_in: SignIn) -> Outcome:
+    """`record` of the app's own sign-in (`sso` false: no IdP subject, no just in time) into the org `slug`: its org and member
+    read in one statement. An org with a seat limit decides the seat under its lock: given a unit
+    of work in autocommit, that raises `NeedsTransaction` before anything is written."""
+    email = sign_in.email.strip()
+    if not is_email(email):
+        raise LoginError("email must be a valid email address")
+    row = uow.conn.exec_driver_sql(_ORG_AND_MEMBER, {"slug": slug, "email_ci": email.lower()}).first()
+    if row is None:
+        raise orgs.OrgError(f"no org {slug!r}")
+    org = Org.of(row)
+    if org.seat_limit is not None:
+        if not uow.in_transaction:
+            raise NeedsTransaction
+        return record(uow, org, sign_in)
+    return _staged(uow, org, sign_in, str(uuid.uuid4()), row.member_id, False, None, None)
 
 
 def _takes_seat(uow: UnitOfWork, org: Org, member: Member | None, email: str, jit: bool) -> bool:
@@ -116,22 +154,16 @@ def login_route(settings: Settings, engine: Engine, callers: TokenCache[ServiceC
     def login(uow: SqlUnitOfWork, body: bytes) -> Response:
         try:
             slug, email, method = _read_login(body)
-            org = orgs.get(uow.conn, slug)
+            outcome = record_app_sign_in(uow, slug, SignIn(email=email, method=method, sso=False))
         except LoginError as exc:
             return problem(400, str(exc))
         except orgs.OrgError as exc:
             return problem(404, str(exc))
-        if org.seat_limit is not None and not uow.in_transaction:
-            raise NeedsTransaction  # its seat is decided under the org's lock; nothing is written yet
-        try:
-            outcome = record(uow, org, SignIn(email=email, method=method, sso=False))
-        except LoginError as exc:
-            return problem(400, str(exc))
         if not outcome.accepted:  # the app must not let the person in: the org has no free seat
             refusal = {"status": 403, "detail": outcome.reason, "event_id": outcome.event_id, "accepted": False}
             return JSONResponse(refusal, status_code=403)
         return JSONResponse({"event_id": outcome.event_id, "accepted": True}, status_code=202)
 
-    # most sign-ins are two reads and one insert: each its own statement, in autocommit
+    # most sign-ins are one read and one insert, each its own transaction (autocommit)
     endpoint = service_endpoint(engine, settings.topics(), login, callers=callers, autocommit=True)
     return Route("/internal/v1/logins", endpoint, methods=["POST"])

@@ -183,7 +183,7 @@ def fix(settings: Settings, engine: Engine, drifts: list[Drift]) -> list[Drift]:
         if repair is None:
             continue
         with SqlUnitOfWork.begin(engine, topics) as uow:
-            outbox.staged_types(uow.conn)  # forget what an earlier use of this pooled connection staged
+            outbox.track_staged(uow.conn)
             outcomes = repair(uow, drift, slugs.get(drift.org_id, ""), run)
             drift.staged = outbox.staged_types(uow.conn)
         drift.fixed = bool(outcomes) and all(o == "applied" for o in outcomes)

@@ -173,7 +173,7 @@ def _in_transaction(
     topic = topics.get(c.TopicRole.DEAD_LETTER, "")
     with SqlUnitOfWork.begin(engine, topics) as uow:
         conn = uow.conn
-        outbox.staged_types(conn)  # forget what an earlier use of this pooled connection staged
+        outbox.track_staged(conn)
         for record, error in undecodable:
             _dead_letter(conn, consumer, record, error, topic)
             outcomes.append(("undecodable", Outcome.DEAD_LETTERED))
