@@ -174,6 +174,9 @@ class Settings(BaseSettings):
     worker_runtime: Literal["kafka-python", "faust"] = "kafka-python"
     # faust only: a batch is what arrived within this long, or worker_batch_size events if sooner
     worker_batch_wait_seconds: float = Field(0.02, gt=0, le=5)
+    # The kafka-python runtime's consumer client: librdkafka's (confluent-kafka) or kafka-python's;
+    # same group, offsets and fetch settings (docs/decisions.md "Workers consume through librdkafka").
+    worker_kafka_client: Literal["confluent-kafka", "kafka-python"] = "confluent-kafka"
     # The workers' fetches (kafka-python runtime): the broker answers when it has this many bytes
     # for the consumer, or after this long. Kafka's defaults (1 byte, 500 ms) answer every few
     # events at once: a fetch, a batch and an offset commit per few events under a steady load;

@@ -5,7 +5,7 @@ import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition, errors
 from kafka.admin import ConfigResource, ConfigResourceType
@@ -46,10 +46,28 @@ def producer(settings: Settings, **overrides: object) -> Any:
     return KafkaProducer(**config)
 
 
+class GroupConsumer(Protocol):
+    """What the consume loop uses of a consumer: kafka-python's `KafkaConsumer`, or
+    `events.librdkafka_consumer.Consumer` (`worker_kafka_client`)."""
+
+    def poll(self, timeout_ms: int = 0) -> dict[Any, list[Any]]: ...
+
+    def commit(self) -> None: ...
+
+    def assignment(self) -> Any: ...
+
+    def highwater(self, tp: Any) -> int | None: ...
+
+    def position(self, tp: Any, timeout_ms: int = 0) -> int | None: ...
+
+    def close(self, autocommit: bool = False) -> None: ...
+
+
 def consumer(
-    settings: Settings, group_id: str, topics: list[str], listener: ConsumerRebalanceListener | None = None, **overrides: object
-) -> KafkaConsumer:
-    """A group member that commits offsets itself, after its database commit.
+    settings: Settings, group_id: str, topics: list[str], listener: ConsumerRebalanceListener | None = None
+) -> GroupConsumer:
+    """A group member that commits offsets itself, after its database commit; on librdkafka or
+    kafka-python (`worker_kafka_client`), with the same settings.
 
     A static member (`consumer_static_membership`, KIP-345) by default: restarted with the same
     `group_instance_id`, it gets its partitions back from the coordinator at once, where a new
@@ -70,13 +88,23 @@ def consumer(
         "reconnect_backoff_max_ms": settings.kafka_reconnect_backoff_max_ms,
         "client_id": group_id,
     }
+    instance = None
     if settings.consumer_static_membership:
         # the setting, or "<hostname>-<group>": the same for a worker restarted on this host
         instance = settings.consumer_group_instance_id or f"{socket.gethostname()}-{group_id}"
-        config["group_instance_id"] = re.sub(r"[^A-Za-z0-9._-]", "_", instance)[:249]
-    config.update(overrides)
-    c = KafkaConsumer(**config)
-    c.subscribe(topics, listener=listener)
+        instance = re.sub(r"[^A-Za-z0-9._-]", "_", instance)[:249]
+        config["group_instance_id"] = instance
+    if settings.worker_kafka_client == "confluent-kafka":
+        from events import librdkafka_consumer
+
+        rd = librdkafka_consumer.config(
+            settings.kafka_bootstrap_servers, group_id, session_timeout_ms=settings.consumer_session_timeout_ms,
+            reconnect_backoff_max_ms=settings.kafka_reconnect_backoff_max_ms, fetch_min_bytes=settings.consumer_fetch_min_bytes,
+            fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms, instance_id=instance,
+        )  # fmt: skip
+        return librdkafka_consumer.Consumer(rd, topics, listener, max_records=settings.worker_batch_size)
+    c: GroupConsumer = KafkaConsumer(**config)
+    c.subscribe(topics, listener=listener)  # type: ignore[attr-defined]
     return c
 
 

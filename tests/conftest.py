@@ -48,10 +48,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     therefore run on a stack of their own (`settings` parametrized per stack, session scope; pytest
     groups each stack's tests and tears a stack down before the next one starts). The chaos tier
     gets yet another one: it SIGKILLs the relay and workers and the ones it restarts die with it,
-    and runs twice: once on each worker runtime (`chaos-faust`: faust-streaming's agents).
+    and runs three times: on the default runtime and consumer (librdkafka's), on kafka-python's
+    consumer (`chaos-kafka-python`), and on faust-streaming's agents (`chaos-faust`).
     """
     if "pipeline" in metafunc.fixturenames:
-        stacks = ["chaos", "chaos-faust"] if metafunc.definition.get_closest_marker("chaos") else ["pipeline"]
+        chaos = ["chaos", "chaos-kafka-python", "chaos-faust"]
+        stacks = chaos if metafunc.definition.get_closest_marker("chaos") else ["pipeline"]
         metafunc.parametrize("settings", stacks, indirect=True, scope="session")
 
 
@@ -124,6 +126,8 @@ def settings(request: pytest.FixtureRequest) -> Settings:
     # and so are the per-org fair shares (tests/integration/test_fairness.py runs its own ingest):
     # consecutive tests' orgs would contend, and the race tests send more at once than one org may
     runtime: dict[str, Any] = {"worker_runtime": "faust"} if stack.endswith("-faust") else {}
+    if stack.endswith("-kafka-python"):
+        runtime["worker_kafka_client"] = "kafka-python"
     if stack == "pipeline":  # the signals worker pushes to tests/e2e/test_signals.py's receiver, retrying quickly
         runtime |= {"caep_push_url": f"http://127.0.0.1:{free_port()}/caep/events", "caep_push_retry_base_seconds": 0.2,
                     "caep_push_retry_max_seconds": 1.0, "caep_push_max_attempts": 4}

@@ -43,6 +43,10 @@ def app_for(settings: Settings, group: str) -> faust.App:
     instance = ""
     if settings.consumer_static_membership:
         instance = settings.consumer_group_instance_id or f"{socket.gethostname()}-{group}"
+    # Faust makes its data directory even with tables in memory, but not the parents of it: keep
+    # it under the temp dir, out of the working directory
+    datadir = os.path.join(tempfile.gettempdir(), "provisioner-faust", group)
+    os.makedirs(datadir, exist_ok=True)
     return faust.App(
         group,
         broker=_broker_url(settings),
@@ -58,8 +62,7 @@ def app_for(settings: Settings, group: str) -> faust.App:
         broker_max_poll_records=settings.worker_batch_size,
         broker_commit_interval=1.0,
         store="memory://",
-        # Faust makes this directory even with tables in memory: keep it out of the working directory
-        datadir=os.path.join(tempfile.gettempdir(), "provisioner-faust", group),
+        datadir=datadir,
     )
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from kafka import ConsumerRebalanceListener, KafkaConsumer
+from kafka import ConsumerRebalanceListener
 from kafka.errors import FencedInstanceIdError, KafkaError
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.dialects.postgresql import insert
@@ -32,6 +32,7 @@ from domain.uow import UnitOfWork
 from events import catalogue as c
 from events import dead_letter, outbox
 from events.envelope import EnvelopeError, Event, decode
+from events.kafka import GroupConsumer
 
 log = logging.getLogger("provisioner.worker")
 
@@ -265,7 +266,7 @@ class GroupListener(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-p
         metrics.REBALANCES.labels(self.group).inc()
 
 
-def _update_lag(kafka: KafkaConsumer, group: str) -> None:
+def _update_lag(kafka: GroupConsumer, group: str) -> None:
     """Lag per assigned partition: the high watermark the fetches saw, minus our position."""
     for tp in kafka.assignment():
         high = kafka.highwater(tp)
@@ -281,7 +282,7 @@ def _update_lag(kafka: KafkaConsumer, group: str) -> None:
 
 def run(
     engine: Engine,
-    kafka: KafkaConsumer,
+    kafka: GroupConsumer,
     consumer: str,
     handler: Handler,
     should_run: Callable[[], bool],
