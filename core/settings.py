@@ -177,12 +177,12 @@ class Settings(BaseSettings):
     # The kafka-python runtime's consumer client: librdkafka's (confluent-kafka) or kafka-python's;
     # same group, offsets and fetch settings (docs/decisions.md "Workers consume through librdkafka").
     worker_kafka_client: Literal["confluent-kafka", "kafka-python"] = "confluent-kafka"
-    # The workers' fetches (kafka-python runtime): the broker answers when it has this many bytes
-    # for the consumer, or after this long. Kafka's defaults (1 byte, 500 ms) answer every few
-    # events at once: a fetch, a batch and an offset commit per few events under a steady load;
-    # 64 KiB or 20 ms cut the workers' CPU per event by a quarter (docs/benchmarks.md).
+    # The workers' fetches (kafka-python runtime, either client): the broker answers when it has
+    # this many bytes for the consumer, or after this long. Kafka's defaults (1 byte, 500 ms)
+    # answer every few events at once: a fetch, a batch and an offset commit per few events under
+    # a steady load. 64 KiB or 50 ms: a hop of at most 50 ms more when idle (docs/benchmarks.md).
     consumer_fetch_min_bytes: int = Field(65536, ge=1)
-    consumer_fetch_max_wait_ms: int = Field(20, ge=0, le=5000)
+    consumer_fetch_max_wait_ms: int = Field(50, ge=0, le=5000)
     # A crashed worker's partitions move to the others after this long (Kafka's default is 45 s).
     consumer_session_timeout_ms: int = 10000
     # Static group membership (KIP-345): a worker restarted under the same instance id takes its
