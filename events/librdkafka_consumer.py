@@ -69,7 +69,14 @@ class Consumer:
 
     def poll(self, timeout_ms: int = 0) -> dict[Partition, list[Record]]:
         try:
-            messages = self._consumer.consume(num_messages=self._max, timeout=timeout_ms / 1000)
+            # what has arrived, up to max_records, at once; else wait for the first record only
+            # (`consume` alone would wait for max_records or the whole timeout)
+            messages = self._consumer.consume(num_messages=self._max, timeout=0)
+            if not messages:
+                first = self._consumer.poll(timeout_ms / 1000)
+                if first is not None:
+                    more = self._consumer.consume(num_messages=self._max - 1, timeout=0) if self._max > 1 else []
+                    messages = [first, *more]
         except confluent_kafka.KafkaException as exc:
             raise self._error(exc.args[0]) from exc
         batches: dict[Partition, list[Record]] = {}
