@@ -63,10 +63,24 @@ def fresh_database(settings: Settings) -> Engine:
     return make_engine(settings, pool_size=4)
 
 
+def fresh_system(http_workers: int = 2) -> tuple[Settings, Engine, "System"]:
+    """A run's own settings, its fresh database and topics, and its processes (none started yet)."""
+    settings = bench_settings(http_workers=http_workers)
+    engine = fresh_database(settings)
+    from events.kafka import ensure_topics
+
+    ensure_topics(settings)
+    return settings, engine, System(settings)
+
+
 @dataclass
 class System:
     settings: Settings
     children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start_ingest(self) -> None:
+        self.start("ingest", "serve")
+        wait_http(self.settings.public_url + "/readyz")
 
     @property
     def env(self) -> dict[str, str]:

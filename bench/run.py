@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from bench import admin_lists, report, runtimes, scenarios, signals
-from bench.harness import ROOT, System, bench_settings, fresh_database, wait_http
+from bench.harness import ROOT, System, fresh_system
 
 QUICK = {
     "connections": [16], "seconds": 3, "repeats": 2, "sizes": [10_000], "latency_seconds": 5,
@@ -99,16 +99,10 @@ def main() -> None:
         return
     plan = QUICK if args.quick else FULL
     started = time.monotonic()
-    settings = bench_settings(http_workers=2)
-    engine = fresh_database(settings)
-    from events.kafka import ensure_topics
-
-    ensure_topics(settings)
-    system = System(settings)
+    settings, engine, system = fresh_system()
     results = _Timed(mode="quick" if args.quick else "full", machine=machine(), plan=plan)
     try:
-        system.start("ingest", "serve")
-        wait_http(settings.public_url + "/readyz")
+        system.start_ingest()
         results.start_timing()
         # 1. writes with the pipeline stopped: the outbox fills, as during an IdP's burst
         results["scim_writes"] = scenarios.scim_writes(system, engine, plan["connections"], plan["seconds"], plan["repeats"])
@@ -169,15 +163,9 @@ def _remeasure(key: str, measure: Callable[[System, Engine, dict[str, Any]], dic
     figures into the last results (and the report) under `key`."""
     path = ROOT / "bench" / "results.json"
     results = json.loads(path.read_text())
-    settings = bench_settings(http_workers=2)
-    engine = fresh_database(settings)
-    from events.kafka import ensure_topics
-
-    ensure_topics(settings)
-    system = System(settings)
+    _, engine, system = fresh_system()
     try:
-        system.start("ingest", "serve")
-        wait_http(settings.public_url + "/readyz")
+        system.start_ingest()
         system.start_pipeline()
         results[key] = measure(system, engine, results)
     finally:

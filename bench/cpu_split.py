@@ -1,0 +1,85 @@
+"""Where the CPU of a sign-in goes: the login API under wrk (8 connections), with or without the
+pipeline, and each process family's CPU seconds per request read from /proc (ingest, PostgreSQL,
+Kafka, the relay, each worker). A profile's first step, not a benchmark: it writes nothing.
+
+    python -m bench.cpu_split [--seconds 12] [--people 60000] [--no-pipeline]
+
+Run on the running stack (`bash deploy/local/stack.sh env`), on a fresh database of its own.
+"""
+
+import argparse
+import json
+import os
+import time
+import uuid
+
+from bench import scenarios
+from bench.harness import fresh_system, wrk
+from domain import orgs, service_tokens
+
+
+def _family(cmd: str) -> str:
+    if "postgres" in cmd:
+        return "postgres"
+    if "kafka" in cmd:
+        return "kafka"
+    if " -m cli serve" in cmd or "multiprocessing" in cmd:
+        return "ingest"
+    if " -m cli relay" in cmd:
+        return "relay"
+    if " -m cli worker " in cmd:
+        return "worker " + cmd.split(" worker ", 1)[1].split()[0]
+    return "other"
+
+
+def cpu_ticks() -> dict[str, int]:
+    """Each process family's CPU so far, in clock ticks (user + system)."""
+    out: dict[str, int] = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as stat, open(f"/proc/{pid}/cmdline") as cmdline:
+                fields, cmd = stat.read().rsplit(")", 1)[1].split(), cmdline.read().replace("\0", " ")
+        except OSError:
+            continue  # gone meanwhile
+        family = _family(cmd)
+        out[family] = out.get(family, 0) + int(fields[11]) + int(fields[12])
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=int, default=12)
+    parser.add_argument("--people", type=int, default=60_000)
+    parser.add_argument("--no-pipeline", action="store_true", help="ingest alone: the outbox fills")
+    args = parser.parse_args()
+    settings, engine, system = fresh_system()
+    try:
+        system.start_ingest()
+        if not args.no_pipeline:
+            system.start_pipeline()
+        org, _ = orgs.create(engine, "cpu-" + uuid.uuid4().hex[:6])
+        scenarios._seed_people(engine, org.id, "seed", args.people)
+        token = service_tokens.create(engine, "cpu-split")
+        url = settings.public_url + "/internal/v1/logins"
+        env = {"BENCH_TOKEN": token, "BENCH_ORG": org.slug, "BENCH_SIZE": str(args.people), "BENCH_PREFIX": "seed"}
+        wrk(url, "logins.lua", connections=8, seconds=3, env=env)  # warm: pools, caches, the first batches
+        time.sleep(3)
+        before, started = cpu_ticks(), time.monotonic()
+        result = wrk(url, "logins.lua", connections=8, seconds=args.seconds, env=env)
+        after, wall = cpu_ticks(), time.monotonic() - started
+    finally:
+        system.stop()
+        engine.dispose()
+    hz = os.sysconf("SC_CLK_TCK")
+    spent = {k: (after[k] - before.get(k, 0)) / hz for k in after if after[k] > before.get(k, 0)}
+    print(json.dumps({"requests_per_second": result.requests_per_second, "p99_ms": result.p99_ms, "errors": result.errors,
+                      "pipeline": not args.no_pipeline}))  # fmt: skip
+    print("| process | CPU s | share of one core | ms per request |\n| --- | --- | --- | --- |")
+    for family, seconds in sorted(spent.items(), key=lambda kv: -kv[1]):
+        print(f"| {family} | {seconds:.2f} | {seconds / wall:.0%} | {seconds / result.requests * 1000:.3f} |")
+    total = sum(spent.values())
+    print(f"| all | {total:.2f} | {total / wall:.0%} | {total / result.requests * 1000:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
