@@ -2,6 +2,7 @@
 
 import hmac
 from functools import cached_property
+from http import HTTPStatus
 from typing import Any, Union
 
 from scim2_models import (
@@ -30,6 +31,7 @@ from scim2_models import (
     ServiceProviderConfig,
     Sort,
 )
+from scim2_server.responses import ScimResponse
 from scim2_server.service import ScimService
 
 from core.settings import Settings
@@ -104,13 +106,26 @@ def _accept_directory_domains() -> None:
     ]
 
 
+class Service(ScimService):
+    """The library's service, with one cost taken out: a PATCH answered 204 (no attributes
+    asked for) carries only the resource's ETag, which the library reads from a published deep
+    copy of the whole resource (a group's every member: ~8% of ingest's time in a sync's group
+    PATCHes). The answer is the same: `publish` keeps `meta.version` unless ETags are off."""
+
+    def patch_response(self, base_url: str, resource: Resource[Any], response_parameters: Any) -> ScimResponse:
+        if response_parameters.attributes or response_parameters.excluded_attributes:
+            return super().patch_response(base_url, resource, response_parameters)
+        version = resource.meta.version if resource.meta is not None and self.etag_supported else None
+        return ScimResponse(HTTPStatus.NO_CONTENT, None, {"ETag": version} if version else {})
+
+
 def build_service(settings: Settings) -> tuple[ScimService, dict[str, type[Resource[Any]]]]:
     """The protocol service, and the model of each resource type by name."""
     _accept_directory_domains()
     provider = build_provider(settings)
     # the cursors' key, sealed by the library (AES-GCM): every ingest process derives the same one
     secret = hmac.new(settings.secret_key.get_secret_value().encode(), b"provisioner scim cursors", "sha256").digest()
-    service = ScimService(provider, secret=secret)
+    service = Service(provider, secret=secret)
     models = {type_name(rt): service.get_model(rt) for rt in provider.resource_types}
     _KEPT.extend(_parametrized(service))
     return service, models
