@@ -195,6 +195,7 @@ class ScimEndpoint:
             deadline=deadline,
             max_candidates=self.settings.scim_max_candidates,
             patch_work=(operations, self.settings.scim_max_patch_work),
+            answer_body=not _answered_204(request),
         )
         lean = self._one_statement(request, org, storage, conn, deadline)
         if lean is not None:
@@ -286,3 +287,10 @@ class _NoStorage:
 
     def operation(self) -> Any:
         raise RuntimeError("no storage for discovery")
+
+
+def _answered_204(request: ScimRequest) -> bool:
+    """A PATCH that asks for no attributes: answered 204 No Content, with the new ETag only."""
+    asked = {k.casefold() for k in request.query}
+    return request.method.upper() == "PATCH" and not asked & {"attributes", "excludedattributes"}
+

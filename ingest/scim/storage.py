@@ -87,6 +87,7 @@ class PgStorage(ScimStorage):
         deadline: Deadline | None = None,
         max_candidates: int | None = None,
         patch_work: tuple[int, int] = (0, 0),
+        answer_body: bool = True,
     ):
         self.uow = uow
         self.conn = uow.conn
@@ -100,6 +101,8 @@ class PgStorage(ScimStorage):
         self.max_candidates = max_candidates
         self.patch_operations, self.max_patch_work = patch_work  # a PATCH's operations, and their bound x members
         self._members_cache: dict[str, dict[str, str]] = {}
+        # False for a PATCH whose answer is a 204: only the new ETag is read of what `update` returns
+        self.answer_body = answer_body
 
     # -- reading -----------------------------------------------------------------------
 
@@ -289,6 +292,10 @@ class PgStorage(ScimStorage):
             before = self._current_members(resource_id)
             member_types = self._write_members(resource_id, before, member_types, displays)
             self._stage(changes.group_events(self.org, resource_id, dict(row.data), data, before, member_types, version))
+        if not self.answer_body:  # no second read of the whole group (ingest.scim.provider.Service)
+            resource.meta = Meta(resource_type=name, created=updated.created_at, last_modified=updated.updated_at,
+                                 version=_etag(version))  # fmt: skip
+            return resource
         return self.get(resource_type, resource_id)
 
     def delete(self, resource_type: ResourceType, resource_id: str, *, expected_version: str | None = None) -> None:

@@ -348,3 +348,21 @@ def test_token_rotation_keeps_old_token_during_overlap(scim_org, engine, setting
     newer = orgs.rotate_token(engine, scim_org.slug, overlap_seconds=0)
     assert scim_org.client.get("/Users").status_code == 401
     assert scim_org.client.get("/Users", headers={"Authorization": f"Bearer {newer}"}).status_code == 200
+
+
+def test_a_group_patch_answers_204_with_the_etag_a_get_then_shows_or_the_group_when_asked(scim_org):
+    c = scim_org.client
+    users = [new_user(c, f"gp{i}") for i in range(3)]
+    group = c.post("/Groups", json={"schemas": [GROUP], "displayName": "Patched"}).json()
+    add = {"schemas": [PATCH], "Operations": [{"op": "add", "path": "members", "value": [{"value": u["id"]} for u in users[:2]]}]}
+    r = c.patch(f"/Groups/{group['id']}", json=add, headers={"If-Match": group["meta"]["version"]})
+    assert r.status_code == 204 and not r.content
+    got = c.get(f"/Groups/{group['id']}")
+    assert r.headers["ETag"] == got.headers["ETag"] == got.json()["meta"]["version"] != group["meta"]["version"]
+    assert sorted(m["value"] for m in got.json()["members"]) == sorted(u["id"] for u in users[:2])
+    one_more = {"schemas": [PATCH], "Operations": [{"op": "add", "path": "members", "value": [{"value": users[2]["id"]}]}]}
+    asked = c.patch(f"/Groups/{group['id']}?attributes=members", json=one_more, headers={"If-Match": r.headers["ETag"]})
+    assert asked.status_code == 200, asked.text
+    body = asked.json()
+    assert sorted(m["value"] for m in body["members"]) == sorted(u["id"] for u in users)
+    assert asked.headers["ETag"] == c.get(f"/Groups/{group['id']}").headers["ETag"]
