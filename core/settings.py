@@ -103,7 +103,8 @@ class Settings(BaseSettings):
     # How long an RFC 9865 cursor (`nextCursor`) of a SCIM list stays valid; announced as pagination.cursorTimeout.
     scim_cursor_timeout_seconds: int = Field(3600, gt=0)
     scim_lean_reads: bool = True  # common User reads from the stored JSON (ingest/scim/lean.py); off: all by the library
-    # POST /Users in one statement and round trip (ingest/scim/lean_create.py); off: by the library and the storage
+    # POST /Users in one statement and round trip (ingest/scim/lean_create.py), and group PATCHes of members
+    # without the library's work on the whole group (ingest/scim/lean_patch.py); off: by the library and the storage
     scim_lean_writes: bool = True
     # SCIM filters (and PATCH paths) longer or more deeply nested are 400 invalidFilter (invalidPath)
     max_filter_length: int = 4096

@@ -108,9 +108,10 @@ class Consumer:
             return None
         return int(got[1]) if got is not None and got[1] >= 0 else None
 
-    def position(self, tp: Partition, timeout_ms: int = 0) -> int | None:
+    def position(self, tp: Partition, timeout_ms: int = 5000) -> int | None:
         """The next offset to hand out: the last handed out + 1, else (nothing handed out yet) the
-        group's committed offset, as kafka-python's `position` answers."""
+        group's committed offset, asked of the coordinator within `timeout_ms`, as kafka-python's
+        `position` answers; None if it cannot tell in time."""
         partition = [confluent_kafka.TopicPartition(tp.topic, tp.partition)]
         (found,) = self._consumer.position(partition)
         if found.offset < 0:

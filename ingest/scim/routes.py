@@ -39,6 +39,7 @@ from ingest.scim.fairness import CpuClock, OrgFairness
 from ingest.scim.guards import Limits
 from ingest.scim.lean import LeanReads
 from ingest.scim.lean_create import LeanCreate
+from ingest.scim.lean_patch import LeanMemberPatch
 from ingest.scim.limits import RateLimitedException, UnavailableException
 from ingest.scim.provider import build_service
 from ingest.scim.storage import PgStorage
@@ -73,6 +74,7 @@ class ScimEndpoint:
         reads = LeanReads(self.service, self._cost, settings.max_results)
         self._lean = reads if settings.scim_lean_reads else None
         self._lean_create = LeanCreate(reads, self.topics) if settings.scim_lean_writes else None
+        self._lean_patch = LeanMemberPatch(self.service, settings.scim_max_members) if settings.scim_lean_writes else None
 
     def _switch_interval(self, contended: bool) -> None:
         """Short interpreter turns while orgs share the process, Python's own while one org has it (a sync's throughput)."""
@@ -202,7 +204,9 @@ class ScimEndpoint:
             return lean
         with conn.begin():
             deadline.bound(conn)
-            response = ScimHandler(self.service, storage).handle(request)
+            response = self._lean_patch.serve(request, storage, conn) if self._lean_patch else None
+            if response is None:
+                response = ScimHandler(self.service, storage).handle(request)
             audit.stage(conn, int(response.status), correlation_id)
         audit.committed()
         return response

@@ -54,7 +54,7 @@ def test_a_commit_covers_what_was_polled_and_the_group_goes_on_from_there(settin
     assert all(r.topic == topic and dict(r.headers) == dict(STRUCTURED) for r in rest)
     second.commit()
     # the lag of each partition a fetch has told the high watermark of (not yet known: no lag reported)
-    known = [(second.highwater(tp), second.position(tp)) for tp in second.assignment()]
+    known = [(second.highwater(tp), second.position(tp, timeout_ms=10_000)) for tp in second.assignment()]
     known = [(high, position) for high, position in known if high is not None]
     assert known and all(high == position for high, position in known), known
     second.close(autocommit=False)
