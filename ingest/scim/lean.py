@@ -37,7 +37,7 @@ from ingest.scim.paging import json_name
 
 _LOOKUP = re.compile(r'^\s*(userName|externalId)\s+eq\s+"((?:[^"\\]|\\.)*)"\s*$', re.IGNORECASE)
 _LIST = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
-_CONDITIONAL = ("if-match", "if-none-match", "if-modified-since", "if-unmodified-since")
+CONDITIONAL = ("if-match", "if-none-match", "if-modified-since", "if-unmodified-since")
 
 
 class LeanReads:
@@ -60,7 +60,7 @@ class LeanReads:
 
     def serve(self, request: ScimRequest, org_id: str, conn: Any) -> ScimResponse | None:
         """The response, or None when the library must answer."""
-        if request.method.upper() != "GET" or any(request.header(h) for h in _CONDITIONAL):
+        if request.method.upper() != "GET" or any(request.header(h) for h in CONDITIONAL):
             return None
         parts = request.path.strip("/").split("/")
         if not parts or parts[0].casefold() != self.endpoint or len(parts) > 2:

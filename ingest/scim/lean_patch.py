@@ -28,6 +28,7 @@ from http import HTTPStatus
 from typing import Any
 
 import orjson
+from scim2_models import InvalidValueException
 from scim2_server.requests import ScimRequest
 from scim2_server.responses import ScimResponse
 from scim2_server.routing import Operation
@@ -36,11 +37,11 @@ from sqlalchemy import delete, func, insert, select, update
 from core.tables import scim_group_members as gm
 from core.tables import scim_resources as t
 from ingest.scim import changes
-from ingest.scim.storage import PgStorage
+from ingest.scim.lean import CONDITIONAL
+from ingest.scim.storage import PgStorage, etag
 
 _PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 _BY_VALUE = re.compile(r'^\s*members\s*\[\s*value\s+eq\s+"([^"\\]+)"\s*\]\s*$', re.IGNORECASE)
-_CONDITIONAL = ("if-match", "if-none-match", "if-modified-since", "if-unmodified-since")
 Change = tuple[str, str, str | None]  # ("add" | "remove", member id, display)
 
 
@@ -54,7 +55,7 @@ class LeanMemberPatch:
 
     def serve(self, request: ScimRequest, storage: PgStorage, conn: Any) -> ScimResponse | None:
         """The 204, staged in the request's transaction; or None, with nothing written."""
-        if request.method.upper() != "PATCH" or request.query or any(request.header(h) for h in _CONDITIONAL):
+        if request.method.upper() != "PATCH" or request.query or any(request.header(h) for h in CONDITIONAL):
             return None
         target = self.service.match(request)
         if target.operation is not Operation.patch or target.me or target.endpoint is None or not target.resource_id:
@@ -88,11 +89,12 @@ class LeanMemberPatch:
             return None  # an add of a member or a remove of a non-member: the library's answer
         after = {m: kind for m, kind in before.items() if m not in removed}
         if added:
-            found = {r.id: r.resource_type for r in conn.execute(
-                select(t.c.id, t.c.resource_type).where(t.c.org_id == org.id, t.c.id.in_(added)).with_for_update(read=True)
-            )}  # fmt: skip
-            if len(found) < len(added) or "Group" in found.values():
-                return None  # a member that is not a resource of the org, or a nested group: the library's rules
+            try:
+                found = storage.existing_members(added)
+            except InvalidValueException:
+                return None  # a member that is not a resource of the org: the library's 400
+            if "Group" in found.values():
+                return None  # a nested group: the library's cycle rule
             after.update(found)
             count = conn.execute(select(func.count()).where(gm.c.org_id == org.id, gm.c.group_id == group_id)).scalar_one()
             if count + len(added) - len(removed) > self.max_members:
@@ -115,7 +117,7 @@ class LeanMemberPatch:
 
 
 def _no_content(version: int) -> ScimResponse:
-    return ScimResponse(HTTPStatus.NO_CONTENT, None, {"ETag": f'W/"{version}"'})
+    return ScimResponse(HTTPStatus.NO_CONTENT, None, {"ETag": etag(version)})
 
 
 def _changes(body: bytes | str | None) -> list[Change] | None:

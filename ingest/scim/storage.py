@@ -56,7 +56,7 @@ _CREATE = {
 }
 
 
-def _etag(version: int) -> str:
+def etag(version: int) -> str:
     return f'W/"{version}"'
 
 
@@ -159,7 +159,7 @@ class PgStorage(ScimStorage):
             resource_type=row.resource_type,
             created=row.created_at,
             last_modified=row.updated_at,
-            version=_etag(row.version),
+            version=etag(row.version),
         )
         return resource
 
@@ -294,7 +294,7 @@ class PgStorage(ScimStorage):
             self._stage(changes.group_events(self.org, resource_id, dict(row.data), data, before, member_types, version))
         if not self.answer_body:  # no second read of the whole group (ingest.scim.provider.Service)
             resource.meta = Meta(resource_type=name, created=updated.created_at, last_modified=updated.updated_at,
-                                 version=_etag(version))  # fmt: skip
+                                 version=etag(version))  # fmt: skip
             return resource
         return self.get(resource_type, resource_id)
 
@@ -319,7 +319,7 @@ class PgStorage(ScimStorage):
             raise NotFoundException(detail=f"{resource_type.name} {resource_id!r} not found")
         wanted = _version_of(expected_version)
         if wanted is not None and wanted != row.version:
-            raise PreconditionFailedException(detail=f"version is {_etag(row.version)}, not {expected_version}")
+            raise PreconditionFailedException(detail=f"version is {etag(row.version)}, not {expected_version}")
         return row
 
     def _current_members(self, group_id: str) -> dict[str, str]:
@@ -328,7 +328,7 @@ class PgStorage(ScimStorage):
         )
         return {r.member_id: r.member_type for r in rows}
 
-    def _existing_members(self, ids: list[str]) -> dict[str, str]:
+    def existing_members(self, ids: list[str]) -> dict[str, str]:
         """The resource type of each new member; a member that is not in this org is refused."""
         storable = [m for m in ids if "\x00" not in m]
         rows = self.conn.execute(
@@ -350,7 +350,7 @@ class PgStorage(ScimStorage):
         added = [m for m in after if m not in before]
         removed = [m for m in before if m not in after]
         if added:
-            after = {**after, **self._existing_members(added)}
+            after = {**after, **self.existing_members(added)}
             rules.refuse_cycle(self.conn, self.org.id, group_id, [m for m in added if after[m] == "Group"])
         if removed:
             self.conn.execute(
