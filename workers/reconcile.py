@@ -184,8 +184,10 @@ def fix(settings: Settings, engine: Engine, drifts: list[Drift]) -> list[Drift]:
             continue
         with SqlUnitOfWork.begin(engine, topics) as uow:
             outbox.track_staged(uow.conn)
-            outcomes = repair(uow, drift, slugs.get(drift.org_id, ""), run)
-            drift.staged = outbox.staged_types(uow.conn)
+            try:
+                outcomes = repair(uow, drift, slugs.get(drift.org_id, ""), run)
+            finally:
+                drift.staged = outbox.staged_types(uow.conn)  # a repair that raised stops the tracking too
         drift.fixed = bool(outcomes) and all(o == "applied" for o in outcomes)
     return drifts
 

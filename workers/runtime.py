@@ -175,20 +175,23 @@ def _in_transaction(
     with SqlUnitOfWork.begin(engine, topics) as uow:
         conn = uow.conn
         outbox.track_staged(conn)
-        for record, error in undecodable:
-            _dead_letter(conn, consumer, record, error, topic)
-            outcomes.append(("undecodable", Outcome.DEAD_LETTERED))
-        if isolate:
-            by_event = _apply_one_by_one(uow, consumer, handler, decoded, topic)
-        else:
-            by_event = _apply_at_once(uow, consumer, handler, [event for _, event in decoded])
-        for event, outcome in by_event:
-            outcomes.append((event.type, outcome))
-            if outcome == Outcome.APPLIED:
-                applied.append(event)
-            if log.isEnabledFor(logging.DEBUG):
-                log.debug("event %s", outcome, extra={**_context(event), "outcome": outcome, "consumer": consumer})
-        return outbox.staged_types(conn)
+        try:
+            for record, error in undecodable:
+                _dead_letter(conn, consumer, record, error, topic)
+                outcomes.append(("undecodable", Outcome.DEAD_LETTERED))
+            if isolate:
+                by_event = _apply_one_by_one(uow, consumer, handler, decoded, topic)
+            else:
+                by_event = _apply_at_once(uow, consumer, handler, [event for _, event in decoded])
+            for event, outcome in by_event:
+                outcomes.append((event.type, outcome))
+                if outcome == Outcome.APPLIED:
+                    applied.append(event)
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug("event %s", outcome, extra={**_context(event), "outcome": outcome, "consumer": consumer})
+            return outbox.staged_types(conn)
+        finally:
+            outbox.staged_types(conn)  # a batch that raised stops the tracking too
 
 
 def _apply_at_once(uow: SqlUnitOfWork, consumer: str, handler: Handler, events: list[Event]) -> list[tuple[Event, str]]:
