@@ -3,6 +3,11 @@ pipeline, and each process family's CPU seconds per request read from /proc (ing
 Kafka, the relay, each worker). A profile's first step, not a benchmark: it writes nothing.
 
     python -m bench.cpu_split [--seconds 12] [--people 60000] [--no-pipeline]
+    python -m bench.cpu_split --drain 20    # the same for a drain: CPU per user.created applied
+
+With --drain, users are created for that many seconds with the relay paused (the outbox fills, as
+in make bench's drain), then the relay resumes and the CPU is counted until every user is a member
+and every consumer has gone quiet.
 
 Run on the running stack (`bash deploy/local/stack.sh env`), on a fresh database of its own.
 """
@@ -10,11 +15,14 @@ Run on the running stack (`bash deploy/local/stack.sh env`), on a fresh database
 import argparse
 import json
 import os
+import signal
 import time
 import uuid
 
+from sqlalchemy import Engine, text
+
 from bench import scenarios
-from bench.harness import fresh_system, wrk
+from bench.harness import System, fresh_system, wrk
 from domain import orgs, service_tokens
 
 
@@ -46,15 +54,60 @@ def cpu_ticks() -> dict[str, int]:
     return out
 
 
+def _print_split(spent: dict[str, float], wall: float, count: int, unit: str) -> None:
+    print(f"| process | CPU s | share of one core | ms per {unit} |\n| --- | --- | --- | --- |")
+    for family, seconds in sorted(spent.items(), key=lambda kv: -kv[1]):
+        print(f"| {family} | {seconds:.2f} | {seconds / wall:.0%} | {seconds / count * 1000:.3f} |")
+    total = sum(spent.values())
+    print(f"| all | {total:.2f} | {total / wall:.0%} | {total / count * 1000:.3f} |")
+
+
+def _since(before: dict[str, int], after: dict[str, int]) -> dict[str, float]:
+    hz = os.sysconf("SC_CLK_TCK")
+    return {k: (after[k] - before.get(k, 0)) / hz for k in after if after[k] > before.get(k, 0)}
+
+
+def drain(system: System, engine: Engine, seconds: int) -> None:
+    system.start_pipeline()
+    scenarios._wait_idle(engine)
+    relay = system.children["relay"]
+    relay.send_signal(signal.SIGSTOP)
+    try:
+        org, token = orgs.create(engine, "drain-" + uuid.uuid4().hex[:6])
+        url = orgs.scim_base_url(system.settings.public_url, org.slug) + "/Users"
+        wrk(url, "post_users.lua", connections=16, seconds=seconds,
+            env={"BENCH_TOKEN": token, "BENCH_PREFIX": "d" + uuid.uuid4().hex[:6]})  # fmt: skip
+        with engine.connect() as conn:
+            events = conn.execute(text("SELECT count(*) FROM scim_resources WHERE org_id = :o"), {"o": org.id}).scalar()
+        expected = scenarios._applied(engine) + events
+        before, started = cpu_ticks(), time.monotonic()
+    finally:
+        relay.send_signal(signal.SIGCONT)
+    while scenarios._applied(engine) < expected and time.monotonic() - started < 600:
+        time.sleep(0.1)
+    applied_after, at_applied = time.monotonic() - started, cpu_ticks()
+    scenarios._wait_idle(engine)
+    print(json.dumps({"users": events, "members_applied_seconds": round(applied_after, 2),
+                      "events_per_second": round(events / applied_after, 1)}))  # fmt: skip
+    print("\nuntil every user is a member:")
+    _print_split(_since(before, at_applied), applied_after, events, "event")
+    print("\nuntil every consumer is quiet (the conflict, billing and signals workers' share included):")
+    _print_split(_since(before, cpu_ticks()), time.monotonic() - started, events, "event")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=12)
     parser.add_argument("--people", type=int, default=60_000)
     parser.add_argument("--no-pipeline", action="store_true", help="ingest alone: the outbox fills")
+    parser.add_argument("--drain", type=int, metavar="SECONDS", help="fill the outbox this long, then split its drain")
     args = parser.parse_args()
     settings, engine, system = fresh_system()
     try:
         system.start_ingest()
+        if args.drain:
+            drain(system, engine, args.drain)
+            return
         if not args.no_pipeline:
             system.start_pipeline()
         org, _ = orgs.create(engine, "cpu-" + uuid.uuid4().hex[:6])
@@ -70,15 +123,10 @@ def main() -> None:
     finally:
         system.stop()
         engine.dispose()
-    hz = os.sysconf("SC_CLK_TCK")
-    spent = {k: (after[k] - before.get(k, 0)) / hz for k in after if after[k] > before.get(k, 0)}
+    spent = _since(before, after)
     print(json.dumps({"requests_per_second": result.requests_per_second, "p99_ms": result.p99_ms, "errors": result.errors,
                       "pipeline": not args.no_pipeline}))  # fmt: skip
-    print("| process | CPU s | share of one core | ms per request |\n| --- | --- | --- | --- |")
-    for family, seconds in sorted(spent.items(), key=lambda kv: -kv[1]):
-        print(f"| {family} | {seconds:.2f} | {seconds / wall:.0%} | {seconds / result.requests * 1000:.3f} |")
-    total = sum(spent.values())
-    print(f"| all | {total:.2f} | {total / wall:.0%} | {total / result.requests * 1000:.3f} |")
+    _print_split(spent, wall, result.requests, "request")
 
 
 if __name__ == "__main__":
