@@ -15,11 +15,10 @@ Run on the running stack (`bash deploy/local/stack.sh env`), on a fresh database
 import argparse
 import json
 import os
-import signal
 import time
 import uuid
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from bench import scenarios
 from bench.harness import System, fresh_system, wrk
@@ -70,19 +69,10 @@ def _since(before: dict[str, int], after: dict[str, int]) -> dict[str, float]:
 def drain(system: System, engine: Engine, seconds: int) -> None:
     system.start_pipeline()
     scenarios._wait_idle(engine)
-    relay = system.children["relay"]
-    relay.send_signal(signal.SIGSTOP)
-    try:
-        org, token = orgs.create(engine, "drain-" + uuid.uuid4().hex[:6])
-        url = orgs.scim_base_url(system.settings.public_url, org.slug) + "/Users"
-        wrk(url, "post_users.lua", connections=16, seconds=seconds,
-            env={"BENCH_TOKEN": token, "BENCH_PREFIX": "d" + uuid.uuid4().hex[:6]})  # fmt: skip
-        with engine.connect() as conn:
-            events = conn.execute(text("SELECT count(*) FROM scim_resources WHERE org_id = :o"), {"o": org.id}).scalar()
-        expected = scenarios._applied(engine) + events
-        before, started = cpu_ticks(), time.monotonic()
-    finally:
-        relay.send_signal(signal.SIGCONT)
+    expected = scenarios._applied(engine)
+    events = scenarios.fill_paused(system, engine, seconds, "drain")
+    expected += events
+    before, started = cpu_ticks(), time.monotonic()
     while scenarios._applied(engine) < expected and time.monotonic() - started < 600:
         time.sleep(0.1)
     applied_after, at_applied = time.monotonic() - started, cpu_ticks()

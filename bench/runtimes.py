@@ -20,7 +20,7 @@ from bench.harness import System, wrk
 from domain import orgs
 
 RUNTIMES = ("kafka-python", "faust")
-_PIPELINE = ("relay", "membership", "billing", "conflicts", "signals")
+_PIPELINE = scenarios.PIPELINE
 
 
 def _count(engine: Engine, sql: str) -> int:

@@ -1,6 +1,7 @@
 """Benchmark scenarios. Each returns plain dicts of figures; medians over repeats where timed."""
 
 import os
+import signal
 import statistics
 import tempfile
 import time
@@ -12,7 +13,7 @@ import orjson
 from sqlalchemy import Engine, text
 
 from bench.harness import PacedResult, System, start_reference, vegeta, wrk, wrk_until
-from core.settings import Settings, free_port
+from core.settings import free_port
 from domain import orgs, service_tokens
 
 
@@ -135,8 +136,47 @@ def _applied(engine: Engine) -> int:
         return conn.execute(text("SELECT count(*) FROM members WHERE source = 'scim'")).scalar()
 
 
-def pipeline_drain(system: System, engine: Engine, expected: int, timeout: float) -> dict[str, Any]:
-    """Start the relay and workers on a full outbox; time until every user is a member."""
+PIPELINE = ("relay", "membership", "billing", "conflicts", "signals")
+
+
+def fill_paused(system: System, engine: Engine, seconds: int, name: str) -> int:
+    """With the pipeline running and its relay paused (SIGSTOP), POST users into a new org for
+    `seconds` (wrk, 16 connections): the outbox fills while the workers stay in their groups.
+    The relay resumes before this returns; returns the users created."""
+    org, token = orgs.create(engine, f"{name}-{uuid.uuid4().hex[:6]}")
+    url = orgs.scim_base_url(system.settings.public_url, org.slug) + "/Users"
+    relay = system.children["relay"]
+    relay.send_signal(signal.SIGSTOP)
+    try:
+        wrk(url, "post_users.lua", connections=16, seconds=seconds,
+            env={"BENCH_TOKEN": token, "BENCH_PREFIX": f"{name[:5]}{uuid.uuid4().hex[:6]}"})  # fmt: skip
+        with engine.connect() as conn:
+            return int(conn.execute(text("SELECT count(*) FROM scim_resources WHERE org_id = :o"), {"o": org.id}).scalar())
+    finally:
+        relay.send_signal(signal.SIGCONT)
+
+
+def warm_up(system: System, engine: Engine, seconds: int, rounds: int) -> dict[str, Any]:
+    """Before anything is timed, the pipeline drains what `seconds` of writes left, `rounds` times,
+    then stops. A freshly started broker's JVM is still compiling its hot paths: on the first
+    ~50,000 events of a drain it spent 2-3x the CPU per event of a broker that has run a while
+    (bench/notes.md "A warm broker"), and a broker in production has run a while."""
+    users, started = 0, time.monotonic()
+    if not rounds:
+        return {"users": 0, "rounds": 0, "seconds": 0.0}
+    system.start_pipeline()
+    try:
+        for _ in range(rounds):
+            users += fill_paused(system, engine, seconds, "bench-warmup")
+            _wait_idle(engine)
+    finally:
+        system.stop(*PIPELINE)
+    return {"users": users, "rounds": rounds, "seconds": round(time.monotonic() - started, 1)}
+
+
+def pipeline_drain(system: System, engine: Engine, events: int, expected: int, timeout: float) -> dict[str, Any]:
+    """Start the relay and workers on an outbox of `events` users; time until `expected` users
+    are members (those of earlier scenarios included)."""
     started = time.monotonic()
     system.start_pipeline()
     ready = time.monotonic() - started
@@ -144,9 +184,9 @@ def pipeline_drain(system: System, engine: Engine, expected: int, timeout: float
     while _applied(engine) < expected and time.monotonic() - t0 < timeout:
         time.sleep(0.25)
     elapsed = time.monotonic() - t0
-    applied = _applied(engine)
+    applied = _applied(engine) - (expected - events)
     return {
-        "events": expected,
+        "events": events,
         "applied": applied,
         "seconds": round(elapsed, 2),
         "events_per_second": round(applied / elapsed, 1) if elapsed else None,
@@ -312,54 +352,6 @@ def billing(system: System, engine: Engine, people: int, seconds: int) -> dict[s
                         "success_ratio": paced.success_ratio, "first_logins": len(values),
                         "billed_within_seconds_after_load": round(waited, 2), "login_to_billing_fact": _quantiles_ms(values)}
     return out
-
-
-# -- 6. The limits of this box -----------------------------------------------------------------
-
-
-def box_limits(settings: Settings, engine: Engine, messages: int) -> dict[str, Any]:
-    from kafka import KafkaConsumer, KafkaProducer
-
-    from events.kafka import ensure_topics
-
-    topic = f"{settings.topic_lifecycle}.raw"
-    ensure_topics(settings.model_copy(update={"topic_lifecycle": topic}))
-    value = b"x" * 600  # about the size of a lifecycle event
-    producer = KafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers.split(","), acks="all", enable_idempotence=True, linger_ms=5
-    )
-    t0 = time.monotonic()
-    for i in range(messages):
-        producer.send(topic, key=str(i % 1000).encode(), value=value)
-    producer.flush()
-    produce = messages / (time.monotonic() - t0)
-    producer.close()
-    consumer = KafkaConsumer(
-        topic, bootstrap_servers=settings.kafka_bootstrap_servers.split(","), group_id=None,
-        auto_offset_reset="earliest", max_poll_records=2000,
-    )
-    got, t0 = 0, time.monotonic()
-    while got < messages and time.monotonic() - t0 < 60:
-        got += sum(len(b) for b in consumer.poll(timeout_ms=500).values())
-    consume = got / (time.monotonic() - t0)
-    consumer.close()
-    with engine.begin() as conn:
-        conn.execute(text("CREATE TABLE IF NOT EXISTS bench_commits (id bigserial primary key, v text)"))
-    raw = engine.raw_connection()
-    cur = raw.cursor()
-    n, t0 = 0, time.monotonic()
-    while time.monotonic() - t0 < 5:
-        cur.execute("INSERT INTO bench_commits (v) VALUES ('x')")
-        raw.commit()
-        n += 1
-    raw.close()
-    return {
-        "kafka_produce_per_second": round(produce, 1),
-        "kafka_consume_per_second": round(consume, 1),
-        "kafka_message_bytes": len(value),
-        "kafka_client": "kafka-python, acks=all, idempotent, linger 5 ms",
-        "postgres_single_row_commits_per_second": round(n / 5, 1),
-    }
 
 
 # -- 3. Initial sync: Entra's first cycle for one org ------------------------------------------
