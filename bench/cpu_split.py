@@ -4,6 +4,7 @@ Kafka, the relay, each worker). A profile's first step, not a benchmark: it writ
 
     python -m bench.cpu_split [--seconds 12] [--people 60000] [--no-pipeline]
     python -m bench.cpu_split --drain 20    # the same for a drain: CPU per user.created applied
+    python -m bench.cpu_split --sync 20000  # the same for make bench's initial sync: CPU per user
 
 With --drain, users are created for that many seconds with the relay paused (the outbox fills, as
 in make bench's drain), then the relay resumes and the CPU is counted until every user is a member
@@ -18,7 +19,7 @@ import os
 import time
 import uuid
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from bench import scenarios
 from bench.harness import System, fresh_system, wrk
@@ -91,12 +92,25 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=60_000)
     parser.add_argument("--no-pipeline", action="store_true", help="ingest alone: the outbox fills")
     parser.add_argument("--drain", type=int, metavar="SECONDS", help="fill the outbox this long, then split its drain")
+    parser.add_argument("--sync", type=int, metavar="USERS", help="split an Entra-shaped initial sync of this many users")
     args = parser.parse_args()
     settings, engine, system = fresh_system()
     try:
         system.start_ingest()
         if args.drain:
             drain(system, engine, args.drain)
+            return
+        if args.sync:
+            # as in make bench, other orgs' users are in the table's statistics when the sync begins
+            seeded, _ = orgs.create(engine, "cpu-seed-" + uuid.uuid4().hex[:6])
+            with engine.begin() as conn:
+                conn.execute(text(scenarios._SEED), {"org": seeded.id, "start": 0, "stop": 100_000})
+                conn.execute(text("ANALYZE scim_resources"))
+            system.start_pipeline()
+            before, started = cpu_ticks(), time.monotonic()
+            sync = scenarios.initial_sync(system, engine, args.sync, 32)
+            print(json.dumps(sync))
+            _print_split(_since(before, cpu_ticks()), time.monotonic() - started, args.sync, "user")
             return
         if not args.no_pipeline:
             system.start_pipeline()

@@ -98,8 +98,11 @@ scim_resources = Table(
         unique=True,
         postgresql_where=text("resource_type = 'User'"),
     ),
-    Index("ix_scim_resources_external_id", "org_id", "resource_type", "external_id"),
-    Index("ix_scim_resources_display_name", "org_id", "resource_type", "display_name_ci"),
+    # for `eq` lookups only, so partial: a userName lookup cannot take them for its own (migration 0017)
+    Index("ix_scim_resources_external_id", "org_id", "resource_type", "external_id", "id",
+          postgresql_where=text("external_id IS NOT NULL")),
+    Index("ix_scim_resources_display_name", "org_id", "resource_type", "display_name_ci",
+          postgresql_where=text("display_name_ci IS NOT NULL")),
     Index("ix_scim_resources_emails", "emails_ci", postgresql_using="gin"),
     Index("ix_scim_resources_type_id", "org_id", "resource_type", "id"),
 )
