@@ -113,9 +113,9 @@ effective_cache_size = 4GB
 maintenance_work_mem = 256MB
 work_mem = 16MB
 
-# Autovacuum looks at each table every 10 s (the default is 1 min): a new org's first sync is
-# in the planner's statistics after its first 5,000 rows (core/migrations/versions/0017), not a
-# minute of lookups later.
+# Autovacuum looks at each table every 10 s (the default is 1 min): a new org's first sync is in
+# the planner's statistics once its rows pass the tables' analyze threshold (migration 0006), not
+# up to a minute later.
 autovacuum_naptime = 10s
 
 # Durability stays on: the pipeline's crash tests must see real semantics.

@@ -10,15 +10,15 @@ first sync: how every org starts) is estimated at one row. At one row every inde
 `org_id` costs the same, and `(org_id, resource_type, id)` also spares the `ORDER BY id`: on a
 table with one org of 300,000 users analyzed and a new org of 20,000, `userName eq` and
 `externalId eq` read all 20,000 of the new org's users for every lookup (12-13 ms, growing with
-the org: a first sync quadratic in its size). PostgreSQL's autovacuum re-analyzes a table after
-10% of it changed, which on a large deployment a whole first sync may not reach.
+the org). Migration 0006 has these tables analyzed often, which shortens the time a new org is
+unknown but does not end it: until autovacuum next looks (a minute by default) and the org's
+rows pass the threshold, each lookup reads the org.
 
-- `ix_scim_resources_external_id` gains `id`: an `externalId eq` lookup ordered by id is served
-  by it alone, so it is the cheapest plan whatever the estimate (the `userName eq` lookup drops
-  its `ORDER BY`: the key is unique, ingest/scim/lean.py).
-- These tables are analyzed after every 5,000 changed rows, whatever their size, so a new org is
-  in the statistics soon after its first writes (with autovacuum's default one-minute naptime,
-  within a minute; deploy/local sets 10 s). ANALYZE samples 30,000 rows: ~0.1-0.3 s.
+- The `userName eq` lookup drops its `ORDER BY` (the key is unique in the org:
+  ingest/scim/lean.py).
+- The externalId and displayName indexes become partial (`... IS NOT NULL`: they serve only `eq`
+  lookups, which imply it), so a userName lookup cannot take them for its own, and the externalId
+  one ends with `id`, so an `externalId eq` lookup ordered by id is served by it alone.
 """
 
 import sqlalchemy as sa
@@ -29,8 +29,6 @@ down_revision = "0016"
 branch_labels = None
 depends_on = None
 
-TABLES = ("scim_resources", "members", "scim_group_members", "member_group_links")
-
 
 def upgrade() -> None:
     op.drop_index("ix_scim_resources_external_id", table_name="scim_resources")
@@ -39,15 +37,9 @@ def upgrade() -> None:
     op.drop_index("ix_scim_resources_display_name", table_name="scim_resources")
     op.create_index("ix_scim_resources_display_name", "scim_resources", ["org_id", "resource_type", "display_name_ci"],
                     postgresql_where=sa.text("display_name_ci IS NOT NULL"))
-    for table in TABLES:
-        op.execute(
-            f"ALTER TABLE {table} SET (autovacuum_analyze_scale_factor = 0, autovacuum_analyze_threshold = 5000)"
-        )
 
 
 def downgrade() -> None:
-    for table in TABLES:
-        op.execute(f"ALTER TABLE {table} RESET (autovacuum_analyze_scale_factor, autovacuum_analyze_threshold)")
     op.drop_index("ix_scim_resources_external_id", table_name="scim_resources")
     op.create_index("ix_scim_resources_external_id", "scim_resources", ["org_id", "resource_type", "external_id"])
     op.drop_index("ix_scim_resources_display_name", table_name="scim_resources")
